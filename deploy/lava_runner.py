@@ -1,0 +1,137 @@
+"""Run a netx HDF5 network in Lava's process simulator (``Loihi2SimCfg``,
+``fixed_pt``), our stand-in for the chip, on many samples in one run.
+
+Samples are laid end to end, ``reset_interval = T`` steps apart, and netx resets
+each layer one step after the one before it. Lava's Dense and Conv send at
+step t what they accumulated at t - 1, so layer l (1-based, counting the input
+layer when it has a neuron) sees sample k during steps
+    [k*T + l + o, k*T + l + o + T - 1]          (Lava's time starts at 1)
+with o = 0 when the first layer is an input neuron fed through its ``a_in``,
+and o = 1 when the spikes enter the first synaptic layer. We pass o as netx's
+``reset_offset`` so that every layer is reset on the very step it first sees a
+sample, and cut each layer's probe to that window.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from lavasparse.export.netx_format import NetDescription, read_network
+
+
+@dataclass
+class LavaRun:
+    """Per-layer spikes from a Lava run, each (N, *shape, T) in (C, H, W) order."""
+
+    desc: NetDescription
+    layer_names: list[str]
+    spikes: list[np.ndarray]
+    steps: int
+    lava_steps: int
+    seconds: float
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """Output neuron with most spikes per sample (lowest index on ties)."""
+        out = self.spikes[-1]
+        return out.reshape(out.shape[0], -1, out.shape[-1]).sum(-1).argmax(1)
+
+
+def as_batch(inputs: np.ndarray, desc: NetDescription) -> np.ndarray:
+    """Input as (N, *input_shape, T); accept (*input_shape, T) for one sample.
+
+    Raises ValueError stating the expected shape.
+    """
+    shape = tuple(desc.input_shape)
+    inputs = np.asarray(inputs)
+    if inputs.shape[:-1] == shape:
+        inputs = inputs[None]
+    if inputs.ndim != len(shape) + 2 or inputs.shape[1:-1] != shape or inputs.shape[-1] < 1:
+        dims = ", ".join(map(str, shape))
+        raise ValueError(f"input of shape {inputs.shape} does not fit {desc.path}: expected "
+                         f"({dims}, T) or (N, {dims}, T)")
+    if not np.all(np.isfinite(inputs)) or not np.array_equal(inputs, np.round(inputs)):
+        raise ValueError("input must hold integers (spikes, or graded input currents)")
+    return inputs.astype(np.int32)
+
+
+def _to_lava_order(x: np.ndarray) -> np.ndarray:
+    """(N, C, H, W, T) -> (N, W, H, C, T): netx's (x, y, z) order. Flat shapes pass."""
+    if x.ndim == 5:
+        return x.transpose(0, 3, 2, 1, 4)
+    return x
+
+
+def _from_lava_order(x: np.ndarray) -> np.ndarray:
+    if x.ndim == 4:  # (W, H, C, steps)
+        return x.transpose(2, 1, 0, 3)
+    return x
+
+
+def run_on_lava(net_path: str | Path, inputs: np.ndarray, chunk_steps: int = 2000,
+                progress: bool = True) -> LavaRun:
+    """Run ``inputs`` (N, *input_shape, T) through the network in ``net_path``.
+
+    The array is what enters the first layer: for an ``input`` layer with a
+    neuron it is added to that neuron's input current (``in_layer.neuron.a_in``,
+    as lava-dl's tutorials do); otherwise it is the spike input of the first
+    synaptic layer. The runtime is always stopped, on error and on Ctrl-C too.
+    """
+    from lava.lib.dl import netx
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+
+    desc = read_network(net_path)
+    x = as_batch(inputs, desc)
+    n, steps = x.shape[0], x.shape[-1]
+    offset = 0 if desc.has_input_neuron else 1
+    num_layers = len(desc.spiking_layers)
+    total = n * steps + num_layers + offset - 1
+
+    data = _to_lava_order(x)
+    data = np.moveaxis(data, 0, -2).reshape(*data.shape[1:-1], n * steps)
+    data = np.concatenate([data, np.zeros((*data.shape[:-1], total - n * steps), np.int32)], -1)
+
+    net = netx.hdf5.Network(net_config=str(net_path), reset_interval=steps, reset_offset=offset)
+    if len(net.layers) != num_layers:
+        raise RuntimeError(f"{net_path}: netx built {len(net.layers)} layers, we expected {num_layers}")
+    source = Source(data=data)
+    if desc.has_input_neuron:
+        source.s_out.connect(net.in_layer.neuron.a_in)
+    else:
+        source.s_out.connect(net.inp)
+    sinks = []
+    for layer in net.layers:
+        sink = Sink(shape=layer.out.shape, buffer=total)
+        layer.out.connect(sink.a_in)
+        sinks.append(sink)
+
+    t0 = time.time()
+    bar = tqdm(total=total, desc=f"Lava {Path(net_path).name}", unit="step",
+               disable=None if progress else True, leave=False)
+    try:
+        done = 0
+        while done < total:
+            k = min(chunk_steps, total - done)
+            net.run(condition=RunSteps(num_steps=k), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+            done += k
+            bar.update(k)
+        records = [np.asarray(s.data.get()) for s in sinks]
+    finally:
+        bar.close()
+        net.stop()
+    seconds = time.time() - t0
+
+    spikes = []
+    for l, rec in enumerate(records, start=1):
+        rec = _from_lava_order(rec)
+        start = l + offset - 1   # probe index of step k*T + l + o
+        per = [rec[..., start + k * steps: start + (k + 1) * steps] for k in range(n)]
+        spikes.append(np.stack(per).astype(np.int32))
+    return LavaRun(desc, [l.name for l in desc.spiking_layers], spikes, steps, total, seconds)

@@ -1,0 +1,166 @@
+"""Spiking networks from SLAYER CUBA blocks (Dense, Conv, Pool, Flatten).
+
+An architecture is a string of '-'-separated tokens, the first the input shape:
+  ``784-500-10``                dense layers (input 784, hidden 500, output 10)
+  ``1x8x8-c16k3-p2-64-10``      conv 16 channels 3x3 (padding k//2, stride 1),
+                                sum-pool 2x2, then dense 64 and 10
+Conv tokens: ``c{channels}k{kernel}[s{stride}][p{padding}]``; pool: ``p{kernel}``.
+A flatten is inserted before the first dense layer that follows a spatial one.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+import lava.lib.dl.slayer as slayer
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    kind: str                      # 'dense' | 'conv' | 'pool' | 'flatten'
+    out_shape: tuple[int, ...]     # (features,) or (C, H, W)
+    in_shape: tuple[int, ...]
+    kernel: int = 0
+    stride: int = 1
+    padding: int = 0
+
+
+def parse_arch(arch: str) -> list[LayerSpec]:
+    """Layer specs (with shapes) for an architecture string; see the module doc."""
+    tokens = [t for t in arch.strip().split("-") if t]
+    if len(tokens) < 2:
+        raise ValueError(f"architecture {arch!r}: need an input shape and at least one layer")
+    try:
+        shape = tuple(int(v) for v in tokens[0].split("x"))
+    except ValueError:
+        raise ValueError(f"architecture {arch!r}: bad input shape {tokens[0]!r}") from None
+    if len(shape) not in (1, 3):
+        raise ValueError(f"architecture {arch!r}: input shape must be N or CxHxW")
+    layers: list[LayerSpec] = []
+    for tok in tokens[1:]:
+        if m := re.fullmatch(r"c(\d+)k(\d+)(?:s(\d+))?(?:p(\d+))?", tok):
+            if len(shape) != 3:
+                raise ValueError(f"architecture {arch!r}: conv {tok!r} needs a CxHxW input")
+            ch, k = int(m[1]), int(m[2])
+            s = int(m[3] or 1)
+            p = int(m[4]) if m[4] is not None else k // 2
+            h = (shape[1] + 2 * p - k) // s + 1
+            w = (shape[2] + 2 * p - k) // s + 1
+            if h < 1 or w < 1:
+                raise ValueError(f"architecture {arch!r}: {tok!r} leaves no output pixels")
+            layers.append(LayerSpec("conv", (ch, h, w), shape, k, s, p))
+        elif m := re.fullmatch(r"p(\d+)", tok):
+            if len(shape) != 3:
+                raise ValueError(f"architecture {arch!r}: pool {tok!r} needs a CxHxW input")
+            k = int(m[1])
+            if shape[1] % k or shape[2] % k:
+                # SLAYER's pool pads odd sizes in a way the deployed conv cannot mirror.
+                raise ValueError(f"architecture {arch!r}: pool {tok!r} needs H and W divisible "
+                                 f"by {k}, got {shape[1]}x{shape[2]}")
+            layers.append(LayerSpec("pool", (shape[0], shape[1] // k, shape[2] // k), shape, k, k, 0))
+        elif tok.isdigit():
+            if len(shape) == 3:
+                flat = (shape[0] * shape[1] * shape[2],)
+                layers.append(LayerSpec("flatten", flat, shape))
+                shape = flat
+            layers.append(LayerSpec("dense", (int(tok),), shape))
+        else:
+            raise ValueError(f"architecture {arch!r}: cannot read token {tok!r}")
+        shape = layers[-1].out_shape
+    if layers[-1].kind != "dense":
+        raise ValueError(f"architecture {arch!r}: the last layer must be dense (the classifier)")
+    return layers
+
+
+@dataclass
+class NeuronConfig:
+    """CUBA neuron parameters in SLAYER units (state scale 1 << 6)."""
+
+    threshold: float = 1.25
+    current_decay: float = 0.25
+    voltage_decay: float = 0.03
+    tau_grad: float = 0.03
+    scale_grad: float = 3.0
+
+    def slayer_params(self) -> dict:
+        return {**asdict(self), "requires_grad": False}
+
+
+@dataclass
+class NetConfig:
+    arch: str = "64-128-10"
+    neuron: NeuronConfig = field(default_factory=NeuronConfig)
+    weight_scale: float = 2.0
+    pool_weight: float = 1.5   # every pool synapse; a single input spike crosses threshold
+
+
+def shift_one_step(spikes: torch.Tensor) -> torch.Tensor:
+    """Delay by one time step (the last axis): the one-step latency that every
+    synaptic layer has on Loihi and in Lava (a Dense or Conv process sends at t
+    what it accumulated at t - 1)."""
+    return F.pad(spikes[..., :-1], (1, 0))
+
+
+class SpikingNet(torch.nn.Module):
+    """A feed-forward SLAYER network. ``forward`` returns the spikes of every
+    spiking layer, each (batch, *shape, time), in network order.
+
+    The input (batch, *in_shape, T) is zero-padded by L - 1 steps (L spiking
+    layers) so that the last layer sees the whole response; layer l's spikes for
+    the sample are those at padded steps [l - 1, T + l - 2] (see ``layer_windows``),
+    which is exactly what a Lava run with reset_interval T counts for it.
+    """
+
+    def __init__(self, config: NetConfig):
+        super().__init__()
+        self.config = config
+        self.specs = parse_arch(config.arch)
+        params = config.neuron.slayer_params()
+        blocks = []
+        for spec in self.specs:
+            if spec.kind == "dense":
+                blocks.append(slayer.block.cuba.Dense(
+                    params, spec.in_shape[0], spec.out_shape[0], weight_scale=config.weight_scale))
+            elif spec.kind == "conv":
+                blocks.append(slayer.block.cuba.Conv(
+                    params, spec.in_shape[0], spec.out_shape[0], spec.kernel,
+                    stride=spec.stride, padding=spec.padding, weight_scale=config.weight_scale))
+            elif spec.kind == "pool":
+                blocks.append(slayer.block.cuba.Pool(
+                    params, spec.kernel, stride=spec.stride, weight_scale=config.pool_weight))
+            else:
+                blocks.append(slayer.block.cuba.Flatten())
+        self.blocks = torch.nn.ModuleList(blocks)
+
+    @property
+    def num_spiking_layers(self) -> int:
+        return sum(s.kind != "flatten" for s in self.specs)
+
+    @property
+    def layer_names(self) -> list[str]:
+        """Names of the spiking layers, as the exported file names them
+        (kind + index in the file, where layer 0 is the input)."""
+        return [f"{spec.kind}{i}" for i, spec in enumerate(self.specs, start=1) if spec.kind != "flatten"]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = F.pad(x, (0, self.num_spiking_layers - 1))
+        spikes = []
+        for spec, block in zip(self.specs, self.blocks):
+            if spec.kind == "flatten":
+                x = block(x)
+                continue
+            s = block.neuron(block.synapse(x))
+            spikes.append(s)
+            x = shift_one_step(s)
+        return spikes
+
+    def layer_windows(self, steps: int) -> list[slice]:
+        """For input length ``steps``: layer l's (1-based) window, [l - 1, steps + l - 2]."""
+        return [slice(l, l + steps) for l in range(self.num_spiking_layers)]
+
+    def windowed(self, spikes: list[torch.Tensor], steps: int) -> list[torch.Tensor]:
+        """Each layer's spikes cut to its window: what the target produces per sample."""
+        return [s[..., w] for s, w in zip(spikes, self.layer_windows(steps))]

@@ -1,0 +1,239 @@
+"""Training runs: an 80/20 train/validation split, the best checkpoint on
+validation, per-epoch metrics, and a run folder that resumes after an interrupt.
+
+Run folder layout:
+  config.json     the TrainConfig (a restart must match it)
+  metrics.jsonl   one JSON line per finished epoch
+  last.pt         model, optimiser and epoch, written atomically each epoch
+  best.pt         the model state with the best validation accuracy so far
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from lavasparse.fileio import atomic_path, write_json, write_text
+
+from .data import ImageDataset, load_dataset, train_val_split
+from .device import resolve_device
+from .encode import batch_seed, rate_encode
+from .loss import SparsityLoss
+from .model import NetConfig, NeuronConfig, SpikingNet
+from .schedules import SCHEDULES, sigma
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run depends on. Units: ``steps`` time steps per
+    sample; ``max_rate`` spikes per step for a white pixel; ``sigma0`` loss per
+    hidden spike per sample."""
+
+    name: str = "baseline"
+    dataset: str = "digits"
+    data_dir: str | None = None
+    net: NetConfig = field(default_factory=NetConfig)
+    steps: int = 16
+    max_rate: float = 0.5
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 3e-3
+    schedule: str = "baseline"
+    sigma0: float = 0.0
+    seed: int = 0
+    val_fraction: float = 0.2
+    true_rate: float = 0.3
+    false_rate: float = 0.02
+    train_limit: int | None = None   # use only the first N training images (tests, smoke runs)
+    device: str = "auto"
+
+    def __post_init__(self):
+        if isinstance(self.net, dict):
+            net = dict(self.net)
+            net["neuron"] = NeuronConfig(**net.get("neuron", {}))
+            self.net = NetConfig(**net)
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}: expected one of {SCHEDULES}")
+        if self.schedule == "baseline" and self.sigma0:
+            raise ValueError("the baseline schedule takes no sigma0")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        return cls(**d)
+
+
+def eval_seed(seed: int) -> int:
+    """Encoding seed for validation and test: fixed, so that every epoch and
+    every engine sees the same spikes."""
+    return batch_seed(seed, 0, 0)  # training epochs count from 1, so epoch 0 is free
+
+
+@torch.no_grad()
+def evaluate(model: SpikingNet, data: ImageDataset, steps: int, max_rate: float, seed: int,
+             batch_size: int = 256, device: torch.device | str = "cpu") -> dict:
+    """Accuracy and spikes per sample per layer of ``model`` on ``data``.
+
+    The input spikes are drawn once for the whole set with ``seed`` (see
+    ``encode_set``), each layer's spikes are cut to its target window, and the
+    class is the output neuron with most spikes (lowest index on ties, as
+    numpy's argmax). Returns accuracy (fraction), predictions, and
+    layer_spikes (total spikes per layer over the set).
+    """
+    model.eval()
+    spikes_in = encode_set(data, steps, max_rate, seed)
+    preds, totals = [], np.zeros(model.num_spiking_layers)
+    for start in range(0, len(data), batch_size):
+        x = _prepare(spikes_in[start:start + batch_size], model).to(device)
+        out = model.windowed(model(x), steps)
+        counts = out[-1].sum(dim=-1).cpu().numpy()
+        preds.append(counts.argmax(axis=1))
+        totals += np.array([float(s.sum()) for s in out])
+    preds = np.concatenate(preds)
+    return {"accuracy": float((preds == data.labels).mean()), "predictions": preds,
+            "layer_spikes": totals}
+
+
+def encode_set(data: ImageDataset, steps: int, max_rate: float, seed: int) -> torch.Tensor:
+    """The evaluation spikes of a whole set, (N, C, H, W, steps)."""
+    return rate_encode(data.images, steps, seed, max_rate)
+
+
+def _prepare(x: torch.Tensor, model: SpikingNet) -> torch.Tensor:
+    in_shape = model.specs[0].in_shape
+    return x.reshape(x.shape[0], *in_shape, x.shape[-1])
+
+
+def train(config: TrainConfig, run_dir: str | Path, progress: bool = True) -> dict:
+    """Train (or resume) the run in ``run_dir``; returns the best epoch's record.
+
+    A run folder whose config.json differs from ``config`` is refused rather
+    than silently mixed.
+    """
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg_path = run_dir / "config.json"
+    if cfg_path.exists():
+        old = json.loads(cfg_path.read_text())
+        if old != json.loads(json.dumps(config.to_dict())):
+            raise ValueError(f"{cfg_path}: the run folder holds another configuration; "
+                             f"use a new folder or the same settings to resume")
+    else:
+        write_json(cfg_path, config.to_dict())
+
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    train_full, _ = load_dataset(config.dataset, config.data_dir)
+    if config.train_limit:
+        train_full = train_full.subset(np.arange(min(config.train_limit, len(train_full))))
+    tr_idx, va_idx = train_val_split(len(train_full), config.val_fraction, config.seed)
+    train_set, val_set = train_full.subset(tr_idx), train_full.subset(va_idx)
+
+    model = SpikingNet(config.net).to(device)
+    # SLAYER sizes some buffers on the first forward pass: run one before loading a state.
+    with torch.no_grad():
+        model(torch.zeros(1, *model.specs[0].in_shape, config.steps, device=device))
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    loss_fn = SparsityLoss(config.true_rate, config.false_rate).to(device)
+
+    start_epoch, best = 1, None
+    last_path, best_path, metrics_path = run_dir / "last.pt", run_dir / "best.pt", run_dir / "metrics.jsonl"
+    if last_path.exists():
+        state = torch.load(last_path, map_location=device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, best = state["epoch"] + 1, state["best"]
+        _truncate_metrics(metrics_path, state["epoch"])
+        if progress:
+            print(f"[{config.name}] resuming at epoch {start_epoch} of {config.epochs}")
+
+    val_seed = eval_seed(config.seed)
+    for epoch in range(start_epoch, config.epochs + 1):
+        t0 = time.time()
+        s = sigma(config.schedule, config.sigma0, epoch, config.epochs)
+        model.train()
+        order = np.random.default_rng([config.seed, epoch]).permutation(len(train_set))
+        sums = np.zeros(4)
+        n_batches = (len(order) + config.batch_size - 1) // config.batch_size
+        bar = tqdm(range(n_batches), desc=f"[{config.name}] epoch {epoch}/{config.epochs}",
+                   leave=False, disable=None if progress else True, unit="batch")
+        for b in bar:
+            idx = order[b * config.batch_size:(b + 1) * config.batch_size]
+            x = rate_encode(train_set.images[idx], config.steps, batch_seed(config.seed, epoch, b),
+                            config.max_rate).to(device)
+            x = _prepare(x, model)
+            y = torch.as_tensor(train_set.labels[idx], device=device)
+            out = model.windowed(model(x), config.steps)
+            loss, l_class, count = loss_fn(out, y, s)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            correct = (out[-1].sum(-1).argmax(1) == y).float().sum().item()
+            sums += [loss.item() * len(idx), l_class.item() * len(idx), count.item() * len(idx), correct]
+            bar.set_postfix(loss=f"{sums[0] / max(1, (b + 1) * config.batch_size):.3f}")
+        bar.close()
+        n = len(train_set)
+        val = evaluate(model, val_set, config.steps, config.max_rate, val_seed, device=device)
+        record = {
+            "epoch": epoch, "sigma": s,
+            "train_loss": sums[0] / n, "train_class_loss": sums[1] / n,
+            "train_spike_count": sums[2] / n, "train_accuracy": sums[3] / n,
+            "val_accuracy": val["accuracy"],
+            "val_spikes_per_layer": (val["layer_spikes"] / len(val_set)).tolist(),
+            "val_hidden_spikes": float(val["layer_spikes"][:-1].sum() / len(val_set)),
+            "seconds": time.time() - t0,
+        }
+        if best is None or _better(record, best):
+            best = record
+            with atomic_path(best_path) as tmp:
+                torch.save({"model": model.state_dict(), "epoch": epoch, "config": config.to_dict()}, tmp)
+        with open(metrics_path, "a") as f:
+            f.write(json.dumps(record) + "\n")
+        with atomic_path(last_path) as tmp:
+            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "epoch": epoch, "best": best}, tmp)
+        if progress:
+            print(f"[{config.name}] epoch {epoch:3d}/{config.epochs}  sigma={s:.2e}  "
+                  f"loss={record['train_loss']:.4f}  train={record['train_accuracy']:.3f}  "
+                  f"val={record['val_accuracy']:.3f}  hidden spikes/sample={record['val_hidden_spikes']:.1f}"
+                  f"{'  *best' if best is record else ''}", flush=True)
+    return best
+
+
+def _better(record: dict, best: dict) -> bool:
+    """Higher validation accuracy wins; on a tie, fewer hidden spikes."""
+    if record["val_accuracy"] != best["val_accuracy"]:
+        return record["val_accuracy"] > best["val_accuracy"]
+    return record["val_hidden_spikes"] < best["val_hidden_spikes"]
+
+
+def _truncate_metrics(path: Path, last_epoch: int) -> None:
+    """Drop metric lines past the last checkpointed epoch (written before a crash)."""
+    if not path.exists():
+        return
+    keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["epoch"] <= last_epoch]
+    write_text(path, "".join(ln + "\n" for ln in keep))
+
+
+def load_trained(run_dir: str | Path, which: str = "best", device: str = "cpu") -> tuple[SpikingNet, TrainConfig]:
+    """The model of a run folder (its best or last checkpoint) and its config."""
+    run_dir = Path(run_dir)
+    cfg_path = run_dir / "config.json"
+    if not cfg_path.exists():
+        raise FileNotFoundError(f"{run_dir}: no config.json (not a training run folder)")
+    config = TrainConfig.from_dict(json.loads(cfg_path.read_text()))
+    ckpt = run_dir / f"{which}.pt"
+    if not ckpt.exists():
+        raise FileNotFoundError(f"{ckpt}: no checkpoint (has the run finished an epoch?)")
+    model = SpikingNet(config.net)
+    with torch.no_grad():
+        model(torch.zeros(1, *model.specs[0].in_shape, config.steps))
+    model.load_state_dict(torch.load(ckpt, map_location=device)["model"])
+    return model.to(device).eval(), config
