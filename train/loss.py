@@ -20,7 +20,7 @@ def spike_count(hidden_spikes: list[torch.Tensor]) -> torch.Tensor:
 class SparsityLoss(torch.nn.Module):
     """L = L_class + sigma * spikeCount, with L_class SLAYER's spike-rate loss
     on the output layer (target rates ``true_rate`` for the label, ``false_rate``
-    for the others). ``forward`` returns (total, class_loss, spike_count)."""
+    for the others), summed over output neurons. Both terms are per sample. ``forward`` returns (total, class_loss, spike_count)."""
 
     def __init__(self, true_rate: float = 0.2, false_rate: float = 0.03):
         super().__init__()
@@ -29,6 +29,7 @@ class SparsityLoss(torch.nn.Module):
 
     def forward(self, layer_spikes: list[torch.Tensor], labels: torch.Tensor,
                 sigma: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        l_class = self.class_loss(layer_spikes[-1], labels)
+        # SpikeRate's 'sum' adds over the batch too: divide, so both terms are per sample.
+        l_class = self.class_loss(layer_spikes[-1], labels) / labels.shape[0]
         count = spike_count(layer_spikes[:-1])
         return l_class + sigma * count, l_class, count

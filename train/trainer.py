@@ -42,7 +42,7 @@ class TrainConfig:
     max_rate: float = 0.5
     epochs: int = 30
     batch_size: int = 32
-    lr: float = 3e-3
+    lr: float = 1e-2
     schedule: str = "baseline"
     sigma0: float = 0.0
     seed: int = 0

@@ -1,0 +1,104 @@
+"""Side-by-side report of two or more profiled runs: markdown, JSON and a PNG.
+
+Each run is a dict with at least: name, accuracy_float (SLAYER on the test
+set), accuracy_target (the deployed network on the target), and ``profile``
+(``profile_run``'s result). Reductions are relative to the first run.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from lavasparse.fileio import atomic_path, write_json, write_text
+
+
+def summarize(run: dict) -> dict:
+    """The report row of one run (per-sample figures are per inference)."""
+    p = run["profile"]
+    return {
+        "name": run["name"],
+        "accuracy_float": run["accuracy_float"],
+        "accuracy_target": run["accuracy_target"],
+        "spikes_per_sample": p["per_sample"]["spikes"],
+        "hidden_spikes_per_sample": p["hidden_spikes_per_sample"],
+        "synops_per_sample": p["per_sample"]["synops"],
+        "neuron_updates_per_sample": p["per_sample"]["neuron_updates"],
+        "energy_per_sample_j": p["per_sample"]["energy_j"],
+        "engine": run.get("engine", "lava"),
+        "samples": p["samples"],
+        "layers": p["layers"],
+        **{k: run[k] for k in ("network", "schedule", "sigma0", "agreement") if k in run},
+    }
+
+
+def _reduction(value: float, base: float) -> str:
+    if base == 0:
+        return "n/a"
+    return f"{100.0 * (base - value) / base:+.1f}%"
+
+
+def markdown_table(rows: list[dict]) -> str:
+    base = rows[0]
+    head = ("| run | acc. SLAYER | acc. target | spikes/inf. | Δ | synops/inf. | Δ | energy/inf. (nJ) | Δ |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+    lines = []
+    for r in rows:
+        lines.append(
+            f"| {r['name']} | {100 * r['accuracy_float']:.2f}% | {100 * r['accuracy_target']:.2f}% "
+            f"| {r['spikes_per_sample']:.1f} | {_reduction(r['spikes_per_sample'], base['spikes_per_sample'])} "
+            f"| {r['synops_per_sample']:.0f} | {_reduction(r['synops_per_sample'], base['synops_per_sample'])} "
+            f"| {1e9 * r['energy_per_sample_j']:.2f} | {_reduction(r['energy_per_sample_j'], base['energy_per_sample_j'])} |")
+    return head + "\n".join(lines) + "\n"
+
+
+def layer_table(rows: list[dict]) -> str:
+    out = ["| run | layer | neurons | spikes/inf. | spikes/neuron/step | synops/inf. | energy/inf. (nJ) |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        n = r["samples"]
+        for l in r["layers"]:
+            out.append(f"| {r['name']} | {l['name']} | {l['neurons']} | {l['spikes'] / n:.1f} "
+                       f"| {l['spikes_per_neuron_per_step']:.4f} | {l['synops'] / n:.0f} | {1e9 * l['energy_j'] / n:.3f} |")
+    return "\n".join(out) + "\n"
+
+
+def plot_layers(rows: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = [l["name"] for l in rows[0]["layers"]]
+    x = np.arange(len(names))
+    width = 0.8 / len(rows)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, key, label in ((axes[0], "spikes", "spikes per inference"),
+                           (axes[1], "synops", "synaptic ops per inference")):
+        for i, r in enumerate(rows):
+            vals = [l[key] / r["samples"] for l in r["layers"]]
+            ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=r["name"])
+        ax.set_xticks(x, names)
+        ax.set_ylabel(label)
+        ax.set_title(label + " by layer")
+        ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
+
+
+def write_report(runs: list[dict], out_dir: str | Path, title: str = "lavasparse comparison") -> str:
+    """Write report.md, report.json and report.png into ``out_dir``; return the markdown."""
+    out_dir = Path(out_dir)
+    if len(runs) < 2:
+        raise ValueError("a comparison needs at least two runs")
+    rows = [summarize(r) for r in runs]
+    engines = sorted({r["engine"] for r in rows})
+    md = (f"# {title}\n\nTest set: {rows[0]['samples']} samples; figures per inference, measured on the "
+          f"target ({', '.join(engines)}); Δ relative to {rows[0]['name']}. Energy: "
+          f"{runs[0]['profile']['energy_table']['source']}.\n\n"
+          + markdown_table(rows) + "\n## Per layer\n\n" + layer_table(rows)
+          + "\n![per-layer spikes and synops](report.png)\n")
+    write_text(out_dir / "report.md", md)
+    write_json(out_dir / "report.json", {"runs": rows, "energy_table": runs[0]["profile"]["energy_table"]})
+    plot_layers(rows, out_dir / "report.png")
+    return md

@@ -1,0 +1,91 @@
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_net
+from lavasparse.export.netx_export import describe, export_netx
+from lavasparse.export.netx_format import NetFileError, read_network
+
+
+def test_export_reads_back_with_input_layer(tmp_path):
+    net = make_net("1x8x8-c4k3-p2-16-10")
+    desc = export_netx(net, tmp_path / "n.net")
+    kinds = [(l.name, l.kind, l.shape) for l in desc.layers]
+    assert kinds == [("input0", "input", (1, 8, 8)), ("conv1", "conv", (4, 8, 8)),
+                     ("pool2", "conv", (4, 4, 4)), ("flatten3", "flatten", (64,)),
+                     ("dense4", "dense", (16,)), ("dense5", "dense", (10,))]
+    pool = desc.layers[2]
+    assert pool.groups == 4 and pool.stride == (2, 2) and pool.weight.shape == (4, 1, 2, 2)
+    assert len(set(pool.weight.ravel().tolist())) == 1
+    rows = describe(desc)
+    dense = rows[4]
+    assert dense["weight_bits"] is not None and 1 <= dense["weight_bits"] <= 8
+    assert dense["weight_exponent"] <= 0
+
+
+def test_export_refuses_nan_and_names_layer(tmp_path):
+    net = make_net("64-16-10")
+    with torch.no_grad():
+        net.blocks[1].synapse.weight[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="dense2"):
+        export_netx(net, tmp_path / "n.net")
+    assert not (tmp_path / "n.net").exists()
+    assert not list(tmp_path.iterdir()), "no half-written or temporary file may stay behind"
+
+
+def test_export_keeps_old_file_on_failure(tmp_path):
+    path = tmp_path / "n.net"
+    export_netx(make_net("64-16-10"), path)
+    before = path.read_bytes()
+    bad = make_net("64-16-10", seed=1)
+    with torch.no_grad():
+        bad.blocks[0].synapse.weight[1, 1] = float("inf")
+    with pytest.raises(ValueError):
+        export_netx(bad, path)
+    assert path.read_bytes() == before
+
+
+def _copy_without(src, dst, drop: str):
+    with h5py.File(src, "r") as a, h5py.File(dst, "w") as b:
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset) and name != drop:
+                b.create_dataset(name, data=obj[()])
+        a.visititems(visit)
+
+
+@pytest.mark.parametrize("drop,field", [("layer/1/weight", "layer/1/weight"),
+                                        ("layer/2/neuron/vThMant", "layer/2/neuron/vThMant"),
+                                        ("layer/1/type", "layer/1/type"),
+                                        ("layer/0/shape", "layer/0/shape")])
+def test_bad_file_errors_name_file_and_field(tmp_path, drop, field):
+    good = tmp_path / "good.net"
+    export_netx(make_net("64-16-10"), good)
+    bad = tmp_path / "bad.net"
+    _copy_without(good, bad, drop)
+    with pytest.raises(NetFileError, match=f"bad.net.*{field}"):
+        read_network(bad)
+
+
+def test_malformed_weight_shape_is_reported(tmp_path):
+    path = tmp_path / "w.net"
+    export_netx(make_net("64-16-10"), path)
+    with h5py.File(path, "a") as f:
+        del f["layer/1/weight"]
+        f["layer/1/weight"] = np.zeros((16, 63))
+    with pytest.raises(NetFileError, match="layer/1/weight.*63"):
+        read_network(path)
+
+
+def test_not_hdf5_and_pool_layer(tmp_path):
+    junk = tmp_path / "junk.net"
+    junk.write_text("hello")
+    with pytest.raises(NetFileError, match="junk.net.*not an HDF5"):
+        read_network(junk)
+    pooled = tmp_path / "pool.net"
+    with h5py.File(pooled, "w") as f:
+        f.create_dataset("layer/0/type", (1,), "S10", [b"input"])
+        f["layer/0/shape"] = np.array([1, 4, 4])
+        f.create_dataset("layer/1/type", (1,), "S10", [b"pool"])
+    with pytest.raises(NetFileError, match="layer/1/type.*'pool'"):
+        read_network(pooled)

@@ -1,0 +1,44 @@
+import pytest
+
+from lavasparse.train.schedules import SCHEDULES, alternating_on, sigma
+
+
+@pytest.mark.parametrize("n,N", [(1, 10), (5, 10), (10, 10), (3, 7)])
+def test_formulas(n, N):
+    s0 = 0.3
+    assert sigma("baseline", s0, n, N) == 0.0
+    assert sigma("constant", s0, n, N) == pytest.approx(s0)
+    assert sigma("linear", s0, n, N) == pytest.approx(s0 * n / N)
+    # The paper's eq. 6 as written: s0 * n^2 / N (not / N^2).
+    assert sigma("quadratic", s0, n, N) == pytest.approx(s0 * n * n / N)
+    a = alternating_on(n, N)
+    assert sigma("alternating", s0, n, N) == pytest.approx(s0 * a)
+    assert sigma("alternating_linear", s0, n, N) == pytest.approx(s0 * a * n / N)
+
+
+@pytest.mark.parametrize("N", [2, 3, 10, 30, 101])
+def test_alternating_grows_from_none_to_all(N):
+    on = [alternating_on(n, N) for n in range(1, N + 1)]
+    assert on[0] is False and on[-1] is True
+    # The running share of on-epochs follows (n-1)/(N-1): over the whole run, about half.
+    assert abs(sum(on) - N / 2) <= 1
+    # Later halves hold more on-epochs than earlier halves.
+    half = N // 2
+    assert sum(on[half:]) >= sum(on[:half])
+    # Deterministic.
+    assert on == [alternating_on(n, N) for n in range(1, N + 1)]
+
+
+def test_alternating_last_quarter_mostly_on():
+    N = 40
+    on = [alternating_on(n, N) for n in range(1, N + 1)]
+    assert sum(on[:10]) <= 2 and sum(on[-10:]) >= 8
+
+
+def test_single_epoch_and_errors():
+    assert alternating_on(1, 1) is True
+    with pytest.raises(ValueError):
+        sigma("linear", 1.0, 0, 10)
+    with pytest.raises(ValueError):
+        sigma("cosine", 1.0, 1, 10)
+    assert set(SCHEDULES) == {"baseline", "constant", "linear", "quadratic", "alternating", "alternating_linear"}

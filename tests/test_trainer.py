@@ -1,0 +1,75 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import lavasparse.train.trainer as trainer
+from lavasparse.train.model import NetConfig
+from lavasparse.train.trainer import TrainConfig, load_trained, train
+
+
+def small_config(**kw):
+    return TrainConfig(name="t", net=NetConfig(arch="64-32-10"), steps=8, max_rate=1.0, epochs=3,
+                       batch_size=16, train_limit=400, device="cpu", **kw)
+
+
+def test_training_learns_and_writes_run_folder(tmp_path):
+    best = train(small_config(), tmp_path, progress=False)
+    lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [l["epoch"] for l in lines] == [1, 2, 3]
+    assert {"val_accuracy", "train_class_loss", "train_spike_count", "val_spikes_per_layer"} <= set(lines[0])
+    assert best["val_accuracy"] == max(l["val_accuracy"] for l in lines)
+    assert best["val_accuracy"] > 0.3  # ten classes: chance is 0.1
+    model, cfg = load_trained(tmp_path)
+    assert cfg == small_config()
+
+
+def test_interrupted_run_resumes_to_the_same_model(tmp_path, monkeypatch):
+    train(small_config(), tmp_path / "straight", progress=False)
+    calls = {"n": 0}
+    real = trainer.evaluate
+
+    def dying_evaluate(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # Ctrl-C during epoch 2
+        return real(*a, **kw)
+
+    monkeypatch.setattr(trainer, "evaluate", dying_evaluate)
+    with pytest.raises(KeyboardInterrupt):
+        train(small_config(), tmp_path / "cut", progress=False)
+    monkeypatch.setattr(trainer, "evaluate", real)
+    assert torch.load(tmp_path / "cut" / "last.pt")["epoch"] == 1
+    train(small_config(), tmp_path / "cut", progress=False)
+    epochs = [json.loads(l)["epoch"] for l in (tmp_path / "cut" / "metrics.jsonl").read_text().splitlines()]
+    assert epochs == [1, 2, 3]
+    a = torch.load(tmp_path / "straight" / "last.pt")["model"]
+    b = torch.load(tmp_path / "cut" / "last.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_run_folder_refuses_other_config(tmp_path):
+    train(small_config(), tmp_path, progress=False)
+    with pytest.raises(ValueError, match="config.json"):
+        train(small_config(lr=0.5), tmp_path, progress=False)
+
+
+def test_sparsity_term_enters_the_loss():
+    from lavasparse.train.loss import SparsityLoss, spike_count
+
+    hidden = torch.ones(2, 4, 3, requires_grad=True)
+    out = torch.zeros(2, 10, 3)
+    total, l_class, count = SparsityLoss()( [hidden, out], torch.tensor([0, 1]), sigma=0.5)
+    assert count.item() == 12 and spike_count([hidden]).item() == 12
+    assert total.item() == pytest.approx(l_class.item() + 6)
+
+
+def test_train_package_does_not_import_lava_magma():
+    code = ("import sys, lavasparse.train.trainer, lavasparse.train.model; "
+            "bad = [m for m in sys.modules if m.startswith(('lava.magma', 'lava.lib.dl.netx', 'lava.proc'))]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
