@@ -26,7 +26,12 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; 
   PY="$(find_python310)" || { echo "lavasparse needs Python 3.10 (lava-nc 0.10.0 imports only there): install it with pyenv or uv" >&2; exit 1; }
   echo "[setup] creating $VENV with $PY and installing lavasparse (about 2 minutes, 5.6 GB the first time)" >&2
   [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --upgrade pip >&2
-  "$VENV/bin/python" -m pip install -q -e "$ROOT[test]" >&2
+  log="$VENV/install.log"
+  if ! { "$VENV/bin/python" -m pip install --upgrade pip && "$VENV/bin/python" -m pip install -e "$ROOT[test]"; } >"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    echo "[setup] installing failed; the whole log is in $log" >&2
+    exit 1
+  fi
   echo "$want" > "$STAMP"
+  echo "[setup] done" >&2
 fi

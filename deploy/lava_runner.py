@@ -72,6 +72,35 @@ def _from_lava_order(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def import_lava() -> None:
+    """Import lava.magma, whatever touched multiprocessing before.
+
+    lava-nc 0.10.0 (archived, never patched here) calls
+    ``multiprocessing.set_start_method('fork')`` without ``force`` when
+    ``lava.magma.runtime.message_infrastructure.multiprocessing`` is imported,
+    which raises "context has already been set" once anything (tqdm's lock,
+    torch) has used the default context. We clear the recorded context for that
+    one import; Lava then sets 'fork', the only start method its runtime uses.
+    """
+    import multiprocessing
+    import multiprocessing.context
+
+    try:
+        import lava.magma.runtime.message_infrastructure.multiprocessing  # noqa: F401
+        return
+    except RuntimeError as e:
+        if "context has already been set" not in str(e):
+            raise
+    default = multiprocessing.context._default_context
+    saved = default._actual_context
+    default._actual_context = None
+    try:
+        import lava.magma.runtime.message_infrastructure.multiprocessing  # noqa: F401,F811
+    finally:
+        if default._actual_context is None:
+            default._actual_context = saved
+
+
 def run_on_lava(net_path: str | Path, inputs: np.ndarray, chunk_steps: int = 2000,
                 progress: bool = True) -> LavaRun:
     """Run ``inputs`` (N, *input_shape, T) through the network in ``net_path``.
@@ -81,6 +110,7 @@ def run_on_lava(net_path: str | Path, inputs: np.ndarray, chunk_steps: int = 200
     as lava-dl's tutorials do); otherwise it is the spike input of the first
     synaptic layer. The runtime is always stopped, on error and on Ctrl-C too.
     """
+    import_lava()
     from lava.lib.dl import netx
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg

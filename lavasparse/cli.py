@@ -12,14 +12,17 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--dataset", default="digits", choices=["digits", "mnist"])
     p.add_argument("--data-dir", help="folder with MNIST's IDX files (for --dataset mnist)")
-    p.add_argument("--arch", default="64-128-10", help="e.g. 784-500-10 or 1x28x28-c16k5-p2-c32k3-p2-10")
+    p.add_argument("--arch", default=None, help="e.g. 784-500-10 or 1x28x28-c16k5-p2-c32k3-p2-10 "
+                   "(default: 64-128-10 for train, 64-128-128-10 for pipeline)")
+    p.add_argument("--weight-scale", type=float, default=None, help="SLAYER weight initialisation scale")
     p.add_argument("--steps", type=int, default=16, help="time steps per sample")
     p.add_argument("--max-rate", type=float, default=0.5, help="spikes per step of a white pixel")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--schedule", default=None, choices=SCHEDULES)
-    p.add_argument("--sigma0", type=float, default=None, help="spike-count loss weight (per hidden spike)")
+    p.add_argument("--sigma0", type=float, default=None, nargs="+",
+                   help="spike-count loss weight (per hidden spike); for pipeline, candidates to choose from")
     p.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
 
@@ -29,9 +32,13 @@ def cmd_train(a) -> int:
     from lavasparse.train.trainer import TrainConfig, train
 
     schedule = a.schedule or "baseline"
+    if a.sigma0 and len(a.sigma0) > 1:
+        raise ValueError("train takes one --sigma0")
+    net = NetConfig(arch=a.arch or NetConfig.arch,
+                    weight_scale=a.weight_scale if a.weight_scale is not None else NetConfig.weight_scale)
     cfg = TrainConfig(name=a.name or Path(a.out).name, dataset=a.dataset, data_dir=a.data_dir,
-                      net=NetConfig(arch=a.arch), steps=a.steps, max_rate=a.max_rate, epochs=a.epochs,
-                      lr=a.lr, schedule=schedule, sigma0=a.sigma0 or 0.0, seed=a.seed,
+                      net=net, steps=a.steps, max_rate=a.max_rate, epochs=a.epochs,
+                      lr=a.lr, schedule=schedule, sigma0=a.sigma0[0] if a.sigma0 else 0.0, seed=a.seed,
                       train_limit=a.train_limit, device=a.device)
     best = train(cfg, a.out)
     print(json.dumps(best, indent=2))
@@ -121,13 +128,21 @@ def cmd_compare(a) -> int:
 def cmd_pipeline(a) -> int:
     from lavasparse.pipeline import PipelineConfig, run_pipeline
 
-    cfg = PipelineConfig(dataset=a.dataset, data_dir=a.data_dir, arch=a.arch, steps=a.steps,
-                         max_rate=a.max_rate, epochs=a.epochs, lr=a.lr, seed=a.seed,
-                         schedule=a.schedule or PipelineConfig.schedule,
-                         sigma0=a.sigma0 if a.sigma0 is not None else PipelineConfig.sigma0,
+    d = PipelineConfig()
+    cfg = PipelineConfig(dataset=a.dataset, data_dir=a.data_dir, arch=a.arch or d.arch,
+                         weight_scale=a.weight_scale if a.weight_scale is not None else d.weight_scale,
+                         steps=a.steps, max_rate=a.max_rate, epochs=a.epochs, lr=a.lr, seed=a.seed,
+                         schedule=a.schedule or d.schedule,
+                         sigma0=tuple(a.sigma0) if a.sigma0 else d.sigma0,
                          train_limit=a.train_limit, test_limit=a.test_limit, device=a.device)
     run_pipeline(cfg, a.out)
     return 0
+
+
+def _add_net_input_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("net", help="netx HDF5 network description (ours or anyone's)")
+    p.add_argument("--input", required=True,
+                   help=".npy of shape (neurons..., T) or (N, neurons..., T), in the file's (C, H, W) order")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,15 +162,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(fn=cmd_export)
 
     d = sub.add_parser("deploy", help="run a netx HDF5 network on Lava (Loihi2SimCfg, fixed_pt)")
-    d.add_argument("net")
-    d.add_argument("--input", required=True, help=".npy of shape (neurons..., T) or (N, neurons..., T)")
+    _add_net_input_args(d)
     d.add_argument("--labels", help=".npy of N labels, to report accuracy on the target")
     d.add_argument("--save", help="write the per-layer spikes to this .npz")
     d.set_defaults(fn=cmd_deploy)
 
     pr = sub.add_parser("profile", help="per-layer spikes, synops, neuron updates and energy on the target")
-    pr.add_argument("net")
-    pr.add_argument("--input", required=True, help=".npy of shape (neurons..., T) or (N, neurons..., T)")
+    _add_net_input_args(pr)
     pr.add_argument("--json", help="write the profile here")
     pr.add_argument("--energy-table", help="JSON energy table (default: Loihi, Davies et al. 2018)")
     pr.set_defaults(fn=cmd_profile)

@@ -10,10 +10,14 @@ from lavasparse.pipeline import PipelineConfig, run_pipeline
 
 @pytest.mark.slow
 def test_pipeline_end_to_end(tmp_path, capsys):
-    cfg = PipelineConfig(arch="64-32-10", epochs=4, train_limit=300, test_limit=40, sigma0=2e-3, device="cpu")
+    cfg = PipelineConfig(arch="64-32-10", weight_scale=2.0, epochs=4, train_limit=300, test_limit=40,
+                         sigma0=(1e-3, 1e-2), device="cpu")
     report = run_pipeline(cfg, tmp_path, progress=False)
     names = [r["name"] for r in report["runs"]]
-    assert names == ["baseline", "sparse-linear"]
+    assert names[0] == "baseline" and names[1] in ("sparse-linear-1e-03", "sparse-linear-1e-02")
+    sel = report["sigma0_selection"]
+    assert [t["sigma0"] for t in sel["trials"]] == [1e-3, 1e-2]
+    assert names[1] == f"sparse-linear-{sel['chosen']:.0e}"
     for run in report["runs"]:
         for key in ("accuracy_float", "accuracy_target", "spikes_per_sample", "synops_per_sample",
                     "energy_per_sample_j"):
@@ -25,7 +29,7 @@ def test_pipeline_end_to_end(tmp_path, capsys):
         assert all(abs(r - 1) <= 0.05 for r in run["agreement"]["layer_spike_ratio"] if r is not None)
         assert run["agreement"]["identical_spikes"]
     for f in ("report.md", "report.json", "report.png", "test_input.npy", "baseline/network.net",
-              "sparse-linear/profile.json"):
+              f"{names[1]}/profile.json"):
         assert (tmp_path / f).exists(), f
     assert "| baseline |" in capsys.readouterr().out
 

@@ -42,3 +42,14 @@ def test_single_epoch_and_errors():
     with pytest.raises(ValueError):
         sigma("cosine", 1.0, 1, 10)
     assert set(SCHEDULES) == {"baseline", "constant", "linear", "quadratic", "alternating", "alternating_linear"}
+
+
+def test_choose_sigma0_iso_accuracy_and_one_point():
+    from lavasparse.train.selection import Trial, choose_sigma0
+
+    trials = [Trial(1e-4, 0.960, 30), Trial(3e-4, 0.955, 20), Trial(1e-3, 0.951, 10), Trial(3e-3, 0.90, 5)]
+    assert choose_sigma0(trials, 0.955).sigma0 == 3e-4            # Table 1: no accuracy lost
+    assert choose_sigma0(trials, 0.955, tolerance=0.01).sigma0 == 1e-3  # Table 2: under 1 point lost
+    assert choose_sigma0(trials, 0.97) is None
+    # "under 1 point" excludes a loss of exactly one point
+    assert choose_sigma0([Trial(1.0, 0.94, 1)], 0.95, tolerance=0.01) is None
