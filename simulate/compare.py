@@ -77,6 +77,9 @@ def plot_layers(rows: list[dict], path: Path) -> None:
             vals = [l[key] / r["samples"] for l in r["layers"]]
             ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=r["name"])
         ax.set_xticks(x, names)
+        positive = [l[key] for r in rows for l in r["layers"] if l[key] > 0]
+        if positive and max(positive) > 30 * min(positive):
+            ax.set_yscale("log")  # layers differ by orders of magnitude
         ax.set_ylabel(label)
         ax.set_title(label + " by layer")
         ax.legend()

@@ -53,3 +53,5 @@ def test_choose_sigma0_iso_accuracy_and_one_point():
     assert choose_sigma0(trials, 0.97) is None
     # "under 1 point" excludes a loss of exactly one point
     assert choose_sigma0([Trial(1.0, 0.94, 1)], 0.95, tolerance=0.01) is None
+    assert choose_sigma0([Trial(1.0, 0.53, 1)], 0.54, tolerance=0.01) is None  # 0.54 - 0.01 rounds below 0.53
+    assert choose_sigma0([Trial(1.0, 0.1 + 0.2, 1)], 0.3).sigma0 == 1.0

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+_EPS = 1e-9
+
+
 @dataclass(frozen=True)
 class Trial:
     """One trained candidate: its sigma_0, validation accuracy (fraction) and
@@ -24,8 +27,7 @@ def choose_sigma0(trials: list[Trial], baseline_accuracy: float, tolerance: floa
     ``baseline_accuracy - tolerance`` (tolerance 0: iso-accuracy; 0.01: under 1
     point lost, with the boundary excluded). None when no trial qualifies."""
     def ok(t: Trial) -> bool:
-        if tolerance == 0.0:
-            return t.val_accuracy >= baseline_accuracy
-        return t.val_accuracy > baseline_accuracy - tolerance
+        lost = baseline_accuracy - t.val_accuracy  # accuracies are k/n: compare with a margin for rounding
+        return lost <= _EPS if tolerance == 0.0 else lost < tolerance - _EPS
     kept = [t for t in trials if ok(t)]
     return max(kept, key=lambda t: t.sigma0) if kept else None

@@ -51,6 +51,7 @@ class TrainConfig:
     true_rate: float = 0.3
     false_rate: float = 0.02
     train_limit: int | None = None   # use only the first N training images (tests, smoke runs)
+    init_from: str | None = None     # start from this checkpoint's weights (fine-tuning), not at random
     device: str = "auto"
 
     def __post_init__(self):
@@ -149,6 +150,13 @@ def train(config: TrainConfig, run_dir: str | Path, progress: bool = True) -> di
     lr_sched = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
                 if config.lr_schedule == "cosine" else torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1.0))
     loss_fn = SparsityLoss(config.true_rate, config.false_rate).to(device)
+
+    if config.init_from:
+        state = torch.load(config.init_from, map_location=device)
+        try:
+            model.load_state_dict(state["model"])
+        except RuntimeError as e:
+            raise ValueError(f"{config.init_from}: does not fit architecture {config.net.arch} ({e})") from None
 
     start_epoch, best = 1, None
     last_path, best_path, metrics_path = run_dir / "last.pt", run_dir / "best.pt", run_dir / "metrics.jsonl"

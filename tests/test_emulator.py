@@ -1,0 +1,176 @@
+"""The emulator against Lava (Loihi2SimCfg, fixed_pt): identical spikes, every
+layer, every step, on random netx networks that hypothesis draws."""
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st, target
+
+from conftest import make_net, random_spikes, slayer_spikes
+from lavasparse.deploy.lava_runner import run_on_lava
+from lavasparse.export.netx_export import export_netx
+from lavasparse.export.netx_format import read_network
+from lavasparse.simulate.emulator import Emulator, UnsupportedNetwork, netx_weight_mapping
+
+
+def _neuron(g, rng, draw_bias: bool, shape, max_vth: int):
+    g.create_dataset("neuron/type", (1,), "S10", [b"CUBA"])
+    g["neuron/iDecay"] = int(rng.choice([0, 4096, rng.integers(0, 4097)]))
+    g["neuron/vDecay"] = int(rng.choice([0, 4096, rng.integers(0, 4097)]))
+    g["neuron/vThMant"] = int(rng.integers(1, max_vth))
+    g["neuron/refDelay"] = 1
+    if draw_bias:
+        g["bias"] = rng.integers(-60, 60, shape[0])
+
+
+def _weights(rng, shape, style):
+    if style == "even8":      # what SLAYER exports
+        w = rng.integers(-128, 128, shape) * 2
+    elif style == "odd":      # anyone's integers, some beyond 8 bits
+        w = rng.integers(-300, 300, shape)
+    else:                     # small, sparse, one sign
+        w = rng.integers(0, 6, shape) * (rng.random(shape) < 0.5)
+        if style == "inhibitory":
+            w = -w
+    w = w.astype(np.int64)
+    if not w.any():
+        w.flat[0] = 3 if style != "inhibitory" else -3
+    return w
+
+
+@st.composite
+def networks(draw):
+    seed = draw(st.integers(0, 2 ** 31 - 1))
+    rng = np.random.default_rng(seed)
+    spatial = draw(st.booleans())
+    input_neuron = draw(st.booleans())
+    style = draw(st.sampled_from(["even8", "odd", "small", "inhibitory"]))
+    layers = []
+    if spatial:
+        shape = (draw(st.integers(1, 3)), draw(st.integers(4, 7)), draw(st.integers(4, 7)))
+        for _ in range(draw(st.integers(1, 2))):
+            groups = draw(st.sampled_from([1, shape[0]]))
+            c_out = groups * draw(st.integers(1, 2))
+            kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+            stride, pad, dil = draw(st.integers(1, 2)), draw(st.integers(0, 1)), draw(st.integers(1, 2))
+            ho = (shape[1] + 2 * pad - dil * (kh - 1) - 1) // stride + 1
+            wo = (shape[2] + 2 * pad - dil * (kw - 1) - 1) // stride + 1
+            if ho < 1 or wo < 1:
+                break
+            layers.append(("conv", (c_out, ho, wo), dict(w=(c_out, shape[0] // groups, kh, kw), stride=stride,
+                                                        pad=pad, dil=dil, groups=groups)))
+            shape_next = (c_out, ho, wo)
+            shape = shape_next
+        layers.append(("flatten", None, {}))
+    n_out = draw(st.integers(2, 6))
+    layers.append(("dense", (n_out,), {}))
+    return seed, spatial, input_neuron, style, layers, draw(st.booleans())
+
+
+def write_network(path, seed, spatial, input_neuron, style, layers, bias, in_shape):
+    rng = np.random.default_rng(seed)
+    with h5py.File(path, "w") as f:
+        g = f.create_group("layer/0")
+        g.create_dataset("type", (1,), "S10", [b"input"])
+        g["shape"] = np.array(in_shape)
+        if input_neuron:
+            _neuron(g, rng, False, in_shape, 40)
+        prev = in_shape
+        for i, (kind, shape, p) in enumerate(layers, start=1):
+            g = f.create_group(f"layer/{i}")
+            g.create_dataset("type", (1,), "S10", [kind.encode()])
+            if kind == "flatten":
+                prev = (int(np.prod(prev)),)
+                continue
+            g["shape"] = np.array(shape)
+            if kind == "conv":
+                g["weight"] = _weights(rng, p["w"], style)
+                g["stride"] = np.array([p["stride"]] * 2)
+                g["padding"] = np.array([p["pad"]] * 2)
+                g["dilation"] = np.array([p["dil"]] * 2)
+                g["groups"] = p["groups"]
+            else:
+                g["weight"] = _weights(rng, (shape[0], prev[0]), style)
+            # Thresholds on the weights' scale, so that most drawn networks spike.
+            _neuron(g, rng, bias, shape, 300 if style in ("even8", "odd") else 12)
+            prev = shape
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(networks(), st.integers(3, 9), st.integers(1, 3))
+def test_emulator_identical_to_lava(tmp_path_factory, net, steps, n):
+    seed, spatial, input_neuron, style, layers, bias = net
+    rng = np.random.default_rng(seed + 1)
+    in_shape = (int(rng.integers(1, 4)), int(rng.integers(4, 8)), int(rng.integers(4, 8))) if spatial \
+        else (int(rng.integers(3, 12)),)
+    # The generator drew conv geometry for its own input; rebuild it for this one.
+    seed2, layers2 = seed, []
+    shape = in_shape
+    for kind, out, p in layers:
+        if kind == "conv":
+            groups = p["groups"] if shape[0] % p["groups"] == 0 and (p["w"][0] % p["groups"] == 0) else 1
+            kh, kw = p["w"][2], p["w"][3]
+            ho = (shape[1] + 2 * p["pad"] - p["dil"] * (kh - 1) - 1) // p["stride"] + 1
+            wo = (shape[2] + 2 * p["pad"] - p["dil"] * (kw - 1) - 1) // p["stride"] + 1
+            if ho < 1 or wo < 1:
+                continue
+            c_out = p["w"][0] if p["w"][0] % groups == 0 else groups
+            layers2.append(("conv", (c_out, ho, wo), dict(p, groups=groups, w=(c_out, shape[0] // groups, kh, kw))))
+            shape = (c_out, ho, wo)
+        else:
+            layers2.append((kind, out, p))
+    path = tmp_path_factory.mktemp("emu") / "net.net"
+    write_network(path, seed2, spatial, input_neuron, style, layers2, bias, in_shape)
+    desc = read_network(path)
+    x = (rng.random((n, *in_shape, steps)) < 0.5).astype(np.int32)
+    if input_neuron:
+        x = x * rng.integers(1, 120, x.shape)  # input currents, not only spikes
+    em = Emulator(desc).run(x, batch_size=2)
+    lava = run_on_lava(path, x, progress=False)
+    target(float(sum(int(s.sum()) > 0 for s in lava.spikes)), label="layers that spike")
+    for name, a, b in zip(lava.layer_names, lava.spikes, em.spikes):
+        assert a.shape == b.shape, name
+        assert np.array_equal(a, b), f"{name}: {int((a != b).sum())} of {a.size} spikes differ"
+
+
+@pytest.mark.parametrize("arch", ["64-24-10", "1x8x8-c4k3-p2-c6k3p0-12-10"])
+def test_emulator_on_our_networks(tmp_path, arch):
+    net = make_net(arch, steps=10)
+    export_netx(net, tmp_path / "n.net")
+    x = random_spikes((7, *net.specs[0].in_shape, 10), p=0.4, seed=4)
+    em = Emulator(read_network(tmp_path / "n.net")).run(x, batch_size=3)
+    for a, b in zip(slayer_spikes(net, x), em.spikes):
+        assert np.array_equal(a, b)
+
+
+def test_weight_mapping_matches_netx():
+    from lava.lib.dl.netx.utils import optimize_weight_bits
+    from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
+
+    rng = np.random.default_rng(0)
+    for style in ("even8", "odd", "small", "inhibitory"):
+        for _ in range(20):
+            w = _weights(rng, (5, 7), style)
+            ours, exp = netx_weight_mapping(w)
+            ref, bits, ref_exp, _ = optimize_weight_bits(w.copy())
+            sign = determine_sign_mode(ref)
+            ref = truncate_weights(clip_weights(ref, sign, num_bits=8), sign, bits)
+            assert exp == ref_exp and np.array_equal(ours, ref)
+
+
+def test_refuses_what_it_does_not_model(tmp_path):
+    net = make_net("64-8-4")
+    path = tmp_path / "d.net"
+    export_netx(net, path)
+    with h5py.File(path, "a") as f:
+        f["layer/1/delay"] = np.ones(8)
+    with pytest.raises(UnsupportedNetwork, match="delays"):
+        Emulator(read_network(path))
+    with h5py.File(path, "a") as f:
+        del f["layer/1/delay"]
+        del f["layer/1/neuron/gradedSpike"]
+        f["layer/1/neuron/gradedSpike"] = True
+    with pytest.raises(UnsupportedNetwork, match="graded"):
+        Emulator(read_network(path))
