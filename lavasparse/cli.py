@@ -16,7 +16,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    "(default: 64-128-10 for train, 64-128-128-10 for pipeline)")
     p.add_argument("--weight-scale", type=float, default=None, help="SLAYER weight initialisation scale")
     p.add_argument("--steps", type=int, default=16, help="time steps per sample")
-    p.add_argument("--max-rate", type=float, default=0.5, help="spikes per step of a white pixel")
+    p.add_argument("--max-rate", type=float, default=None, help="spikes per step of a white pixel "
+                   "(default 0.5 for train, 1.0 for pipeline)")
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--seed", type=int, default=0)
@@ -37,7 +38,8 @@ def cmd_train(a) -> int:
     net = NetConfig(arch=a.arch or NetConfig.arch,
                     weight_scale=a.weight_scale if a.weight_scale is not None else NetConfig.weight_scale)
     cfg = TrainConfig(name=a.name or Path(a.out).name, dataset=a.dataset, data_dir=a.data_dir,
-                      net=net, steps=a.steps, max_rate=a.max_rate, epochs=a.epochs,
+                      net=net, steps=a.steps, max_rate=a.max_rate if a.max_rate is not None else TrainConfig.max_rate,
+                      epochs=a.epochs,
                       lr=a.lr, schedule=schedule, sigma0=a.sigma0[0] if a.sigma0 else 0.0, seed=a.seed,
                       train_limit=a.train_limit, device=a.device)
     best = train(cfg, a.out)
@@ -90,19 +92,22 @@ def cmd_deploy(a) -> int:
 
 
 def cmd_profile(a) -> int:
-    from lavasparse.deploy.lava_runner import as_batch, run_on_lava
+    from lavasparse.deploy.lava_runner import as_batch
     from lavasparse.export.netx_format import read_network
     from lavasparse.fileio import write_json
     from lavasparse.simulate.energy import LOIHI, EnergyTable
+    from lavasparse.simulate.engines import run_target
     from lavasparse.simulate.profile import profile_run
 
     table = EnergyTable.from_json(a.energy_table) if a.energy_table else LOIHI
-    x = _load_input(a.input)
     desc = read_network(a.net)
-    batch = as_batch(x, desc)
-    run = run_on_lava(a.net, batch)
+    batch = as_batch(_load_input(a.input), desc)
+    run = run_target(a.net, batch, a.engine, a.cross_check)
     prof = profile_run(desc, batch, run.spikes, table)
-    prof["engine"] = "lava"
+    prof["engine"] = run.engine
+    prof["cross_checked_on_lava"] = run.cross_checked
+    print(f"engine: {run.engine}" + (f" (first {run.cross_checked} samples identical on Lava)"
+                                     if run.cross_checked else "") + f"; {run.seconds:.1f} s")
     if a.json:
         write_json(a.json, prof)
         print(f"wrote {a.json}")
@@ -120,7 +125,7 @@ def cmd_compare(a) -> int:
     import numpy as np
 
     x, labels = np.load(a.input), np.load(a.labels)
-    runs = [evaluate_on_target(Path(r), x, labels) for r in a.runs]
+    runs = [evaluate_on_target(Path(r), x, labels, a.engine, a.cross_check) for r in a.runs]
     print(write_report(runs, a.out).split("\n## Per layer")[0])
     return 0
 
@@ -131,7 +136,10 @@ def cmd_pipeline(a) -> int:
     d = PipelineConfig()
     cfg = PipelineConfig(dataset=a.dataset, data_dir=a.data_dir, arch=a.arch or d.arch,
                          weight_scale=a.weight_scale if a.weight_scale is not None else d.weight_scale,
-                         steps=a.steps, max_rate=a.max_rate, epochs=a.epochs, lr=a.lr, seed=a.seed,
+                         steps=a.steps, max_rate=a.max_rate if a.max_rate is not None else d.max_rate,
+                         epochs=a.epochs, lr=a.lr, seed=a.seed, sparse_init=a.sparse_init,
+                         sparse_epochs=a.sparse_epochs, val_tolerance=a.val_tolerance,
+                         engine=a.engine, cross_check=a.cross_check,
                          schedule=a.schedule or d.schedule,
                          sigma0=tuple(a.sigma0) if a.sigma0 else d.sigma0,
                          train_limit=a.train_limit, test_limit=a.test_limit, device=a.device)
@@ -143,6 +151,13 @@ def _add_net_input_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("net", help="netx HDF5 network description (ours or anyone's)")
     p.add_argument("--input", required=True,
                    help=".npy of shape (neurons..., T) or (N, neurons..., T), in the file's (C, H, W) order")
+
+
+def _add_engine_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--engine", default="lava", choices=["lava", "emulator"],
+                   help="who computes the target's spikes: Lava's simulator or the bit-exact emulator")
+    p.add_argument("--cross-check", type=int, default=0, metavar="K",
+                   help="with --engine emulator: run the first K samples through Lava too and stop on any difference")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -171,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_net_input_args(pr)
     pr.add_argument("--json", help="write the profile here")
     pr.add_argument("--energy-table", help="JSON energy table (default: Loihi, Davies et al. 2018)")
+    _add_engine_args(pr)
     pr.set_defaults(fn=cmd_profile)
 
     c = sub.add_parser("compare", help="report two or more training runs side by side")
@@ -178,21 +194,30 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--input", required=True, help="test spikes .npy (N, neurons..., T)")
     c.add_argument("--labels", required=True, help="test labels .npy")
     c.add_argument("--out", required=True, help="report folder")
+    _add_engine_args(c)
     c.set_defaults(fn=cmd_compare)
 
     pl = sub.add_parser("pipeline", help="train baseline + sparse, export, deploy on Lava, profile, compare")
     pl.add_argument("--out", required=True, help="output folder (resumable)")
     pl.add_argument("--test-limit", type=int, default=None, help="use only the first N test images")
+    _add_engine_args(pl)
+    pl.add_argument("--sparse-init", default="baseline", choices=["baseline", "scratch"],
+                    help="fine-tune the sparse net from the baseline (default) or train it from scratch")
+    pl.add_argument("--sparse-epochs", type=int, default=20, help="epochs of sparsity fine-tuning")
+    pl.add_argument("--val-tolerance", type=float, default=0.01,
+                    help="sigma0 choice: largest within this validation accuracy of the baseline (0: iso)")
     _add_train_args(pl)
     pl.set_defaults(fn=cmd_pipeline)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    from lavasparse.simulate.engines import CrossCheckError
+
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, CrossCheckError) as e:
         print(f"lavasparse {args.verb}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

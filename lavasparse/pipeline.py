@@ -32,28 +32,47 @@ class PipelineConfig:
     arch: str = "64-128-128-10"
     weight_scale: float = 1.0
     steps: int = 16
-    max_rate: float = 0.5
+    max_rate: float = 1.0
     epochs: int = 60
     lr: float = 1e-2
     seed: int = 0
     schedule: str = "linear"
-    # Candidates for sigma_0, trained in turn; the largest that keeps the
-    # baseline's validation accuracy (iso-accuracy, the paper's Table 1 rule)
-    # goes on to the target. One value skips the choice.
-    sigma0: tuple[float, ...] = (3e-5, 1e-4, 3e-4)
-    val_tolerance: float = 0.0
+    # Candidates for sigma_0, trained in turn; the largest whose validation
+    # accuracy is within ``val_tolerance`` of the baseline's goes on to the
+    # target (tolerance 0: the paper's iso-accuracy rule, Table 1; 0.01: its
+    # "loses under 1 point" rule, Table 2). One value skips the choice.
+    sigma0: tuple[float, ...] = (3e-6, 1e-5, 3e-5)
+    val_tolerance: float = 0.01
+    # 'baseline': fine-tune the sparse network from the baseline's best
+    # checkpoint for ``sparse_epochs`` at ``sparse_lr`` (the schedule runs over
+    # those epochs); 'scratch': train it from scratch like the baseline, as
+    # Allred et al. do. On this small network, from scratch costs ~2 points
+    # of validation accuracy even at sigma_0 = 3e-6; fine-tuning keeps it.
+    sparse_init: str = "baseline"
+    sparse_epochs: int = 20
+    sparse_lr: float = 3e-3
     train_limit: int | None = None
     test_limit: int | None = None
     device: str = "auto"
+    engine: str = "lava"      # who computes the target's spikes: 'lava' or 'emulator'
+    cross_check: int = 0      # with the emulator: run this many samples through Lava too
 
-    def train_config(self, name: str, schedule: str, sigma0: float):
+    def __post_init__(self):
+        if self.sparse_init not in ("baseline", "scratch"):
+            raise ValueError(f"sparse_init must be 'baseline' or 'scratch', got {self.sparse_init!r}")
+        self.sigma0 = tuple(self.sigma0)
+
+    def train_config(self, name: str, schedule: str, sigma0: float, init_from: str | None = None):
         from lavasparse.train.model import NetConfig
         from lavasparse.train.trainer import TrainConfig
 
+        finetune = init_from is not None
         return TrainConfig(name=name, dataset=self.dataset, data_dir=self.data_dir,
-                           net=NetConfig(arch=self.arch, weight_scale=self.weight_scale), steps=self.steps, max_rate=self.max_rate,
-                           epochs=self.epochs, lr=self.lr, schedule=schedule, sigma0=sigma0,
-                           seed=self.seed, train_limit=self.train_limit, device=self.device)
+                           net=NetConfig(arch=self.arch, weight_scale=self.weight_scale), steps=self.steps,
+                           max_rate=self.max_rate, epochs=self.sparse_epochs if finetune else self.epochs,
+                           lr=self.sparse_lr if finetune else self.lr, schedule=schedule, sigma0=sigma0,
+                           seed=self.seed, train_limit=self.train_limit, device=self.device,
+                           init_from=init_from)
 
 
 def test_seed(seed: int) -> int:
@@ -62,14 +81,14 @@ def test_seed(seed: int) -> int:
     return batch_seed(seed, 0, 1)  # validation uses (seed, 0, 0)
 
 
-def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray,
-                       progress: bool = True) -> dict:
-    """Export the run's best model, run the test spikes through SLAYER and Lava,
-    check that the two agree, and profile the target's spikes."""
+def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray, engine: str = "lava",
+                       cross_check: int = 0, progress: bool = True) -> dict:
+    """Export the run's best model, run the test spikes through SLAYER and the
+    target (``engine``), check that the two agree, and profile the target's spikes."""
     import torch
 
-    from lavasparse.deploy.lava_runner import run_on_lava
     from lavasparse.export.netx_export import export_netx
+    from lavasparse.simulate.engines import run_target
     from lavasparse.simulate.profile import profile_run
     from lavasparse.train.trainer import load_trained
 
@@ -79,7 +98,7 @@ def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray
     with torch.no_grad():
         ref = [s.numpy().astype(np.int32) for s in
                model.windowed(model(torch.as_tensor(test_input, dtype=torch.float32)), config.steps)]
-    lava = run_on_lava(net_path, test_input, progress=progress)
+    lava = run_target(net_path, test_input, engine, cross_check, progress=progress)
     with atomic_path(run_dir / "target_spikes.npz") as tmp:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **{name: s.astype(np.int8) for name, s in zip(lava.layer_names, lava.spikes)})
@@ -90,12 +109,13 @@ def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray
         "identical_spikes": all(np.array_equal(a, b) for a, b in zip(ref, lava.spikes)),
         "prediction_match": float((ref_pred == lava.predictions).mean()),
         "layer_spike_ratio": [float(b.sum() / a.sum()) if a.sum() else None for a, b in zip(ref, lava.spikes)],
-        "lava_seconds": lava.seconds,
-        "lava_steps": lava.lava_steps,
+        "target_seconds": lava.seconds,
+        "cross_checked_on_lava": lava.cross_checked,
     }
+    profile["engine"] = lava.engine
     return {
         "name": config.name, "schedule": config.schedule, "sigma0": config.sigma0,
-        "network": str(net_path), "engine": "lava",
+        "network": str(net_path), "engine": lava.engine,
         "accuracy_float": float((ref_pred == labels).mean()),
         "accuracy_target": float((lava.predictions == labels).mean()),
         "profile": profile, "agreement": agreement,
@@ -121,16 +141,19 @@ def run_pipeline(config: PipelineConfig, out: str | Path, progress: bool = True)
     for s0 in sorted(config.sigma0):
         name = f"sparse-{config.schedule}-{s0:.0e}"
         print(f"== training {name} (schedule={config.schedule}, sigma0={s0:g})", flush=True)
-        best = train(config.train_config(name, config.schedule, s0), out / name, progress=progress)
+        init = str(out / "baseline" / "best.pt") if config.sparse_init == "baseline" else None
+        best = train(config.train_config(name, config.schedule, s0, init), out / name, progress=progress)
         trials.append(Trial(s0, best["val_accuracy"], best["val_hidden_spikes"]))
         names[s0] = name
     chosen = choose_sigma0(trials, base["val_accuracy"], config.val_tolerance)
     if chosen is None:
         chosen = trials[0]
-        print(f"   no sigma0 kept the baseline's validation accuracy ({100 * base['val_accuracy']:.2f}%); "
+        print(f"   no sigma0 stayed within {config.val_tolerance} of the baseline's validation accuracy ({100 * base['val_accuracy']:.2f}%); "
               f"taking the smallest, {chosen.sigma0:g}", flush=True)
     selection = {
-        "rule": f"largest sigma0 with validation accuracy >= baseline's - {config.val_tolerance}",
+        "rule": (f"largest sigma0 whose validation accuracy is within {config.val_tolerance} of the baseline's"
+                 + (" (iso-accuracy)" if config.val_tolerance == 0 else " (strictly less lost)")),
+        "sparse_init": config.sparse_init,
         "baseline_val_accuracy": base["val_accuracy"], "baseline_val_hidden_spikes": base["val_hidden_spikes"],
         "trials": [asdict(t) for t in trials], "chosen": chosen.sigma0,
     }
@@ -153,12 +176,14 @@ def run_pipeline(config: PipelineConfig, out: str | Path, progress: bool = True)
 
     results = []
     for name in runs:
-        print(f"== deploying {name} on Lava (Loihi2SimCfg, fixed_pt): {len(test)} test samples", flush=True)
-        res = evaluate_on_target(out / name, test_input, test.labels, progress=progress)
+        where = ("Lava (Loihi2SimCfg, fixed_pt)" if config.engine == "lava" else
+                 f"the emulator (cross-checked on Lava: {config.cross_check} samples)")
+        print(f"== deploying {name} on {where}: {len(test)} test samples", flush=True)
+        res = evaluate_on_target(out / name, test_input, test.labels, config.engine, config.cross_check,
+                                 progress=progress)
         ag = res["agreement"]
         print(f"   SLAYER {100 * res['accuracy_float']:.2f}%  target {100 * res['accuracy_target']:.2f}%  "
-              f"spikes identical to SLAYER: {ag['identical_spikes']}  "
-              f"({ag['lava_steps']} Lava steps in {ag['lava_seconds']:.1f} s)", flush=True)
+              f"spikes identical to SLAYER: {ag['identical_spikes']}  ({ag['target_seconds']:.1f} s)", flush=True)
         results.append(res)
     md = write_report(results, out, title=f"lavasparse pipeline: {config.dataset}, {config.arch}")
     with open(out / "report.json") as f:

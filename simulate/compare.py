@@ -33,12 +33,13 @@ def summarize(run: dict) -> dict:
 def _reduction(value: float, base: float) -> str:
     if base == 0:
         return "n/a"
-    return f"{100.0 * (base - value) / base:+.1f}%"
+    return f"{100.0 * (base - value) / base:.1f}%"
 
 
 def markdown_table(rows: list[dict]) -> str:
     base = rows[0]
-    head = ("| run | acc. SLAYER | acc. target | spikes/inf. | Δ | synops/inf. | Δ | energy/inf. (nJ) | Δ |\n"
+    head = ("| run | acc. SLAYER | acc. target | spikes/inf. | reduction | synops/inf. | reduction "
+            "| energy/inf. (nJ) | reduction |\n"
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
     lines = []
     for r in rows:
@@ -97,7 +98,7 @@ def write_report(runs: list[dict], out_dir: str | Path, title: str = "lavasparse
     rows = [summarize(r) for r in runs]
     engines = sorted({r["engine"] for r in rows})
     md = (f"# {title}\n\nTest set: {rows[0]['samples']} samples; figures per inference, measured on the "
-          f"target ({', '.join(engines)}); Δ relative to {rows[0]['name']}. Energy: "
+          f"target ({', '.join(engines)}); reductions relative to {rows[0]['name']} (negative: more). Energy: "
           f"{runs[0]['profile']['energy_table']['source']}.\n\n"
           + markdown_table(rows) + "\n## Per layer\n\n" + layer_table(rows)
           + "\n![per-layer spikes and synops](report.png)\n")

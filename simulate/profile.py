@@ -27,7 +27,10 @@ def profile_run(desc: NetDescription, inputs: np.ndarray, layer_spikes: list[np.
     for layer, spikes in zip(layers, layer_spikes):
         if spikes.shape != (n, *layer.shape, steps):
             raise ValueError(f"layer {layer.name}: spikes {spikes.shape}, expected {(n, *layer.shape, steps)}")
-        synops = 0 if layer.kind == "input" else synaptic_ops(incoming, synaptic_fanout(layer))
+        if layer.kind == "input":
+            synops = 0
+        else:  # a flatten between layers keeps (C, H, W) order, as netx's does
+            synops = synaptic_ops(incoming.reshape(n, *layer.in_shape, steps), synaptic_fanout(layer))
         count = int((spikes != 0).sum())
         updates = layer.num_neurons * steps * n
         rows.append({

@@ -174,3 +174,45 @@ def test_refuses_what_it_does_not_model(tmp_path):
         f["layer/1/neuron/gradedSpike"] = True
     with pytest.raises(UnsupportedNetwork, match="graded"):
         Emulator(read_network(path))
+
+
+def test_cross_check_stops_on_a_difference(tmp_path, monkeypatch):
+    from lavasparse.simulate import emulator as emu
+    from lavasparse.simulate.engines import CrossCheckError, run_target
+
+    net = make_net("64-16-6", steps=8)
+    path = tmp_path / "n.net"
+    export_netx(net, path)
+    x = random_spikes((4, 64, 8), p=0.5, seed=2)
+    ok = run_target(path, x, "emulator", cross_check=3, progress=False)
+    assert ok.engine == "emulator" and ok.cross_checked == 3
+    assert sum(int(s.sum()) for s in ok.spikes) > 0
+
+    real = emu.lif_dynamics
+
+    def broken(a_in, neuron, record_states=False):
+        s, st = real(a_in, neuron, record_states)
+        s[0, 0, 5] ^= 1   # one wrong spike: neuron 0 of sample 0 at step 5
+        return s, st
+
+    monkeypatch.setattr(emu, "lif_dynamics", broken)
+    with pytest.raises(CrossCheckError, match=r"layer dense1: sample 0, neuron \(0,\), step 5"):
+        run_target(path, x, "emulator", cross_check=2, progress=False)
+
+
+@pytest.mark.slow
+def test_profile_cli_engines_agree(tmp_path, capsys):
+    import json
+
+    from lavasparse.cli import main
+
+    net = make_net("1x8x8-c4k3-p2-12-10", steps=8)
+    export_netx(net, tmp_path / "n.net")
+    np.save(tmp_path / "x.npy", random_spikes((5, 1, 8, 8, 8), p=0.4, seed=3))
+    for engine in ("lava", "emulator"):
+        args = ["profile", str(tmp_path / "n.net"), "--input", str(tmp_path / "x.npy"),
+                "--json", str(tmp_path / f"{engine}.json"), "--engine", engine]
+        assert main(args + (["--cross-check", "2"] if engine == "emulator" else [])) == 0
+    a, b = (json.loads((tmp_path / f"{e}.json").read_text()) for e in ("lava", "emulator"))
+    assert a["engine"] == "lava" and b["engine"] == "emulator" and b["cross_checked_on_lava"] == 2
+    assert a["layers"] == b["layers"]

@@ -11,7 +11,7 @@ from lavasparse.pipeline import PipelineConfig, run_pipeline
 @pytest.mark.slow
 def test_pipeline_end_to_end(tmp_path, capsys):
     cfg = PipelineConfig(arch="64-32-10", weight_scale=2.0, epochs=4, train_limit=300, test_limit=40,
-                         sigma0=(1e-3, 1e-2), device="cpu")
+                         sigma0=(1e-3, 1e-2), sparse_epochs=2, device="cpu")
     report = run_pipeline(cfg, tmp_path, progress=False)
     names = [r["name"] for r in report["runs"]]
     assert names[0] == "baseline" and names[1] in ("sparse-linear-1e-03", "sparse-linear-1e-02")

@@ -57,6 +57,22 @@ def test_compare_report(tmp_path, tmp_net):
                 "synops_per_sample", "energy_per_sample_j"):
         assert key in report["runs"][0]
     assert report["runs"][1]["synops_per_sample"] == 0
-    assert "-100.0%" not in md and "+100.0%" in md  # reductions are relative to the first run
+    assert "| 100.0% |" in md and "| 0.0% |" in md  # reductions, relative to the first run
     png = (tmp_path / "rep" / "report.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_profile_through_conv_pool_flatten(tmp_net):
+    """Synops of the dense layer after a flatten: the pool's spikes in (C, H, W) order times fan-out."""
+    net, path = tmp_net("1x6x6-c3k3-p2-7-4", steps=5)
+    desc = read_network(path)
+    x = random_spikes((2, 1, 6, 6, 5), p=0.5, seed=0)
+    spikes = slayer_spikes(net, x)
+    prof = profile_run(desc, x, spikes)
+    assert [l["name"] for l in prof["layers"]] == ["conv1", "pool2", "dense4", "dense5"]
+    dense = desc.spiking_layers[2]
+    pool_counts = spikes[1].sum(axis=(0, -1)).reshape(-1)          # per pool neuron, C-order
+    assert pool_counts.sum() > 0
+    assert prof["layers"][2]["synops"] == int((pool_counts * (dense.weight != 0).sum(axis=0)).sum())
+    conv = desc.spiking_layers[0]
+    assert prof["layers"][0]["synops"] == int((x.sum(axis=(0, -1)) * synaptic_fanout(conv)).sum())
