@@ -124,6 +124,11 @@ def run_on_lava(net_path: str | Path, inputs: np.ndarray, chunk_steps: int = 200
     num_layers = len(desc.spiking_layers)
     total = n * steps + num_layers + offset - 1
 
+    if desc.spiking_layers[0].kind == "dense" and x.ndim > 3:
+        # netx applies a flatten only between two layers it built: right after
+        # a shape-only input the first dense layer takes the input flat, in
+        # (C, H, W) order.
+        x = x.reshape(n, -1, steps)
     data = _to_lava_order(x)
     data = np.moveaxis(data, 0, -2).reshape(*data.shape[1:-1], n * steps)
     data = np.concatenate([data, np.zeros((*data.shape[:-1], total - n * steps), np.int32)], -1)

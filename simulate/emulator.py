@@ -123,39 +123,55 @@ def _neuron(layer: LayerDesc, device) -> _Neuron:
     return _Neuron(int(n["iDecay"]), int(n["vDecay"]), int(n["vThMant"]), bias)
 
 
-def _decay(x: torch.Tensor, d: int) -> torch.Tensor:
-    """sign(x * (4096 - d)) * (|x * (4096 - d)| >> 12), as Lava's LIF decays u and v."""
-    p = x * (4096 - d)
-    return torch.sign(p) * (torch.abs(p) >> 12)
-
-
 def lif_dynamics(a_in: torch.Tensor, neuron: _Neuron, record_states: bool = False):
-    """Run the fixed-point LIF over time. ``a_in`` (B, n, T) int64.
-    Returns spikes (B, n, T) int8 and, if asked, (u, v) each (B, n, T) int64."""
-    b, n, steps = a_in.shape
-    u = torch.zeros(b, n, dtype=torch.int64, device=a_in.device)
+    """Run the fixed-point LIF over time, time-major: ``a_in`` (T, B, n) holds
+    integers (in an integer or float dtype). Returns spikes (T, B, n) bool and,
+    if asked, (u, v) each (T, B, n) int64.
+
+    The states are float64 holding exact integers (|u * (4096 - du)| < 2**36 and
+    scaling by 1/4096 is exact), which vectorises better than int64 division:
+    ``trunc(u * (4096 - du) / 4096)`` is Lava's ``sign(p) * (|p| >> 12)``.
+    """
+    steps, b, n = a_in.shape
+    # Lava shifts the activation left by 6 in int32 and adds it to the decayed
+    # current (|u| < 2**23): inputs below 2**24 can never overflow there.
+    max_a = int(a_in.abs().max()) if a_in.numel() else 0
+    if max_a >= 2 ** 24:
+        raise UnsupportedNetwork("synaptic input of 2**24 or more would overflow Lava's int32 current; not emulated")
+    dev = a_in.device
+    u = torch.zeros(b, n, dtype=torch.float64, device=dev)
     v = torch.zeros_like(u)
-    spikes = torch.zeros(b, n, steps, dtype=torch.int8, device=a_in.device)
+    spikes = torch.empty(steps, b, n, dtype=torch.bool, device=dev)
     us = vs = None
     if record_states:
-        us, vs = torch.empty_like(a_in), torch.empty_like(a_in)
-    vth = neuron.vth << 6
+        us = torch.empty(steps, b, n, dtype=torch.int64, device=dev)
+        vs = torch.empty_like(us)
+    cu, cv, vth = (4096 - neuron.du) / 4096, (4096 - neuron.dv) / 4096, float(neuron.vth << 6)
+    bias = neuron.bias.to(torch.float64) if neuron.bias is not None else None
+    act = a_in * 64   # the << 6; exact in any float type (a power of two)
+    # Decays never grow a state, so |u| <= steps * max|act| and |v| <= steps *
+    # (max|u| + max|bias|). Where those bounds stay inside 24 bits, Lava's wrap
+    # and clip cannot trigger and we skip them: the same numbers, fewer passes.
+    max_bias = int(neuron.bias.abs().max()) if bias is not None and bias.numel() else 0
+    u_bound = steps * max_a * 64
+    may_wrap = u_bound >= MAX_UV
+    may_clip = may_wrap or steps * (u_bound + max_bias) >= MAX_UV - 1
     for t in range(steps):
-        act = a_in[..., t] << 6
-        if act.abs().max() >= 2 ** 31 if act.numel() else False:
-            raise UnsupportedNetwork("synaptic input overflows Lava's int32 activation; not emulated")
-        dc = _decay(u, neuron.du) + act
-        wrapped = torch.where(dc > MAX_UV, dc - 2 * MAX_UV, dc)
-        u = torch.where(wrapped <= -MAX_UV, dc + 2 * MAX_UV, wrapped)
-        v = _decay(v, neuron.dv) + u
-        if neuron.bias is not None:
-            v = v + neuron.bias
-        v = v.clamp(-MAX_UV + 1, MAX_UV - 1)
-        s = v > vth
-        spikes[..., t] = s.to(torch.int8)
-        v = torch.where(s, torch.zeros_like(v), v)
+        u.mul_(cu).trunc_()
+        u.add_(act[t])
+        if may_wrap and bool(((u > MAX_UV) | (u <= -MAX_UV)).any()):   # Lava's 24-bit wrap, as written there
+            wrapped = torch.where(u > MAX_UV, u - 2 * MAX_UV, u)
+            u = torch.where(wrapped <= -MAX_UV, u + 2 * MAX_UV, wrapped)
+        v.mul_(cv).trunc_()
+        v.add_(u)
+        if bias is not None:
+            v.add_(bias)
+        if may_clip:
+            v.clamp_(-MAX_UV + 1, MAX_UV - 1)
+        s = torch.gt(v, vth, out=spikes[t])
+        v.masked_fill_(s, 0)
         if record_states:
-            us[..., t], vs[..., t] = u, v
+            us[t], vs[t] = u.to(torch.int64), v.to(torch.int64)
     return spikes, (us, vs)
 
 
@@ -163,8 +179,21 @@ def lif_dynamics(a_in: torch.Tensor, neuron: _Neuron, record_states: bool = Fals
 class _Layer:
     desc: LayerDesc
     neuron: _Neuron
-    weight: torch.Tensor | None
+    weight: torch.Tensor | None      # float: exact for integer sums below 2**24 (float32) or 2**53
     exponent: int = 0
+    fan_in_bound: int = 0            # largest |sum of weights| into one neuron
+
+
+def _float_weight(w: np.ndarray, per_output_axes: tuple[int, ...], device) -> tuple[torch.Tensor, int]:
+    """Weights as float32 when every possible synaptic sum of 0/1 spikes stays
+    below 2**24 (so float32 adds integers exactly and BLAS can do the work),
+    else float64. Graded inputs are refused elsewhere, so inputs are 0/1...
+    except an input neuron's current, which has no weights."""
+    bound = int(np.abs(w).sum(axis=per_output_axes).max()) if w.size else 0
+    dtype = torch.float32 if bound < 2 ** 24 else torch.float64
+    if bound >= 2 ** 53:
+        raise UnsupportedNetwork("synaptic sums too large to emulate exactly")
+    return torch.as_tensor(w, dtype=dtype, device=device), bound
 
 
 @dataclass
@@ -197,29 +226,34 @@ class Emulator:
                 self.layers.append(_Layer(layer, neuron, None))
             elif layer.kind == "dense":
                 w, exp = netx_weight_mapping(layer.weight)
-                self.layers.append(_Layer(layer, neuron, torch.as_tensor(w, device=self.device), exp))
+                wt, bound = _float_weight(w, (1,), self.device)
+                self.layers.append(_Layer(layer, neuron, wt, exp, bound))
             elif layer.kind == "conv":
-                self.layers.append(_Layer(layer, neuron, torch.as_tensor(
-                    layer.weight.astype(np.int64), dtype=torch.float64, device=self.device)))
+                wt, bound = _float_weight(layer.weight.astype(np.int64), (1, 2, 3), self.device)
+                self.layers.append(_Layer(layer, neuron, wt, 0, bound))
             else:
                 raise UnsupportedNetwork(f"{desc.path}: layer {layer.name} of type {layer.kind} is not emulated")
 
     def _synapse(self, layer: _Layer, x: torch.Tensor) -> torch.Tensor:
-        """Synaptic input (B, n_out, T) int64 from spikes x (B, *in_shape, T)."""
+        """Synaptic input (T, B, n_out), integers held in a float dtype, from
+        time-major input x (T, B, *in_shape)."""
         d = layer.desc
+        steps, b = x.shape[:2]
         if d.kind == "input":
-            return x.reshape(x.shape[0], -1, x.shape[-1]).to(torch.int64)
+            return x.reshape(steps, b, -1).to(torch.float64)
+        # Spikes are 0/1 here, so |sum| <= fan_in_bound and the float type was
+        # chosen so that every partial sum is an exact integer.
         if d.kind == "dense":
-            flat = x.reshape(x.shape[0], -1, x.shape[-1]).to(torch.int64)
-            acc = torch.einsum("oi,bit->bot", layer.weight, flat)
-            return acc << layer.exponent if layer.exponent > 0 else acc >> -layer.exponent
-        # conv: float64 holds these integer sums exactly (|sum| < 2**53)
-        b, steps = x.shape[0], x.shape[-1]
-        frames = x.permute(0, 4, 1, 2, 3).reshape(b * steps, *x.shape[1:4]).to(torch.float64)
+            flat = x.reshape(steps, b, -1).to(layer.weight.dtype)
+            acc = torch.matmul(flat, layer.weight.T)  # exact integers
+            # Lava shifts the sum by the weight exponent: << e, or >> -e (floor); exact in floats.
+            return acc * 2.0 ** layer.exponent if layer.exponent > 0 else torch.floor(acc * 2.0 ** layer.exponent)
+        frames = x.reshape(steps * b, *x.shape[2:]).to(layer.weight.dtype)
         out = F.conv2d(frames, layer.weight, stride=d.stride, padding=d.padding, dilation=d.dilation,
                        groups=d.groups)
-        out = torch.round(out).to(torch.int64).clamp(-(2 ** 23), 2 ** 23 - 1)  # Lava's signed 24-bit clamp
-        return out.reshape(b, steps, -1).permute(0, 2, 1)
+        if layer.fan_in_bound >= 2 ** 23:
+            out.clamp_(-(2 ** 23), 2 ** 23 - 1)  # Lava's signed 24-bit clamp of the conv output
+        return out.reshape(steps, b, -1)
 
     @torch.no_grad()
     def run(self, inputs: np.ndarray, batch_size: int = 256, record_states: bool = False) -> EmulatorRun:
@@ -231,17 +265,19 @@ class Emulator:
         outs: list[list[np.ndarray]] = [[] for _ in self.layers]
         us: list[list[np.ndarray]] = [[] for _ in self.layers]
         vs: list[list[np.ndarray]] = [[] for _ in self.layers]
+        # Internally time-major, (T, B, *shape): each step's slice is contiguous.
+        to_sample_major = lambda a: np.moveaxis(a.cpu().numpy(), 0, -1)
         for start in range(0, len(x_all), batch_size):
-            x = torch.as_tensor(x_all[start:start + batch_size], device=self.device)
+            x = torch.as_tensor(np.moveaxis(x_all[start:start + batch_size], -1, 0), device=self.device)
             for i, layer in enumerate(self.layers):
                 a_in = self._synapse(layer, x)
                 s, (u, v) = lif_dynamics(a_in, layer.neuron, record_states)
-                shape = (s.shape[0], *layer.desc.shape, s.shape[-1])
-                outs[i].append(s.reshape(shape).cpu().numpy())
-                if record_states:
-                    us[i].append(u.reshape(shape).cpu().numpy())
-                    vs[i].append(v.reshape(shape).cpu().numpy())
+                shape = (s.shape[0], s.shape[1], *layer.desc.shape)
                 x = s.reshape(shape)
+                outs[i].append(to_sample_major(x.to(torch.int8)))
+                if record_states:
+                    us[i].append(to_sample_major(u.reshape(shape)))
+                    vs[i].append(to_sample_major(v.reshape(shape)))
         cat = lambda parts: [np.concatenate(p) for p in parts]
         return EmulatorRun([l.desc.name for l in self.layers], cat(outs),
                            cat(us) if record_states else None, cat(vs) if record_states else None)

@@ -9,7 +9,7 @@ from lavasparse.deploy.lava_runner import as_batch, run_on_lava
 from lavasparse.export.netx_format import read_network
 
 
-@pytest.mark.parametrize("arch", ["64-24-10", "1x8x8-c4k3-p2-c6k3p0-12-10", "2x6x6-c4k3s2p1-16-5"])
+@pytest.mark.parametrize("arch", ["64-24-10", "1x8x8-c4k3-p2-c6k3p0-12-10", "2x6x6-c4k3s2p1-16-5", "2x4x4-12-5"])
 def test_lava_spikes_identical_to_slayer(tmp_net, arch):
     net, path = tmp_net(arch, steps=10)
     x = random_spikes((6, *net.specs[0].in_shape, 10), p=0.4, seed=1)

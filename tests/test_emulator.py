@@ -192,7 +192,7 @@ def test_cross_check_stops_on_a_difference(tmp_path, monkeypatch):
 
     def broken(a_in, neuron, record_states=False):
         s, st = real(a_in, neuron, record_states)
-        s[0, 0, 5] ^= 1   # one wrong spike: neuron 0 of sample 0 at step 5
+        s[5, 0, 0] ^= True   # one wrong spike (time-major): step 5, sample 0, neuron 0
         return s, st
 
     monkeypatch.setattr(emu, "lif_dynamics", broken)
