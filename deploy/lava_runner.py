@@ -33,6 +33,8 @@ class LavaRun:
     steps: int
     lava_steps: int
     seconds: float
+    currents: list[np.ndarray] | None = None   # u per layer, (N, *shape, T), with record_states
+    voltages: list[np.ndarray] | None = None   # v per layer, after the spike reset
 
     @property
     def predictions(self) -> np.ndarray:
@@ -102,13 +104,15 @@ def import_lava() -> None:
 
 
 def run_on_lava(net_path: str | Path, inputs: np.ndarray, chunk_steps: int = 2000,
-                progress: bool = True) -> LavaRun:
+                progress: bool = True, record_states: bool = False) -> LavaRun:
     """Run ``inputs`` (N, *input_shape, T) through the network in ``net_path``.
 
     The array is what enters the first layer: for an ``input`` layer with a
     neuron it is added to that neuron's input current (``in_layer.neuron.a_in``,
     as lava-dl's tutorials do); otherwise it is the spike input of the first
     synaptic layer. The runtime is always stopped, on error and on Ctrl-C too.
+    ``record_states`` also probes every layer's current u and voltage v (a
+    Monitor per variable: slower; meant for checks on small runs).
     """
     import_lava()
     from lava.lib.dl import netx
@@ -116,6 +120,7 @@ def run_on_lava(net_path: str | Path, inputs: np.ndarray, chunk_steps: int = 200
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.sink import RingBuffer as Sink
     from lava.proc.io.source import RingBuffer as Source
+    from lava.proc.monitor.process import Monitor
 
     desc = read_network(net_path)
     x = as_batch(inputs, desc)
@@ -146,6 +151,13 @@ def run_on_lava(net_path: str | Path, inputs: np.ndarray, chunk_steps: int = 200
         sink = Sink(shape=layer.out.shape, buffer=total)
         layer.out.connect(sink.a_in)
         sinks.append(sink)
+    monitors = []
+    if record_states:
+        for layer in net.layers:
+            pair = (Monitor(), Monitor())
+            pair[0].probe(target=layer.neuron.u, num_steps=total)
+            pair[1].probe(target=layer.neuron.v, num_steps=total)
+            monitors.append(pair)
 
     t0 = time.time()
     bar = tqdm(total=total, desc=f"Lava {Path(net_path).name}", unit="step",
@@ -158,15 +170,25 @@ def run_on_lava(net_path: str | Path, inputs: np.ndarray, chunk_steps: int = 200
             done += k
             bar.update(k)
         records = [np.asarray(s.data.get()) for s in sinks]
+        # A Monitor's data: {process name: {var name: (steps, *shape)}}; to (*shape, steps).
+        states = [[np.moveaxis(next(iter(next(iter(m.get_data().values())).values())), 0, -1) for m in pair]
+                  for pair in monitors]
     finally:
         bar.close()
         net.stop()
     seconds = time.time() - t0
 
-    spikes = []
-    for l, rec in enumerate(records, start=1):
-        rec = _from_lava_order(rec)
-        start = l + offset - 1   # probe index of step k*T + l + o
-        per = [rec[..., start + k * steps: start + (k + 1) * steps] for k in range(n)]
-        spikes.append(np.stack(per).astype(np.int32))
-    return LavaRun(desc, [l.name for l in desc.spiking_layers], spikes, steps, total, seconds)
+    def windows(recs: list[np.ndarray], dtype) -> list[np.ndarray]:
+        out = []
+        for l, rec in enumerate(recs, start=1):
+            rec = _from_lava_order(rec)
+            start = l + offset - 1   # probe index of step k*T + l + o
+            out.append(np.stack([rec[..., start + k * steps: start + (k + 1) * steps]
+                                 for k in range(n)]).astype(dtype))
+        return out
+
+    spikes = windows(records, np.int32)
+    currents = windows([st[0] for st in states], np.int64) if record_states else None
+    voltages = windows([st[1] for st in states], np.int64) if record_states else None
+    return LavaRun(desc, [l.name for l in desc.spiking_layers], spikes, steps, total, seconds,
+                   currents, voltages)

@@ -127,12 +127,15 @@ def test_emulator_identical_to_lava(tmp_path_factory, net, steps, n):
     x = (rng.random((n, *in_shape, steps)) < 0.5).astype(np.int32)
     if input_neuron:
         x = x * rng.integers(1, 120, x.shape)  # input currents, not only spikes
-    em = Emulator(desc).run(x, batch_size=2)
-    lava = run_on_lava(path, x, progress=False)
+    em = Emulator(desc).run(x, batch_size=2, record_states=True)
+    lava = run_on_lava(path, x, progress=False, record_states=True)
     target(float(sum(int(s.sum()) > 0 for s in lava.spikes)), label="layers that spike")
     for name, a, b in zip(lava.layer_names, lava.spikes, em.spikes):
         assert a.shape == b.shape, name
         assert np.array_equal(a, b), f"{name}: {int((a != b).sum())} of {a.size} spikes differ"
+    for name, lu, lv, eu, ev in zip(lava.layer_names, lava.currents, lava.voltages, em.currents, em.voltages):
+        assert np.array_equal(lu, eu), f"{name}: current u differs"
+        assert np.array_equal(lv, ev), f"{name}: voltage v differs"
 
 
 @pytest.mark.parametrize("arch", ["64-24-10", "1x8x8-c4k3-p2-c6k3p0-12-10"])
