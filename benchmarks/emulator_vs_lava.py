@@ -25,7 +25,7 @@ from lavasparse.export.netx_export import export_netx
 from lavasparse.export.netx_format import read_network
 from lavasparse.simulate.emulator import Emulator
 from lavasparse.simulate.engines import first_difference
-from lavasparse.train.encode import rate_encode
+from lavasparse.train.encode import encode_images
 from lavasparse.train.model import NetConfig, SpikingNet
 
 NETS = {
@@ -43,8 +43,7 @@ def inputs(arch_in, n, steps, data_dir):
         images = test.images[:n]
     else:
         images = np.random.default_rng(0).random((n, 1, 28, 28)).astype(np.float32) * 0.27
-    x = rate_encode(images, steps, seed=1, max_rate=0.5)
-    return x.reshape(n, *arch_in, steps).numpy().astype(np.int8)
+    return encode_images(images, arch_in, steps, seed=1, max_rate=0.5).numpy().astype(np.int8)
 
 
 def main() -> int:
@@ -60,8 +59,6 @@ def main() -> int:
             continue
         torch.manual_seed(0)
         net = SpikingNet(NetConfig(arch=arch, weight_scale=ws))
-        with torch.no_grad():
-            net(torch.zeros(1, *net.specs[0].in_shape, a.steps))
         path = tmp / f"{arch}.net"
         desc = export_netx(net, path)
         neurons = sum(l.num_neurons for l in desc.spiking_layers)
@@ -88,7 +85,7 @@ def main() -> int:
 
     print(f"\n{torch.get_num_threads()} torch threads; T = {a.steps} steps per sample; "
           f"'identical' compares every spike of the {', '.join(str(r[7]) for r in rows)} samples Lava ran\n")
-    print(f"| network | neurons | spikes/sample | Lava sample-steps/s | emulator sample-steps/s | ratio | identical |")
+    print("| network | neurons | spikes/sample | Lava sample-steps/s | emulator sample-steps/s | ratio | identical |")
     print("|---|---:|---:|---:|---:|---:|---|")
     for name, neurons, spikes, lr, er, ratio, same, _ in rows:
         print(f"| {name} | {neurons} | {spikes:.0f} | {lr:.1f} | {er:.0f} | {ratio:.0f}x | {same} |")

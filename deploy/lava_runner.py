@@ -23,6 +23,12 @@ from tqdm.auto import tqdm
 from lavasparse.export.netx_format import NetDescription, read_network
 
 
+def predict(output_spikes: np.ndarray) -> np.ndarray:
+    """Class per sample from the output layer's spikes (N, *shape, T): the
+    neuron with most spikes, the lowest index on ties (numpy's argmax)."""
+    return output_spikes.reshape(output_spikes.shape[0], -1, output_spikes.shape[-1]).sum(-1).argmax(1)
+
+
 @dataclass
 class LavaRun:
     """Per-layer spikes from a Lava run, each (N, *shape, T) in (C, H, W) order."""
@@ -38,9 +44,7 @@ class LavaRun:
 
     @property
     def predictions(self) -> np.ndarray:
-        """Output neuron with most spikes per sample (lowest index on ties)."""
-        out = self.spikes[-1]
-        return out.reshape(out.shape[0], -1, out.shape[-1]).sum(-1).argmax(1)
+        return predict(self.spikes[-1])
 
 
 def as_batch(inputs: np.ndarray, desc: NetDescription) -> np.ndarray:

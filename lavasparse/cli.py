@@ -66,18 +66,13 @@ def cmd_export(a) -> int:
     return 0
 
 
-def _load_input(path: str):
-    import numpy as np
-
-    return np.load(path)
-
-
 def cmd_deploy(a) -> int:
     import numpy as np
 
     from lavasparse.deploy.lava_runner import run_on_lava
+    from lavasparse.fileio import write_npz
 
-    run = run_on_lava(a.net, _load_input(a.input))
+    run = run_on_lava(a.net, np.load(a.input))
     print(f"{run.lava_steps} Lava steps in {run.seconds:.1f} s")
     for name, s in zip(run.layer_names, run.spikes):
         print(f"  {name:>12s}: {int((s != 0).sum())} spikes")
@@ -85,13 +80,15 @@ def cmd_deploy(a) -> int:
         labels = np.load(a.labels)
         print(f"accuracy on the target: {100 * float((run.predictions == labels).mean()):.2f}%")
     if a.save:
-        np.savez_compressed(a.save, predictions=run.predictions,
-                            **{n: s.astype(np.int8) for n, s in zip(run.layer_names, run.spikes)})
+        write_npz(a.save, predictions=run.predictions,
+                  **{n: s.astype(np.int8) for n, s in zip(run.layer_names, run.spikes)})
         print(f"wrote {a.save}")
     return 0
 
 
 def cmd_profile(a) -> int:
+    import numpy as np
+
     from lavasparse.deploy.lava_runner import as_batch
     from lavasparse.export.netx_format import read_network
     from lavasparse.fileio import write_json
@@ -101,7 +98,7 @@ def cmd_profile(a) -> int:
 
     table = EnergyTable.from_json(a.energy_table) if a.energy_table else LOIHI
     desc = read_network(a.net)
-    batch = as_batch(_load_input(a.input), desc)
+    batch = as_batch(np.load(a.input), desc)
     run = run_target(a.net, batch, a.engine, a.cross_check)
     prof = profile_run(desc, batch, run.spikes, table)
     prof["engine"] = run.engine

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from lavasparse.fileio import atomic_path, write_json
+from lavasparse.fileio import write_json, write_npy, write_npz
 
 
 @dataclass
@@ -87,6 +87,7 @@ def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray
     target (``engine``), check that the two agree, and profile the target's spikes."""
     import torch
 
+    from lavasparse.deploy.lava_runner import predict
     from lavasparse.export.netx_export import export_netx
     from lavasparse.simulate.engines import run_target
     from lavasparse.simulate.profile import profile_run
@@ -98,26 +99,25 @@ def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray
     with torch.no_grad():
         ref = [s.numpy().astype(np.int32) for s in
                model.windowed(model(torch.as_tensor(test_input, dtype=torch.float32)), config.steps)]
-    lava = run_target(net_path, test_input, engine, cross_check, progress=progress)
-    with atomic_path(run_dir / "target_spikes.npz") as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, **{name: s.astype(np.int8) for name, s in zip(lava.layer_names, lava.spikes)})
-    profile = profile_run(desc, test_input, lava.spikes)
+    target = run_target(net_path, test_input, engine, cross_check, progress=progress)
+    write_npz(run_dir / "target_spikes.npz",
+              **{name: s.astype(np.int8) for name, s in zip(target.layer_names, target.spikes)})
+    profile = profile_run(desc, test_input, target.spikes)
     write_json(run_dir / "profile.json", profile)
-    ref_pred = ref[-1].sum(-1).argmax(1)
+    ref_pred = predict(ref[-1])
     agreement = {
-        "identical_spikes": all(np.array_equal(a, b) for a, b in zip(ref, lava.spikes)),
-        "prediction_match": float((ref_pred == lava.predictions).mean()),
-        "layer_spike_ratio": [float(b.sum() / a.sum()) if a.sum() else None for a, b in zip(ref, lava.spikes)],
-        "target_seconds": lava.seconds,
-        "cross_checked_on_lava": lava.cross_checked,
+        "identical_spikes": all(np.array_equal(a, b) for a, b in zip(ref, target.spikes)),
+        "prediction_match": float((ref_pred == target.predictions).mean()),
+        "layer_spike_ratio": [float(b.sum() / a.sum()) if a.sum() else None for a, b in zip(ref, target.spikes)],
+        "target_seconds": target.seconds,
+        "cross_checked_on_lava": target.cross_checked,
     }
-    profile["engine"] = lava.engine
+    profile["engine"] = target.engine
     return {
         "name": config.name, "schedule": config.schedule, "sigma0": config.sigma0,
-        "network": str(net_path), "engine": lava.engine,
+        "network": str(net_path), "engine": target.engine,
         "accuracy_float": float((ref_pred == labels).mean()),
-        "accuracy_target": float((lava.predictions == labels).mean()),
+        "accuracy_target": float((target.predictions == labels).mean()),
         "profile": profile, "agreement": agreement,
     }
 
@@ -126,7 +126,7 @@ def run_pipeline(config: PipelineConfig, out: str | Path, progress: bool = True)
     """Run everything into ``out``; resumes finished or interrupted training."""
     from lavasparse.simulate.compare import write_report
     from lavasparse.train.data import load_dataset
-    from lavasparse.train.encode import rate_encode
+    from lavasparse.train.encode import encode_images
     from lavasparse.train.model import parse_arch
     from lavasparse.train.selection import Trial, choose_sigma0
     from lavasparse.train.trainer import train
@@ -167,12 +167,10 @@ def run_pipeline(config: PipelineConfig, out: str | Path, progress: bool = True)
     if config.test_limit:
         test = test.subset(np.arange(min(config.test_limit, len(test))))
     in_shape = parse_arch(config.arch)[0].in_shape
-    spikes = rate_encode(test.images, config.steps, test_seed(config.seed), config.max_rate)
-    test_input = spikes.reshape(len(test), *in_shape, config.steps).numpy().astype(np.int8)
-    for fname, arr in (("test_input.npy", test_input), ("test_labels.npy", test.labels)):
-        with atomic_path(out / fname) as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, arr)
+    test_input = encode_images(test.images, in_shape, config.steps, test_seed(config.seed),
+                               config.max_rate).numpy().astype(np.int8)
+    write_npy(out / "test_input.npy", test_input)
+    write_npy(out / "test_labels.npy", test.labels)
 
     results = []
     for name in runs:

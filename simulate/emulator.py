@@ -58,13 +58,13 @@ def netx_weight_mapping(weight: np.ndarray) -> tuple[np.ndarray, int]:
         weight = np.clip(weight, -256, 254)
         max_w, min_w = int(weight.max()), int(weight.min())
     if max_w < 0:
-        sign, is_signed, scale = "inh", 0, -256 / min_w
+        is_signed, scale = 0, -256 / min_w
     elif min_w >= 0:
-        sign, is_signed, scale = "exc", 0, 255 / max_w
+        is_signed, scale = 0, 255 / max_w
     else:
         # netx divides in numpy: 127 / 0 is inf there, so a zero maximum leaves the negative scale.
         pos = 127 / max_w if max_w > 0 else float("inf")
-        sign, is_signed, scale = "mixed", 1, min(pos, -128 / min_w)
+        is_signed, scale = 1, min(pos, -128 / min_w)
     scale_bits = int(np.floor(np.log2(scale))) + is_signed
     n = 8
     while n > 0 and np.sum(np.abs(weight / 2 ** n - np.round(weight / 2 ** n))) != 0:
@@ -101,9 +101,8 @@ class _Neuron:
 
 def _neuron(layer: LayerDesc, device) -> _Neuron:
     n = layer.neuron
-    for key in ("gradedSpike",):
-        if key in n and bool(np.any(n[key])):
-            raise UnsupportedNetwork(f"layer {layer.name}: graded spikes are not emulated")
+    if "gradedSpike" in n and bool(np.any(n["gradedSpike"])):
+        raise UnsupportedNetwork(f"layer {layer.name}: graded spikes are not emulated")
     if "messageBits" in n and int(np.max(n["messageBits"])) > 0:
         raise UnsupportedNetwork(f"layer {layer.name}: graded spikes (messageBits > 0) are not emulated")
     for key in ("iDecay", "vDecay", "vThMant"):
@@ -187,8 +186,8 @@ class _Layer:
 def _float_weight(w: np.ndarray, per_output_axes: tuple[int, ...], device) -> tuple[torch.Tensor, int]:
     """Weights as float32 when every possible synaptic sum of 0/1 spikes stays
     below 2**24 (so float32 adds integers exactly and BLAS can do the work),
-    else float64. Graded inputs are refused elsewhere, so inputs are 0/1...
-    except an input neuron's current, which has no weights."""
+    else float64. Inputs to weighted layers are 0/1 spikes: graded spikes are
+    refused in ``_neuron``."""
     bound = int(np.abs(w).sum(axis=per_output_axes).max()) if w.size else 0
     dtype = torch.float32 if bound < 2 ** 24 else torch.float64
     if bound >= 2 ** 53:
@@ -207,8 +206,9 @@ class EmulatorRun:
 
     @property
     def predictions(self) -> np.ndarray:
-        out = self.spikes[-1]
-        return out.reshape(out.shape[0], -1, out.shape[-1]).sum(-1).argmax(1)
+        from lavasparse.deploy.lava_runner import predict
+
+        return predict(self.spikes[-1])
 
 
 class Emulator:

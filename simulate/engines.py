@@ -29,9 +29,9 @@ class TargetRun:
 
     @property
     def predictions(self) -> np.ndarray:
-        """Output neuron with most spikes per sample (lowest index on ties)."""
-        out = self.spikes[-1]
-        return out.reshape(out.shape[0], -1, out.shape[-1]).sum(-1).argmax(1)
+        from lavasparse.deploy.lava_runner import predict
+
+        return predict(self.spikes[-1])
 
 
 def first_difference(names: list[str], ref: list[np.ndarray], other: list[np.ndarray]) -> str | None:

@@ -10,12 +10,10 @@ from lavasparse.train.model import NetConfig, SpikingNet
 
 
 def make_net(arch: str, steps: int = 12, seed: int = 0, weight_scale: float = 4.0) -> SpikingNet:
-    """An untrained SLAYER net with random weights, ready to export (one forward done)."""
+    """An untrained SLAYER net with random weights, ready to export. (``steps`` is kept
+    for the callers' readability; the net does not depend on it.)"""
     torch.manual_seed(seed)
-    net = SpikingNet(NetConfig(arch=arch, weight_scale=weight_scale))
-    with torch.no_grad():
-        net(torch.zeros(1, *net.specs[0].in_shape, steps))
-    return net.eval()
+    return SpikingNet(NetConfig(arch=arch, weight_scale=weight_scale)).eval()
 
 
 def random_spikes(shape, p: float = 0.3, seed: int = 0) -> np.ndarray:

@@ -28,6 +28,14 @@ def rate_encode(images: torch.Tensor | np.ndarray, steps: int, seed: int,
     return (draw < (max_rate * x)[..., None]).to(torch.float32).to(device)
 
 
+def encode_images(images: torch.Tensor | np.ndarray, in_shape: tuple[int, ...], steps: int, seed: int,
+                  max_rate: float = 1.0) -> torch.Tensor:
+    """``rate_encode`` shaped for a network: (N, *in_shape, steps), e.g. the
+    (N, 1, 8, 8) digits flattened to (N, 64, steps) for a dense input."""
+    spikes = rate_encode(images, steps, seed, max_rate)
+    return spikes.reshape(spikes.shape[0], *in_shape, steps)
+
+
 def batch_seed(base_seed: int, epoch: int, batch_index: int) -> int:
     """Seed for one batch's encoding: fresh noise each epoch, reproducible runs."""
     return int(np.random.SeedSequence([base_seed, epoch, batch_index]).generate_state(1)[0])

@@ -20,7 +20,8 @@ def spike_count(hidden_spikes: list[torch.Tensor]) -> torch.Tensor:
 class SparsityLoss(torch.nn.Module):
     """L = L_class + sigma * spikeCount, with L_class SLAYER's spike-rate loss
     on the output layer (target rates ``true_rate`` for the label, ``false_rate``
-    for the others), summed over output neurons. Both terms are per sample. ``forward`` returns (total, class_loss, spike_count)."""
+    for the others), summed over output neurons. Both terms are per sample.
+    ``forward`` returns (total, class_loss, spike_count)."""
 
     def __init__(self, true_rate: float = 0.2, false_rate: float = 0.03):
         super().__init__()

@@ -134,6 +134,10 @@ class SpikingNet(torch.nn.Module):
             else:
                 blocks.append(slayer.block.cuba.Flatten())
         self.blocks = torch.nn.ModuleList(blocks)
+        # SLAYER sizes its neurons on the first forward pass; do it now, so that a
+        # new net can load a state or export itself straight away (no randomness used).
+        with torch.no_grad():
+            self(torch.zeros(1, *self.specs[0].in_shape, 1))
 
     @property
     def num_spiking_layers(self) -> int:

@@ -22,7 +22,7 @@ from lavasparse.fileio import atomic_path, write_json, write_text
 
 from .data import ImageDataset, load_dataset, train_val_split
 from .device import resolve_device
-from .encode import batch_seed, rate_encode
+from .encode import batch_seed, encode_images
 from .loss import SparsityLoss
 from .model import NetConfig, NeuronConfig, SpikingNet
 from .schedules import SCHEDULES, sigma
@@ -86,16 +86,16 @@ def evaluate(model: SpikingNet, data: ImageDataset, steps: int, max_rate: float,
     """Accuracy and spikes per sample per layer of ``model`` on ``data``.
 
     The input spikes are drawn once for the whole set with ``seed`` (see
-    ``encode_set``), each layer's spikes are cut to its target window, and the
+    ``encode_images``), each layer's spikes are cut to its target window, and the
     class is the output neuron with most spikes (lowest index on ties, as
     numpy's argmax). Returns accuracy (fraction), predictions, and
     layer_spikes (total spikes per layer over the set).
     """
     model.eval()
-    spikes_in = encode_set(data, steps, max_rate, seed)
+    spikes_in = encode_images(data.images, model.specs[0].in_shape, steps, seed, max_rate)
     preds, totals = [], np.zeros(model.num_spiking_layers)
     for start in range(0, len(data), batch_size):
-        x = _prepare(spikes_in[start:start + batch_size], model).to(device)
+        x = spikes_in[start:start + batch_size].to(device)
         out = model.windowed(model(x), steps)
         counts = out[-1].sum(dim=-1).cpu().numpy()
         preds.append(counts.argmax(axis=1))
@@ -103,16 +103,6 @@ def evaluate(model: SpikingNet, data: ImageDataset, steps: int, max_rate: float,
     preds = np.concatenate(preds)
     return {"accuracy": float((preds == data.labels).mean()), "predictions": preds,
             "layer_spikes": totals}
-
-
-def encode_set(data: ImageDataset, steps: int, max_rate: float, seed: int) -> torch.Tensor:
-    """The evaluation spikes of a whole set, (N, C, H, W, steps)."""
-    return rate_encode(data.images, steps, seed, max_rate)
-
-
-def _prepare(x: torch.Tensor, model: SpikingNet) -> torch.Tensor:
-    in_shape = model.specs[0].in_shape
-    return x.reshape(x.shape[0], *in_shape, x.shape[-1])
 
 
 def train(config: TrainConfig, run_dir: str | Path, progress: bool = True) -> dict:
@@ -141,9 +131,6 @@ def train(config: TrainConfig, run_dir: str | Path, progress: bool = True) -> di
     train_set, val_set = train_full.subset(tr_idx), train_full.subset(va_idx)
 
     model = SpikingNet(config.net).to(device)
-    # SLAYER sizes some buffers on the first forward pass: run one before loading a state.
-    with torch.no_grad():
-        model(torch.zeros(1, *model.specs[0].in_shape, config.steps, device=device))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     # Stepped once per epoch; a decaying rate makes the last epochs, where the
     # best checkpoint usually lies, far less noisy.
@@ -182,9 +169,8 @@ def train(config: TrainConfig, run_dir: str | Path, progress: bool = True) -> di
                    leave=False, disable=None if progress else True, unit="batch")
         for b in bar:
             idx = order[b * config.batch_size:(b + 1) * config.batch_size]
-            x = rate_encode(train_set.images[idx], config.steps, batch_seed(config.seed, epoch, b),
-                            config.max_rate).to(device)
-            x = _prepare(x, model)
+            x = encode_images(train_set.images[idx], model.specs[0].in_shape, config.steps,
+                              batch_seed(config.seed, epoch, b), config.max_rate).to(device)
             y = torch.as_tensor(train_set.labels[idx], device=device)
             out = model.windowed(model(x), config.steps)
             loss, l_class, count = loss_fn(out, y, s)
@@ -250,7 +236,5 @@ def load_trained(run_dir: str | Path, which: str = "best", device: str = "cpu") 
     if not ckpt.exists():
         raise FileNotFoundError(f"{ckpt}: no checkpoint (has the run finished an epoch?)")
     model = SpikingNet(config.net)
-    with torch.no_grad():
-        model(torch.zeros(1, *model.specs[0].in_shape, config.steps))
     model.load_state_dict(torch.load(ckpt, map_location=device)["model"])
     return model.to(device).eval(), config
