@@ -13,6 +13,7 @@ sample, and cut each layer's probe to that window.
 """
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,8 +108,28 @@ def import_lava() -> None:
             default._actual_context = saved
 
 
+@functools.lru_cache(maxsize=None)
+def _recurrent_dense_model():
+    """A process model for netx's RecurrentDense block. netx 0.6.0 (archived,
+    never patched here) defines the block but no model for it, so Lava cannot
+    compile a ``dense_rec`` layer. Like netx's own PyDenseModel, the model just
+    builds the block's sub-processes (synapse, recurrent synapse, neuron); we
+    hand it to Lava through the run config's ``exception_proc_model_map``."""
+    from lava.lib.dl.netx.blocks.models import AbstractPyBlockModel
+    from lava.lib.dl.netx.blocks.process import RecurrentDense
+    from lava.magma.core.decorator import implements
+    from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+
+    @implements(proc=RecurrentDense, protocol=LoihiProtocol)
+    class PyRecurrentDenseModel(AbstractPyBlockModel):
+        pass
+
+    return {RecurrentDense: PyRecurrentDenseModel}
+
+
 def run_on_lava(net_path: str | Path, inputs: np.ndarray, chunk_steps: int = 2000,
-                progress: bool = True, record_states: bool = False) -> LavaRun:
+                progress: bool = True, record_states: bool = False,
+                input_message_bits: int = 0) -> LavaRun:
     """Run ``inputs`` (N, *input_shape, T) through the network in ``net_path``.
 
     The array is what enters the first layer: for an ``input`` layer with a
@@ -117,6 +138,8 @@ def run_on_lava(net_path: str | Path, inputs: np.ndarray, chunk_steps: int = 200
     synaptic layer. The runtime is always stopped, on error and on Ctrl-C too.
     ``record_states`` also probes every layer's current u and voltage v (a
     Monitor per variable: slower; meant for checks on small runs).
+    ``input_message_bits > 0`` makes the first synapse take graded spikes (the
+    input's integers as payloads) instead of counting any non-zero input as 1.
     """
     import_lava()
     from lava.lib.dl import netx
@@ -142,7 +165,8 @@ def run_on_lava(net_path: str | Path, inputs: np.ndarray, chunk_steps: int = 200
     data = np.moveaxis(data, 0, -2).reshape(*data.shape[1:-1], n * steps)
     data = np.concatenate([data, np.zeros((*data.shape[:-1], total - n * steps), np.int32)], -1)
 
-    net = netx.hdf5.Network(net_config=str(net_path), reset_interval=steps, reset_offset=offset)
+    net = netx.hdf5.Network(net_config=str(net_path), reset_interval=steps, reset_offset=offset,
+                            input_message_bits=input_message_bits)
     if len(net.layers) != num_layers:
         raise RuntimeError(f"{net_path}: netx built {len(net.layers)} layers, we expected {num_layers}")
     source = Source(data=data)
@@ -170,7 +194,8 @@ def run_on_lava(net_path: str | Path, inputs: np.ndarray, chunk_steps: int = 200
         done = 0
         while done < total:
             k = min(chunk_steps, total - done)
-            net.run(condition=RunSteps(num_steps=k), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+            net.run(condition=RunSteps(num_steps=k),
+                    run_cfg=Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=_recurrent_dense_model()))
             done += k
             bar.update(k)
         records = [np.asarray(s.data.get()) for s in sinks]

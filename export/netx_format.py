@@ -17,10 +17,17 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-SUPPORTED = ("input", "dense", "conv", "flatten")
+SUPPORTED = ("input", "dense", "dense_rec", "conv", "flatten")
 # What netx 0.6.0 itself cannot build: we say so up front instead of failing deep inside Lava.
 NETX_UNSUPPORTED = ("pool", "average", "concat", "convT", "unpool")
 NEURON_FIELDS = ("type", "iDecay", "vDecay", "vThMant")
+# What netx 0.6.0 gives a dense layer whose description has no neuron: a
+# non-leaky integrator (hdf5.Network.create_dense). Note ``1 << 18 - 1`` there
+# is ``1 << 17`` by Python's precedence.
+NETX_DEFAULT_DENSE_NEURON = {"type": "CUBA", "iDecay": 0, "vDecay": 4096, "vThMant": 1 << 17,
+                             "refDelay": 1, "gradedSpike": False}
+# netx clamps synaptic delays to 0..62 (DelayDense's buffer holds 63 steps).
+MAX_DELAY = 62
 
 
 class NetFileError(ValueError):
@@ -36,18 +43,23 @@ class LayerDesc:
     shape: tuple[int, ...]
     in_shape: tuple[int, ...] | None = None
     weight: np.ndarray | None = None           # dense: (out, in); conv: (out, in/groups, kH, kW)
+    weight_rec: np.ndarray | None = None       # dense_rec: (out, out), from the layer's own spikes
     neuron: dict | None = None
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
     dilation: tuple[int, int] = (1, 1)
     groups: int = 1
     bias: np.ndarray | None = None
-    delay: np.ndarray | None = None
+    delay: np.ndarray | None = None            # dense: (out, in) steps, as netx broadcasts it; conv: ignored by netx
     origin: str | None = None                  # 'pool' for a pool our export wrote as a conv
 
     @property
+    def recurrent(self) -> bool:
+        return self.weight_rec is not None
+
+    @property
     def name(self) -> str:
-        return f"{self.origin or self.kind}{self.index}"
+        return f"{self.origin or ('dense_rec' if self.recurrent else self.kind)}{self.index}"
 
     @property
     def num_neurons(self) -> int:
@@ -134,6 +146,8 @@ def _read_layer(path: Path, g: h5py.Group, index: int, prev_shape) -> LayerDesc:
                            f"implement them; lavasparse exports pooling as a grouped conv)")
     if kind not in SUPPORTED:
         raise NetFileError(f"{where}/type: unsupported layer type {kind!r} (supported: {SUPPORTED})")
+    recurrent = kind == "dense_rec"
+    kind = "dense" if recurrent else kind
     if kind == "flatten":
         if prev_shape is None:
             raise NetFileError(f"{where}: flatten cannot be the first layer")
@@ -154,7 +168,9 @@ def _read_layer(path: Path, g: h5py.Group, index: int, prev_shape) -> LayerDesc:
         raise NetFileError(f"{where}: a {kind} layer needs an input layer before it "
                            f"(with 'shape') to know its input size")
     if neuron is None:
-        raise NetFileError(f"{where}/neuron: missing")
+        if kind != "dense":
+            raise NetFileError(f"{where}/neuron: missing")
+        desc.neuron = dict(NETX_DEFAULT_DENSE_NEURON)
     if "weight" not in g:
         raise NetFileError(f"{where}/weight: missing")
     weight = np.asarray(g["weight"][()])
@@ -173,6 +189,16 @@ def _read_layer(path: Path, g: h5py.Group, index: int, prev_shape) -> LayerDesc:
         desc.weight = weight
         if len(prev_shape) != 1:
             raise NetFileError(f"{where}: dense layer after a {prev_shape} layer needs a flatten layer between")
+        if recurrent:
+            desc.weight_rec = _read_recurrent_weight(where, g, int(np.prod(shape)))
+        if "delay" in g:
+            desc.delay = _read_delay(where, g["delay"][()], desc.weight.shape)
+            if recurrent and desc.weight.shape != desc.weight_rec.shape:
+                # netx hands the same delay matrix to both synapses, and Lava's
+                # DelayDense rejects it for the recurrent one.
+                raise NetFileError(f"{where}/delay: netx applies one delay matrix to the input and the "
+                                   f"recurrent weights, which needs as many inputs as neurons "
+                                   f"({desc.weight.shape[1]} vs {desc.weight.shape[0]})")
     else:  # conv
         if len(prev_shape) != 3 or len(shape) != 3:
             raise NetFileError(f"{where}/shape: conv needs (C, H, W) shapes, got input {prev_shape}, output {shape}")
@@ -180,6 +206,11 @@ def _read_layer(path: Path, g: h5py.Group, index: int, prev_shape) -> LayerDesc:
         if weight.ndim != 4:
             raise NetFileError(f"{where}/weight: conv weight must be (out, in/groups, kH, kW), got {weight.shape}")
         desc.weight = weight
+        if "delay" in g:
+            import warnings
+
+            warnings.warn(f"{where}/delay: netx 0.6.0 ignores delays on conv layers (so does Lava, and so "
+                          f"do we)")
         desc.groups = int(np.asarray(g["groups"][()]).reshape(-1)[0]) if "groups" in g else 1
         for name in ("stride", "padding", "dilation"):
             if name in g:
@@ -195,9 +226,50 @@ def _read_layer(path: Path, g: h5py.Group, index: int, prev_shape) -> LayerDesc:
                                f"{(shape[0], *expected)}")
     if "bias" in g:
         desc.bias = np.asarray(g["bias"][()])
-    if "delay" in g:
-        desc.delay = np.asarray(g["delay"][()])
     return desc
+
+
+def _read_recurrent_weight(where: str, g: h5py.Group, n: int) -> np.ndarray:
+    if "weight_rec" not in g:
+        raise NetFileError(f"{where}/weight_rec: missing (a dense_rec layer needs its recurrent weights)")
+    w = np.asarray(g["weight_rec"][()])
+    if not np.issubdtype(w.dtype, np.number) or not np.all(np.isfinite(w)):
+        raise NetFileError(f"{where}/weight_rec: must hold finite numbers")
+    if w.ndim == 1 and w.size == n * n:
+        w = w.reshape(n, n)
+    if w.shape != (n, n):
+        raise NetFileError(f"{where}/weight_rec: shape {w.shape}, expected {(n, n)}")
+    return w
+
+
+def _read_delay(where: str, value, weight_shape: tuple[int, int]) -> np.ndarray:
+    """Delays per synapse (out, in), broadcast as netx 0.6.0's create_dense does:
+    a scalar for all, (out,) per neuron, (in,) per input, or the full matrix;
+    values above 62 are clamped there (with a warning) and so here."""
+    import warnings
+
+    d = np.asarray(value)
+    if not np.issubdtype(d.dtype, np.number) or not np.all(np.isfinite(d)):
+        raise NetFileError(f"{where}/delay: delays must be finite numbers of steps")
+    if not np.array_equal(d, np.trunc(d)):
+        warnings.warn(f"{where}/delay: fractional delays; netx truncates them to whole steps, and so do we")
+    if d.size and d.min() < 0:
+        raise NetFileError(f"{where}/delay: negative delay {int(d.min())} (Lava's DelayDense takes 0..{MAX_DELAY})")
+    d = d.astype(np.int64)
+    out, n_in = weight_shape
+    if d.ndim == 0:
+        d = np.full(weight_shape, int(d))
+    elif d.ndim == 1 and d.size == out:      # netx checks the output count first
+        d = np.repeat(d.reshape(-1, 1), n_in, axis=1)
+    elif d.ndim == 1 and d.size == n_in:
+        d = np.repeat(d.reshape(1, -1), out, axis=0)
+    elif d.shape != weight_shape:
+        raise NetFileError(f"{where}/delay: shape {d.shape} fits neither the weights {weight_shape}, "
+                           f"their {out} outputs nor their {n_in} inputs")
+    if d.max() > MAX_DELAY:
+        warnings.warn(f"{where}/delay: max delay {int(d.max())} > {MAX_DELAY}; netx clamps it, and so do we")
+        d = np.clip(d, 0, MAX_DELAY)
+    return d
 
 
 def _read_neuron(where: str, g: h5py.Group) -> dict:
@@ -209,6 +281,13 @@ def _read_neuron(where: str, g: h5py.Group) -> dict:
     for key in ng.keys():
         neuron[key] = _str(ng[key]) if key == "type" else np.asarray(ng[key][()]).item() \
             if np.asarray(ng[key][()]).size == 1 else np.asarray(ng[key][()])
+    if "messageBits" in neuron:
+        # netx 0.6.0's NetDict does not list messageBits among its number
+        # fields, so it hands the block a group, and Lava fails to compile
+        # ("'>' not supported between instances of 'NetDict' and 'int'").
+        raise NetFileError(f"{where}/neuron/messageBits: netx 0.6.0 cannot read this field (graded "
+                           f"output spikes); remove it. Graded input spikes are set with "
+                           f"input_message_bits when the network is run.")
     if neuron["type"] not in ("CUBA", "LOIHI"):
         raise NetFileError(f"{where}/neuron/type: {neuron['type']!r} is not a CUBA/LOIHI neuron")
     for key, hi in (("iDecay", 4096), ("vDecay", 4096)):

@@ -7,25 +7,57 @@ import sys
 from pathlib import Path
 
 
-def _add_train_args(p: argparse.ArgumentParser) -> None:
-    from lavasparse.train.schedules import SCHEDULES
+def _add_common_args(p: argparse.ArgumentParser) -> None:
+    """What train, pipeline and sweep share: data, network, encoding, optimiser."""
+    from lavasparse.train.data import DATASETS
 
-    p.add_argument("--dataset", default="digits", choices=["digits", "mnist"])
-    p.add_argument("--data-dir", help="folder with MNIST's IDX files (for --dataset mnist)")
+    p.add_argument("--dataset", default="digits", choices=DATASETS)
+    p.add_argument("--data-dir", help="folder with the dataset's files in their published format "
+                   "(not needed for digits)")
+    p.add_argument("--download", action="store_true",
+                   help="fetch the dataset's official files into --data-dir first (checksums verified)")
     p.add_argument("--arch", default=None, help="e.g. 784-500-10 or 1x28x28-c16k5-p2-c32k3-p2-10 "
-                   "(default: 64-128-10 for train, 64-128-128-10 for pipeline)")
+                   "(default: one per dataset, see README)")
     p.add_argument("--weight-scale", type=float, default=None, help="SLAYER weight initialisation scale")
     p.add_argument("--steps", type=int, default=16, help="time steps per sample")
     p.add_argument("--max-rate", type=float, default=None, help="spikes per step of a white pixel "
-                   "(default 0.5 for train, 1.0 for pipeline)")
+                   "(default 0.5 for train, 1.0 for pipeline and sweep)")
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-limit", type=int, default=None, help="use only the first N training samples")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+
+
+def _add_train_args(p: argparse.ArgumentParser) -> None:
+    from lavasparse.train.schedules import SCHEDULES
+
+    _add_common_args(p)
     p.add_argument("--schedule", default=None, choices=SCHEDULES)
     p.add_argument("--sigma0", type=float, default=None, nargs="+",
                    help="spike-count loss weight (per hidden spike); for pipeline, candidates to choose from")
-    p.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+
+
+def _download_if_asked(a) -> None:
+    if getattr(a, "download", False):
+        from lavasparse.train.download import download
+
+        if not a.data_dir:
+            raise ValueError("--download needs --data-dir (where to put the files)")
+        download(a.dataset, a.data_dir)
+
+
+def _run_settings(a) -> dict:
+    """RunSettings fields from the common arguments (None: the dataclass default)."""
+    d = {"dataset": a.dataset, "data_dir": a.data_dir, "arch": a.arch, "steps": a.steps, "epochs": a.epochs,
+         "lr": a.lr, "seed": a.seed, "train_limit": a.train_limit, "device": a.device,
+         "test_limit": a.test_limit, "engine": a.engine, "cross_check": a.cross_check,
+         "sparse_init": a.sparse_init, "sparse_epochs": a.sparse_epochs}
+    if a.weight_scale is not None:
+        d["weight_scale"] = a.weight_scale
+    if a.max_rate is not None:
+        d["max_rate"] = a.max_rate
+    return d
 
 
 def cmd_train(a) -> int:
@@ -35,13 +67,16 @@ def cmd_train(a) -> int:
     schedule = a.schedule or "baseline"
     if a.sigma0 and len(a.sigma0) > 1:
         raise ValueError("train takes one --sigma0")
-    net = NetConfig(arch=a.arch or NetConfig.arch,
+    from lavasparse.pipeline import DEFAULT_ARCH
+
+    net = NetConfig(arch=a.arch or (NetConfig.arch if a.dataset == "digits" else DEFAULT_ARCH[a.dataset]),
                     weight_scale=a.weight_scale if a.weight_scale is not None else NetConfig.weight_scale)
     cfg = TrainConfig(name=a.name or Path(a.out).name, dataset=a.dataset, data_dir=a.data_dir,
                       net=net, steps=a.steps, max_rate=a.max_rate if a.max_rate is not None else TrainConfig.max_rate,
                       epochs=a.epochs,
                       lr=a.lr, schedule=schedule, sigma0=a.sigma0[0] if a.sigma0 else 0.0, seed=a.seed,
                       train_limit=a.train_limit, device=a.device)
+    _download_if_asked(a)
     best = train(cfg, a.out)
     print(json.dumps(best, indent=2))
     return 0
@@ -131,16 +166,22 @@ def cmd_pipeline(a) -> int:
     from lavasparse.pipeline import PipelineConfig, run_pipeline
 
     d = PipelineConfig()
-    cfg = PipelineConfig(dataset=a.dataset, data_dir=a.data_dir, arch=a.arch or d.arch,
-                         weight_scale=a.weight_scale if a.weight_scale is not None else d.weight_scale,
-                         steps=a.steps, max_rate=a.max_rate if a.max_rate is not None else d.max_rate,
-                         epochs=a.epochs, lr=a.lr, seed=a.seed, sparse_init=a.sparse_init,
-                         sparse_epochs=a.sparse_epochs, val_tolerance=a.val_tolerance,
-                         engine=a.engine, cross_check=a.cross_check,
-                         schedule=a.schedule or d.schedule,
-                         sigma0=tuple(a.sigma0) if a.sigma0 else d.sigma0,
-                         train_limit=a.train_limit, test_limit=a.test_limit, device=a.device)
+    cfg = PipelineConfig(**_run_settings(a), val_tolerance=a.val_tolerance, schedule=a.schedule or d.schedule,
+                         sigma0=tuple(a.sigma0) if a.sigma0 else d.sigma0)
+    _download_if_asked(a)
     run_pipeline(cfg, a.out)
+    return 0
+
+
+def cmd_sweep(a) -> int:
+    from lavasparse.sweep import SweepConfig, run_sweep
+    from lavasparse.train.selection import SearchPlan
+
+    plan = SearchPlan(start=a.sigma0_start, factor=a.factor, bisect_steps=a.bisect_steps)
+    cfg = SweepConfig(**_run_settings(a), schedules=tuple(a.schedules), plan=plan,
+                      cpus_per_trial=a.cpus_per_trial, gpus_per_trial=a.gpus_per_trial)
+    _download_if_asked(a)
+    run_sweep(cfg, a.out, address=a.address, command="lavasparse " + " ".join(sys.argv[1:]))
     return 0
 
 
@@ -151,10 +192,12 @@ def _add_net_input_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--engine", default="lava", choices=["lava", "emulator"],
-                   help="who computes the target's spikes: Lava's simulator or the bit-exact emulator")
-    p.add_argument("--cross-check", type=int, default=0, metavar="K",
-                   help="with --engine emulator: run the first K samples through Lava too and stop on any difference")
+    p.add_argument("--engine", default="emulator", choices=["emulator", "lava"],
+                   help="who computes the target's spikes: the bit-exact batched emulator (default; a "
+                        "full test set in seconds) or Lava's process simulator (one sample at a time)")
+    p.add_argument("--cross-check", type=int, default=16, metavar="K",
+                   help="with the emulator: run the first K samples through Lava too and stop on any "
+                        "difference (default 16; 0 where Lava is not installed)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -198,23 +241,49 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--out", required=True, help="output folder (resumable)")
     pl.add_argument("--test-limit", type=int, default=None, help="use only the first N test images")
     _add_engine_args(pl)
-    pl.add_argument("--sparse-init", default="baseline", choices=["baseline", "scratch"],
-                    help="fine-tune the sparse net from the baseline (default) or train it from scratch")
-    pl.add_argument("--sparse-epochs", type=int, default=20, help="epochs of sparsity fine-tuning")
+    _add_sparse_args(pl)
     pl.add_argument("--val-tolerance", type=float, default=0.01,
                     help="sigma0 choice: largest within this validation accuracy of the baseline (0: iso)")
     _add_train_args(pl)
     pl.set_defaults(fn=cmd_pipeline)
+
+    from lavasparse.sweep import PAPER_SCHEDULES
+    from lavasparse.train.selection import SearchPlan
+
+    sw = sub.add_parser("sweep", help="the paper's Tables 1 and 2: largest sigma0 per schedule, on the target")
+    sw.add_argument("--out", required=True, help="output folder (resumable)")
+    sw.add_argument("--test-limit", type=int, default=None, help="use only the first N test samples")
+    _add_engine_args(sw)
+    _add_sparse_args(sw)
+    sw.add_argument("--schedules", nargs="+", default=list(PAPER_SCHEDULES), choices=PAPER_SCHEDULES)
+    sw.add_argument("--sigma0-start", type=float, default=SearchPlan.start, help="first sigma0 tried")
+    sw.add_argument("--factor", type=float, default=SearchPlan.factor, help="bracketing step (multiplier)")
+    sw.add_argument("--bisect-steps", type=int, default=SearchPlan.bisect_steps,
+                    help="bisections of the bracket (log space)")
+    sw.add_argument("--address", default=None,
+                    help="an existing Ray cluster (e.g. ray://head:10001 or auto); default: Ray on this machine")
+    sw.add_argument("--cpus-per-trial", type=int, default=1)
+    sw.add_argument("--gpus-per-trial", type=float, default=None,
+                    help="default 0.25 when a GPU is there (4 trials per GPU), else 0")
+    _add_common_args(sw)
+    sw.set_defaults(fn=cmd_sweep)
     return p
+
+
+def _add_sparse_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--sparse-init", default="baseline", choices=["baseline", "scratch"],
+                   help="fine-tune the sparse net from the baseline (default) or train it from scratch")
+    p.add_argument("--sparse-epochs", type=int, default=20, help="epochs of sparsity fine-tuning")
 
 
 def main(argv: list[str] | None = None) -> int:
     from lavasparse.simulate.engines import CrossCheckError
+    from lavasparse.sweep import TrialsFailed
 
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (ValueError, FileNotFoundError, CrossCheckError) as e:
+    except (ValueError, FileNotFoundError, CrossCheckError, TrialsFailed) as e:
         print(f"lavasparse {args.verb}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -22,31 +22,37 @@ import numpy as np
 from lavasparse.fileio import write_json, write_npy, write_npz
 
 
+# The architecture each dataset gets when none is named: the papers' nets
+# (Allred et al.: LeNet on CIFAR-10; Adams et al.: 784-500-10 on MNIST) and
+# small ones where the papers have none.
+DEFAULT_ARCH = {
+    "digits": "64-128-128-10",
+    "mnist": "784-500-10",
+    "fashion-mnist": "1x28x28-c16k5-p2-c32k3-p2-128-10",
+    "cifar10": "3x32x32-c6k5p0-p2-c16k5p0-p2-120-84-10",   # LeNet-5 shape
+    "nmnist": "2x34x34-512-10",
+    "shd": "700-256-20",
+}
+
+
 @dataclass
-class PipelineConfig:
-    """Defaults run on a 2-core CPU in a few minutes, on digits (no download)."""
+class RunSettings:
+    """What every training run of a pipeline or a sweep shares. The defaults
+    run on a 2-core CPU in minutes, on digits (no download)."""
 
     dataset: str = "digits"
     data_dir: str | None = None
-    # Two hidden layers: then hidden spikes, not only input spikes, drive synaptic ops.
-    arch: str = "64-128-128-10"
+    arch: str | None = None          # None: DEFAULT_ARCH[dataset]
     weight_scale: float = 1.0
     steps: int = 16
     max_rate: float = 1.0
     epochs: int = 60
     lr: float = 1e-2
     seed: int = 0
-    schedule: str = "linear"
-    # Candidates for sigma_0, trained in turn; the largest whose validation
-    # accuracy is within ``val_tolerance`` of the baseline's goes on to the
-    # target (tolerance 0: the paper's iso-accuracy rule, Table 1; 0.01: its
-    # "loses under 1 point" rule, Table 2). One value skips the choice.
-    sigma0: tuple[float, ...] = (3e-6, 1e-5, 3e-5)
-    val_tolerance: float = 0.01
-    # 'baseline': fine-tune the sparse network from the baseline's best
+    # 'baseline': fine-tune each sparse network from the baseline's best
     # checkpoint for ``sparse_epochs`` at ``sparse_lr`` (the schedule runs over
     # those epochs); 'scratch': train it from scratch like the baseline, as
-    # Allred et al. do. On this small network, from scratch costs ~2 points
+    # Allred et al. do. On the digits network, from scratch costs ~2 points
     # of validation accuracy even at sigma_0 = 3e-6; fine-tuning keeps it.
     sparse_init: str = "baseline"
     sparse_epochs: int = 20
@@ -54,13 +60,16 @@ class PipelineConfig:
     train_limit: int | None = None
     test_limit: int | None = None
     device: str = "auto"
-    engine: str = "lava"      # who computes the target's spikes: 'lava' or 'emulator'
-    cross_check: int = 0      # with the emulator: run this many samples through Lava too
+    engine: str = "emulator"  # who computes the target's spikes: 'emulator' (bit-exact, batched) or 'lava'
+    cross_check: int = 16     # with the emulator: run this many samples through Lava too, stop on a difference
 
     def __post_init__(self):
         if self.sparse_init not in ("baseline", "scratch"):
             raise ValueError(f"sparse_init must be 'baseline' or 'scratch', got {self.sparse_init!r}")
-        self.sigma0 = tuple(self.sigma0)
+        if self.arch is None:
+            if self.dataset not in DEFAULT_ARCH:
+                raise ValueError(f"no default architecture for dataset {self.dataset!r}; name one with --arch")
+            self.arch = DEFAULT_ARCH[self.dataset]
 
     def train_config(self, name: str, schedule: str, sigma0: float, init_from: str | None = None):
         from lavasparse.train.model import NetConfig
@@ -73,6 +82,36 @@ class PipelineConfig:
                            lr=self.sparse_lr if finetune else self.lr, schedule=schedule, sigma0=sigma0,
                            seed=self.seed, train_limit=self.train_limit, device=self.device,
                            init_from=init_from)
+
+    def test_input(self):
+        """(test spikes (N, *in_shape, T) int8, labels): what every engine sees."""
+        from lavasparse.train.data import load_dataset
+        from lavasparse.train.encode import encode_batch
+        from lavasparse.train.model import parse_arch
+
+        _, test = load_dataset(self.dataset, self.data_dir)
+        if self.test_limit:
+            test = test.subset(np.arange(min(self.test_limit, len(test))))
+        in_shape = parse_arch(self.arch)[0].in_shape
+        x = encode_batch(test, None, in_shape, self.steps, test_seed(self.seed), self.max_rate)
+        return x.numpy().astype(np.int8), test.labels
+
+
+@dataclass
+class PipelineConfig(RunSettings):
+    """One schedule, a few sigma_0 candidates, the chosen one against the baseline."""
+
+    schedule: str = "linear"
+    # Candidates for sigma_0, trained in turn; the largest whose validation
+    # accuracy is within ``val_tolerance`` of the baseline's goes on to the
+    # target (tolerance 0: the paper's iso-accuracy rule, Table 1; 0.01: its
+    # "loses under 1 point" rule, Table 2). One value skips the choice.
+    sigma0: tuple[float, ...] = (3e-6, 1e-5, 3e-5)
+    val_tolerance: float = 0.01
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.sigma0 = tuple(self.sigma0)
 
 
 def test_seed(seed: int) -> int:
@@ -125,9 +164,6 @@ def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray
 def run_pipeline(config: PipelineConfig, out: str | Path, progress: bool = True) -> dict:
     """Run everything into ``out``; resumes finished or interrupted training."""
     from lavasparse.simulate.compare import write_report
-    from lavasparse.train.data import load_dataset
-    from lavasparse.train.encode import encode_images
-    from lavasparse.train.model import parse_arch
     from lavasparse.train.selection import Trial, choose_sigma0
     from lavasparse.train.trainer import train
 
@@ -163,21 +199,16 @@ def run_pipeline(config: PipelineConfig, out: str | Path, progress: bool = True)
         flush=True)
     runs = ["baseline", names[chosen.sigma0]]
 
-    _, test = load_dataset(config.dataset, config.data_dir)
-    if config.test_limit:
-        test = test.subset(np.arange(min(config.test_limit, len(test))))
-    in_shape = parse_arch(config.arch)[0].in_shape
-    test_input = encode_images(test.images, in_shape, config.steps, test_seed(config.seed),
-                               config.max_rate).numpy().astype(np.int8)
+    test_input, labels = config.test_input()
     write_npy(out / "test_input.npy", test_input)
-    write_npy(out / "test_labels.npy", test.labels)
+    write_npy(out / "test_labels.npy", labels)
 
     results = []
     for name in runs:
         where = ("Lava (Loihi2SimCfg, fixed_pt)" if config.engine == "lava" else
                  f"the emulator (cross-checked on Lava: {config.cross_check} samples)")
-        print(f"== deploying {name} on {where}: {len(test)} test samples", flush=True)
-        res = evaluate_on_target(out / name, test_input, test.labels, config.engine, config.cross_check,
+        print(f"== deploying {name} on {where}: {len(labels)} test samples", flush=True)
+        res = evaluate_on_target(out / name, test_input, labels, config.engine, config.cross_check,
                                  progress=progress)
         ag = res["agreement"]
         print(f"   SLAYER {100 * res['accuracy_float']:.2f}%  target {100 * res['accuracy_target']:.2f}%  "

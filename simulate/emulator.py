@@ -1,32 +1,57 @@
 """A bit-exact, batched emulator of Lava's fixed-point models for netx networks.
 
 It computes what ``netx.hdf5.Network`` run under ``Loihi2SimCfg(select_tag=
-'fixed_pt')`` computes (Dense: ``PyDenseModelBitAcc``; Conv: ``PyConvModelFixed``;
-neurons: ``PyLifModelBitAcc`` / ``PyLifResetModelBitAcc``), for a whole batch
-of samples at once, in integers, with torch (CPU, or the GPU when asked).
+'fixed_pt')`` computes (Dense: ``PyDenseModelBitAcc``; with delays:
+``PyDelayDenseModelBitAcc``; Conv: ``PyConvModelFixed``; neurons:
+``PyLifModelBitAcc`` / ``PyLifResetModelBitAcc``), for a whole batch of samples
+at once, in integers, with torch (CPU, or the GPU when asked).
 
-Time: each sample is run in the window that ``lavasparse.deploy.lava_runner``
-cuts from a Lava run with ``reset_interval = T`` (layer l is reset on the step
-it first sees the sample, and Lava's one-step synaptic latency shifts each
-layer's window by one step). Within its window, layer l at step j integrates
-what the synapse made of layer l - 1's spikes at step j of its own window, so
-the emulator runs layer after layer over all T steps.
+Time. Samples run end to end, ``reset_interval = T`` steps apart, as
+``lavasparse.deploy.lava_runner`` runs them in Lava. Layer l (1-based over the
+layers with neurons) is reset on the step it first sees sample k, its *window*
+k; before its first window it runs ``l + o - 1`` lead-in steps (o = 1 when the
+input enters a synapse, 0 for an input neuron). A synapse with delay d carries
+the spike of its source at window step j to window step j + d: with no delays
+and no recurrence, each window depends only on the same window upstream, and
+the emulator runs every window of a batch in parallel. Delays and recurrent
+weights reach across windows: a spike late in sample k lands in sample k + 1,
+as it does in Lava (and on the chip with these resets). The emulator keeps
+that exact:
+  - each layer's spike stream is carried from batch to batch (the last
+    ``max delay + 1`` steps), and the lead-in steps are run as Lava runs them,
+    bias, resets and all;
+  - a recurrent layer runs all windows of a batch in parallel from a guessed
+    history of its own spikes (silence), then walks the windows in order and
+    reruns any window whose true history differs from the guess. The result is
+    what a sequential run gives; the cost is one extra window per window that
+    starts with a different history.
 
 What it does not model it refuses with ``UnsupportedNetwork`` rather than
-return numbers that might be wrong: synaptic delays, recurrent layers, graded
-spikes, and anything ``read_network`` rejects.
+return numbers that might be wrong: sums that overflow Lava's int32 (or its
+float32 conv), per-neuron decays or thresholds, and anything ``read_network``
+rejects (SDNN, RF neurons, ...).
 
 Semantics mirrored from lava-nc 0.10.0 / lava-dl 0.6.0 (read from their source):
-  - netx's ``optimize_weight_bits`` (dense only): weights shifted left by
-    ``scale_bits``, exponent ``-scale_bits``; then Dense's ``clip_weights`` to
-    8 bits and ``truncate_weights`` to ``num_weight_bits``; each step
-    ``a = (W @ s) >> -exp`` (arithmetic shift, i.e. floor).
+  - netx's ``optimize_weight_bits`` (dense only; a recurrent layer's input and
+    recurrent weights are optimised together, with one exponent): weights
+    shifted left by ``scale_bits``, exponent ``-scale_bits``; then Dense's
+    ``clip_weights`` to 8 bits and ``truncate_weights`` to ``num_weight_bits``
+    (each matrix with its own sign mode); each step
+    ``a = (W @ s) >> -exp`` (arithmetic shift, i.e. floor). With delays, each
+    delay's sum is shifted by itself, and the sum of delay d reaches the neuron
+    d steps later. netx's RecurrentDense with delays passes no exponent: 0.
+  - Binary synapses count a non-zero input as 1 (``s_in.astype(bool)``);
+    graded ones (``input_message_bits > 0``) multiply by the payload.
   - Conv: raw integer weights (netx passes no exponent), correlation as
-    SLAYER's conv, result clamped to signed 24 bits.
+    SLAYER's conv, computed by Lava in float32 (exact below 2**24, refused
+    above), result clamped to signed 24 bits. netx ignores conv delays.
   - LIF: ``u = sign(u*(4096-du)) * (|u*(4096-du)| >> 12) + (a << 6)``, wrapped to
     24 bits as Lava wraps it; ``v = decay(v, dv) + u + (bias << 6)`` clipped to
     +-(2**23 - 1); spike when ``v > vth << 6``; ``v = 0`` after a spike.
     netx sets du = iDecay - 1 and Lava adds ds_offset = 1: the decay is iDecay.
+  - Graded spikes: netx 0.6.0 cannot read a neuron's ``messageBits`` (so
+    ``read_network`` refuses it); graded input is what remains, and it is
+    emulated.
 """
 from __future__ import annotations
 
@@ -46,10 +71,8 @@ class UnsupportedNetwork(ValueError):
     """The network holds something the emulator does not model exactly."""
 
 
-def netx_weight_mapping(weight: np.ndarray) -> tuple[np.ndarray, int]:
-    """Dense weights as Lava's fixed-point Dense uses them after netx's
-    ``optimize_weight_bits`` and Lava's ``clip_weights``/``truncate_weights``.
-    Returns (effective integer weights, weight exponent)."""
+def _netx_optimize(weight: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """netx 0.6.0's ``optimize_weight_bits``: (scaled weights, num_weight_bits, exponent)."""
     weight = np.asarray(weight).astype(np.int64)
     max_w, min_w = int(weight.max()), int(weight.min())
     if max_w == 0 and min_w == 0:
@@ -71,9 +94,13 @@ def netx_weight_mapping(weight: np.ndarray) -> tuple[np.ndarray, int]:
         n -= 1
     n -= is_signed
     num_weight_bits = 8 - scale_bits - n
-    exponent = -scale_bits
     w = (weight.astype(np.int32) << scale_bits) if scale_bits >= 0 else (weight.astype(np.int32) >> -scale_bits)
-    # Lava's Dense: determine_sign_mode, clip to 8 bits, truncate to num_weight_bits.
+    return w.astype(np.int64), num_weight_bits, -scale_bits
+
+
+def _lava_clip_truncate(w: np.ndarray, num_weight_bits: int) -> np.ndarray:
+    """Lava's Dense on its first step: ``determine_sign_mode``, ``clip_weights``
+    to 8 bits, ``truncate_weights`` to ``num_weight_bits``."""
     if w.min() >= 0:
         lava_sign = "exc"
     elif w.max() <= 0:
@@ -88,7 +115,22 @@ def netx_weight_mapping(weight: np.ndarray) -> tuple[np.ndarray, int]:
     w = (w >> trunc) << trunc
     if lava_sign == "inh":
         w = -w
-    return w.astype(np.int64), exponent
+    return w.astype(np.int64)
+
+
+def netx_weight_mapping(weight: np.ndarray, weight_rec: np.ndarray | None = None):
+    """Dense weights as Lava's fixed-point Dense uses them after netx's
+    ``optimize_weight_bits`` and Lava's ``clip_weights``/``truncate_weights``.
+    Returns (effective integer weights, weight exponent), or, with recurrent
+    weights (optimised together with the input weights, as netx does),
+    (input weights, recurrent weights, exponent)."""
+    weight = np.asarray(weight).astype(np.int64)
+    if weight_rec is None:
+        w, bits, exponent = _netx_optimize(weight)
+        return _lava_clip_truncate(w, bits), exponent
+    both, bits, exponent = _netx_optimize(np.hstack([weight, np.asarray(weight_rec).astype(np.int64)]))
+    w, w_rec = both[:, :weight.shape[1]], both[:, weight.shape[1]:]
+    return _lava_clip_truncate(w, bits), _lava_clip_truncate(w_rec, bits), exponent
 
 
 @dataclass
@@ -101,10 +143,6 @@ class _Neuron:
 
 def _neuron(layer: LayerDesc, device) -> _Neuron:
     n = layer.neuron
-    if "gradedSpike" in n and bool(np.any(n["gradedSpike"])):
-        raise UnsupportedNetwork(f"layer {layer.name}: graded spikes are not emulated")
-    if "messageBits" in n and int(np.max(n["messageBits"])) > 0:
-        raise UnsupportedNetwork(f"layer {layer.name}: graded spikes (messageBits > 0) are not emulated")
     for key in ("iDecay", "vDecay", "vThMant"):
         if np.asarray(n[key]).size != 1:
             raise UnsupportedNetwork(f"layer {layer.name}: per-neuron {key} is not emulated")
@@ -122,20 +160,151 @@ def _neuron(layer: LayerDesc, device) -> _Neuron:
     return _Neuron(int(n["iDecay"]), int(n["vDecay"]), int(n["vThMant"]), bias)
 
 
-def lif_dynamics(a_in: torch.Tensor, neuron: _Neuron, record_states: bool = False):
+def _exact_dtype(bound: int, what: str) -> torch.dtype:
+    """The float type in which every integer sum up to ``bound`` is exact."""
+    if bound < 2 ** 24:
+        return torch.float32
+    if bound < 2 ** 53:
+        return torch.float64
+    raise UnsupportedNetwork(f"{what}: sums up to {bound} are too large to emulate exactly")
+
+
+@dataclass
+class _Synapse:
+    """One of Lava's synapse processes, as a function of its input over time."""
+
+    kind: str                       # 'identity' (into an input neuron), 'dense' or 'conv'
+    weights: list[np.ndarray]       # dense: one (out, in) matrix per delay; conv: [(out, in/g, kH, kW)]
+    delays: list[int]               # the delay of each matrix
+    exponent: int = 0
+    per_delay_shift: bool = False   # DelayDense shifts each delay's sum by itself
+    graded: bool = False            # payloads as they are; else a non-zero input counts 1
+    conv: LayerDesc | None = None
+    _cache: dict | None = None
+
+    @property
+    def history(self) -> int:
+        """Steps of input before a window that reach into it."""
+        return max(self.delays) if self.delays else 0
+
+    @property
+    def abs_sum(self) -> int:
+        """The largest sum of |weights| into one neuron: bounds |sum| per unit of input."""
+        if self.kind == "identity":
+            return 1
+        w = sum(np.abs(m) for m in self.weights)
+        axes = (1,) if self.kind == "dense" else (1, 2, 3)
+        return int(w.sum(axis=axes).max()) if w.size else 0
+
+    def bound(self, max_input: int) -> int:
+        return self.abs_sum * max_input
+
+    def tensors(self, dtype, device) -> list[torch.Tensor]:
+        key = (dtype, str(device))
+        if self._cache is None:
+            self._cache = {}
+        if key not in self._cache:
+            self._cache[key] = [torch.as_tensor(m, dtype=dtype, device=device) for m in self.weights]
+        return self._cache[key]
+
+    def __call__(self, x: torch.Tensor, steps: int) -> torch.Tensor:
+        """Synaptic input (steps, B, n_out), integers in a float dtype, from
+        time-major input x (history + steps, B, *in_shape), whose first
+        ``history`` rows are the steps before the window."""
+        h = self.history
+        b = x.shape[1]
+        if self.kind == "identity":
+            return x[h:].reshape(steps, b, -1).to(torch.float64)
+        if not self.graded:
+            x = x != 0
+        max_in = int(x.abs().max()) if self.graded and x.numel() else 1
+        bound = self.bound(max_in)
+        if self.kind == "conv":
+            if bound >= 2 ** 24:
+                # Lava's PyConvModelFixed convolves in float32: above 2**24 its
+                # sums round in an order we cannot reproduce.
+                raise UnsupportedNetwork(f"layer {self.conv.name}: conv sums up to {bound} (Lava computes them "
+                                         f"in float32, exactly only below 2**24)")
+            (w,) = self.tensors(torch.float32, x.device)
+            d = self.conv
+            frames = x[h:].reshape(steps * b, *x.shape[2:]).to(torch.float32)
+            out = F.conv2d(frames, w, stride=d.stride, padding=d.padding, dilation=d.dilation, groups=d.groups)
+            if bound >= 2 ** 23:
+                out.clamp_(-(2 ** 23), 2 ** 23 - 1)  # Lava's signed 24-bit clamp of the conv output
+            return out.reshape(steps, b, -1)
+        if self.graded and bound >= 2 ** 31:
+            raise UnsupportedNetwork(f"graded dense sums up to {bound} would overflow Lava's int32 dot product")
+        dtype = _exact_dtype(bound, "dense layer")
+        flat = x.reshape(x.shape[0], b, -1).to(dtype)
+        out = None
+        ws = self.tensors(dtype, x.device)
+        if not self.per_delay_shift:
+            acc = torch.matmul(flat[h:], ws[0].T)
+            return self._shift(acc)
+        for w, d in zip(ws, self.delays):
+            part = self._shift(torch.matmul(flat[h - d:h - d + steps], w.T))
+            out = part if out is None else out + part
+        return out
+
+    def _shift(self, acc: torch.Tensor) -> torch.Tensor:
+        """Lava's ``<< e`` or ``>> -e`` (floor) of an integer sum; exact in floats."""
+        e = self.exponent
+        if e == 0:
+            return acc
+        return acc * 2.0 ** e if e > 0 else torch.floor(acc * 2.0 ** e)
+
+
+def _dense_synapses(layer: LayerDesc, graded: bool) -> tuple[_Synapse, _Synapse | None]:
+    """The input synapse and, for a dense_rec layer, the recurrent one."""
+    if layer.recurrent:
+        w, w_rec, exponent = netx_weight_mapping(layer.weight, layer.weight_rec)
+    else:
+        (w, exponent), w_rec = netx_weight_mapping(layer.weight), None
+    if layer.delay is None:
+        ff = _Synapse("dense", [w], [0], exponent, graded=graded)
+        rec = _Synapse("dense", [w_rec], [0], exponent) if w_rec is not None else None
+        return ff, rec
+    if layer.recurrent:
+        exponent = 0   # netx 0.6.0's RecurrentDense passes no weight_exp to its DelayDense synapses
+
+    def split(m: np.ndarray) -> tuple[list[np.ndarray], list[int]]:
+        ds = sorted(int(d) for d in np.unique(layer.delay[m != 0])) or [0]
+        return [np.where(layer.delay == d, m, 0) for d in ds], ds
+
+    ff = _Synapse("dense", *split(w), exponent, per_delay_shift=True, graded=graded)
+    rec = _Synapse("dense", *split(w_rec), exponent, per_delay_shift=True) if w_rec is not None else None
+    return ff, rec
+
+
+def lif_dynamics(a_in: torch.Tensor, neuron: _Neuron, record_states: bool = False,
+                 rec: _Synapse | None = None, rec_history: torch.Tensor | None = None,
+                 reset: list[bool] | None = None):
     """Run the fixed-point LIF over time, time-major: ``a_in`` (T, B, n) holds
     integers (in an integer or float dtype). Returns spikes (T, B, n) bool and,
     if asked, (u, v) each (T, B, n) int64.
+
+    ``rec`` adds a recurrent synapse fed by the layer's own spikes, with
+    ``rec_history`` (rec.history + 1, B, n) the spikes before the first step.
+    ``reset[t]`` zeroes u and v before step t (Lava's LIFReset); without it the
+    states start at zero.
 
     The states are float64 holding exact integers (|u * (4096 - du)| < 2**36 and
     scaling by 1/4096 is exact), which vectorises better than int64 division:
     ``trunc(u * (4096 - du) / 4096)`` is Lava's ``sign(p) * (|p| >> 12)``.
     """
     steps, b, n = a_in.shape
+    max_a = int(a_in.abs().max()) if a_in.numel() else 0
+    rec_max = 0
+    if rec is not None:
+        rec_max = rec.bound(1) * 2 ** max(rec.exponent, 0)
+        rec_dtype = _exact_dtype(rec.abs_sum, "recurrent synapse")
+        rec_w = rec.tensors(rec_dtype, a_in.device)
+        hist_len = rec.history + 1
+        history = torch.cat([rec_history.to(rec_dtype), torch.zeros(steps, b, n, dtype=rec_dtype,
+                                                                     device=a_in.device)])
     # Lava shifts the activation left by 6 in int32 and adds it to the decayed
     # current (|u| < 2**23): inputs below 2**24 can never overflow there.
-    max_a = int(a_in.abs().max()) if a_in.numel() else 0
-    if max_a >= 2 ** 24:
+    if max_a + rec_max >= 2 ** 24:
         raise UnsupportedNetwork("synaptic input of 2**24 or more would overflow Lava's int32 current; not emulated")
     dev = a_in.device
     u = torch.zeros(b, n, dtype=torch.float64, device=dev)
@@ -152,12 +321,19 @@ def lif_dynamics(a_in: torch.Tensor, neuron: _Neuron, record_states: bool = Fals
     # (max|u| + max|bias|). Where those bounds stay inside 24 bits, Lava's wrap
     # and clip cannot trigger and we skip them: the same numbers, fewer passes.
     max_bias = int(neuron.bias.abs().max()) if bias is not None and bias.numel() else 0
-    u_bound = steps * max_a * 64
+    u_bound = steps * (max_a + rec_max) * 64
     may_wrap = u_bound >= MAX_UV
     may_clip = may_wrap or steps * (u_bound + max_bias) >= MAX_UV - 1
     for t in range(steps):
+        if reset is not None and reset[t]:
+            u.zero_()
+            v.zero_()
         u.mul_(cu).trunc_()
         u.add_(act[t])
+        if rec is not None:
+            for w, d in zip(rec_w, rec.delays):
+                # spikes of step t - 1 - d; row hist_len + t - 1 - d of the history
+                u.add_(rec._shift(torch.matmul(history[hist_len + t - 1 - d], w.T)).to(torch.float64) * 64)
         if may_wrap and bool(((u > MAX_UV) | (u <= -MAX_UV)).any()):   # Lava's 24-bit wrap, as written there
             wrapped = torch.where(u > MAX_UV, u - 2 * MAX_UV, u)
             u = torch.where(wrapped <= -MAX_UV, u + 2 * MAX_UV, wrapped)
@@ -169,6 +345,8 @@ def lif_dynamics(a_in: torch.Tensor, neuron: _Neuron, record_states: bool = Fals
             v.clamp_(-MAX_UV + 1, MAX_UV - 1)
         s = torch.gt(v, vth, out=spikes[t])
         v.masked_fill_(s, 0)
+        if rec is not None:
+            history[hist_len + t] = s
         if record_states:
             us[t], vs[t] = u.to(torch.int64), v.to(torch.int64)
     return spikes, (us, vs)
@@ -178,21 +356,9 @@ def lif_dynamics(a_in: torch.Tensor, neuron: _Neuron, record_states: bool = Fals
 class _Layer:
     desc: LayerDesc
     neuron: _Neuron
-    weight: torch.Tensor | None      # float: exact for integer sums below 2**24 (float32) or 2**53
-    exponent: int = 0
-    fan_in_bound: int = 0            # largest |sum of weights| into one neuron
-
-
-def _float_weight(w: np.ndarray, per_output_axes: tuple[int, ...], device) -> tuple[torch.Tensor, int]:
-    """Weights as float32 when every possible synaptic sum of 0/1 spikes stays
-    below 2**24 (so float32 adds integers exactly and BLAS can do the work),
-    else float64. Inputs to weighted layers are 0/1 spikes: graded spikes are
-    refused in ``_neuron``."""
-    bound = int(np.abs(w).sum(axis=per_output_axes).max()) if w.size else 0
-    dtype = torch.float32 if bound < 2 ** 24 else torch.float64
-    if bound >= 2 ** 53:
-        raise UnsupportedNetwork("synaptic sums too large to emulate exactly")
-    return torch.as_tensor(w, dtype=dtype, device=device), bound
+    synapse: _Synapse
+    rec: _Synapse | None = None
+    lead_in: int = 0           # steps this layer runs before its first window
 
 
 @dataclass
@@ -211,73 +377,155 @@ class EmulatorRun:
         return predict(self.spikes[-1])
 
 
-class Emulator:
-    """Batched fixed-point emulation of a netx description; see the module doc."""
+def _stream(windows: torch.Tensor) -> torch.Tensor:
+    """(T, B, ...) windows -> (B*T, ...) in time order."""
+    return windows.transpose(0, 1).reshape(-1, *windows.shape[2:])
 
-    def __init__(self, desc: NetDescription, device: str | torch.device = "cpu"):
+
+def _with_history(tail: torch.Tensor, windows: torch.Tensor, h: int) -> torch.Tensor:
+    """Each window preceded by the h steps before it: (h + T, B, ...) from the
+    stream's last h steps before the batch, ``tail`` (h, ...), and the batch's
+    windows (T, B, ...)."""
+    if h == 0:
+        return windows
+    steps, b = windows.shape[:2]
+    full = torch.cat([tail[tail.shape[0] - h:], _stream(windows)])
+    idx = (torch.arange(b, device=full.device)[None, :] * steps
+           + torch.arange(h + steps, device=full.device)[:, None])
+    return full[idx]
+
+
+class Emulator:
+    """Batched fixed-point emulation of a netx description; see the module doc.
+
+    ``input_message_bits > 0`` makes the first synapse graded, as
+    ``netx.hdf5.Network(input_message_bits=...)`` does: payloads are
+    multiplied, not counted as 1.
+    """
+
+    def __init__(self, desc: NetDescription, device: str | torch.device = "cpu", input_message_bits: int = 0):
         self.desc = desc
         self.device = torch.device(device)
         self.layers: list[_Layer] = []
-        for layer in desc.spiking_layers:
-            if layer.delay is not None:
-                raise UnsupportedNetwork(f"{desc.path}: layer {layer.name} has synaptic delays; not emulated")
+        offset = 0 if desc.has_input_neuron else 1
+        for l, layer in enumerate(desc.spiking_layers, start=1):
             neuron = _neuron(layer, self.device)
+            graded = l == 1 and input_message_bits > 0
+            rec = None
             if layer.kind == "input":
-                self.layers.append(_Layer(layer, neuron, None))
+                syn = _Synapse("identity", [], [])
             elif layer.kind == "dense":
-                w, exp = netx_weight_mapping(layer.weight)
-                wt, bound = _float_weight(w, (1,), self.device)
-                self.layers.append(_Layer(layer, neuron, wt, exp, bound))
+                syn, rec = _dense_synapses(layer, graded)
             elif layer.kind == "conv":
-                wt, bound = _float_weight(layer.weight.astype(np.int64), (1, 2, 3), self.device)
-                self.layers.append(_Layer(layer, neuron, wt, 0, bound))
+                syn = _Synapse("conv", [layer.weight.astype(np.int64)], [0], graded=graded, conv=layer)
             else:
                 raise UnsupportedNetwork(f"{desc.path}: layer {layer.name} of type {layer.kind} is not emulated")
+            self.layers.append(_Layer(layer, neuron, syn, rec, lead_in=l + offset - 1))
+        # Steps of each stream (the input, then each layer's spikes) that reach
+        # across a window boundary: what the next layer's delays and the layer's
+        # own recurrence need.
+        self.carry = [0] * (len(self.layers) + 1)
+        for i, layer in enumerate(self.layers):
+            self.carry[i] = max(self.carry[i], layer.synapse.history)
+            if layer.rec is not None:
+                self.carry[i + 1] = max(self.carry[i + 1], layer.rec.history + 1)
+        self.streaming = any(self.carry)
 
-    def _synapse(self, layer: _Layer, x: torch.Tensor) -> torch.Tensor:
-        """Synaptic input (T, B, n_out), integers held in a float dtype, from
-        time-major input x (T, B, *in_shape)."""
-        d = layer.desc
-        steps, b = x.shape[:2]
-        if d.kind == "input":
-            return x.reshape(steps, b, -1).to(torch.float64)
-        # Spikes are 0/1 here, so |sum| <= fan_in_bound and the float type was
-        # chosen so that every partial sum is an exact integer.
-        if d.kind == "dense":
-            flat = x.reshape(steps, b, -1).to(layer.weight.dtype)
-            acc = torch.matmul(flat, layer.weight.T)  # exact integers
-            # Lava shifts the sum by the weight exponent: << e, or >> -e (floor); exact in floats.
-            return acc * 2.0 ** layer.exponent if layer.exponent > 0 else torch.floor(acc * 2.0 ** layer.exponent)
-        frames = x.reshape(steps * b, *x.shape[2:]).to(layer.weight.dtype)
-        out = F.conv2d(frames, layer.weight, stride=d.stride, padding=d.padding, dilation=d.dilation,
-                       groups=d.groups)
-        if layer.fan_in_bound >= 2 ** 23:
-            out.clamp_(-(2 ** 23), 2 ** 23 - 1)  # Lava's signed 24-bit clamp of the conv output
-        return out.reshape(steps, b, -1)
+    def _lead_in(self, steps: int) -> list[torch.Tensor]:
+        """Each stream's carried tail after the lead-in: (carry, n) per stream,
+        zeros before Lava's first step. Layer l's lead-in runs steps 1 ..
+        lead_in of Lava's time, with LIFReset's resets where they fall."""
+        dev = self.device
+        in_n = int(np.prod(self.desc.input_shape))
+        stream = torch.zeros(0, in_n, dtype=torch.float64, device=dev)   # the input has no lead-in
+        tails = [self._tail(stream, self.carry[0])]
+        for i, layer in enumerate(self.layers):
+            syn, n = layer.synapse, layer.desc.num_neurons
+            length = layer.lead_in
+            if length == 0:
+                stream = torch.zeros(0, n, dtype=torch.float64, device=dev)
+            else:
+                # Lead-in step p receives the source's step p - 1 - d.
+                src = torch.cat([torch.zeros(syn.history + 1, stream.shape[1], dtype=stream.dtype, device=dev), stream])
+                src = src.reshape(src.shape[0], 1, *self._in_shape(i))
+                a_in = syn(src, length)
+                reset_at = (layer.lead_in + 1) % steps   # Lava time t resets when t % T == offset % T
+                reset = [((p + 1) % steps) == reset_at for p in range(length)]
+                hist = torch.zeros(layer.rec.history + 1, 1, n, device=dev) if layer.rec is not None else None
+                s, _ = lif_dynamics(a_in, layer.neuron, False, layer.rec, hist, reset)
+                stream = s[:, 0].to(torch.float64)
+            tails.append(self._tail(stream, self.carry[i + 1]))
+        return tails
+
+    def _in_shape(self, i: int) -> tuple[int, ...]:
+        return tuple(self.desc.input_shape) if i == 0 else tuple(self.layers[i - 1].desc.shape)
+
+    @staticmethod
+    def _tail(stream: torch.Tensor, h: int) -> torch.Tensor:
+        if stream.shape[0] >= h:
+            return stream[stream.shape[0] - h:]
+        pad = torch.zeros(h - stream.shape[0], *stream.shape[1:], dtype=stream.dtype, device=stream.device)
+        return torch.cat([pad, stream])
+
+    def _recurrent_layer(self, layer: _Layer, a_in: torch.Tensor, tail: torch.Tensor, record_states: bool):
+        """All windows from a silent history, then in order: rerun each window
+        whose true history (the stream before it) differs from the one it ran with."""
+        steps, b, n = a_in.shape
+        hl = layer.rec.history + 1
+        guess = torch.zeros(hl, b, n, dtype=tail.dtype, device=a_in.device)
+        guess[:, 0] = tail[tail.shape[0] - hl:]
+        s, (u, v) = lif_dynamics(a_in, layer.neuron, record_states, layer.rec, guess)
+        stream = tail[tail.shape[0] - hl:].clone()
+        for i in range(b):
+            true = stream[stream.shape[0] - hl:]
+            if i > 0 and not torch.equal(true, guess[:, i]):
+                si, (ui, vi) = lif_dynamics(a_in[:, i:i + 1], layer.neuron, record_states, layer.rec,
+                                            true[:, None])
+                s[:, i] = si[:, 0]
+                if record_states:
+                    u[:, i], v[:, i] = ui[:, 0], vi[:, 0]
+            stream = torch.cat([stream, s[:, i].to(stream.dtype)])[-max(hl, 1):]
+        return s, (u, v)
 
     @torch.no_grad()
     def run(self, inputs: np.ndarray, batch_size: int = 256, record_states: bool = False) -> EmulatorRun:
         """Run ``inputs`` (N, *input_shape, T) (what enters the first layer, as
-        for Lava) in batches of ``batch_size`` samples."""
+        for Lava) in batches of ``batch_size`` samples, in order."""
         from lavasparse.deploy.lava_runner import as_batch
 
         x_all = as_batch(inputs, self.desc)
+        steps = x_all.shape[-1]
         outs: list[list[np.ndarray]] = [[] for _ in self.layers]
         us: list[list[np.ndarray]] = [[] for _ in self.layers]
         vs: list[list[np.ndarray]] = [[] for _ in self.layers]
+        tails = self._lead_in(steps) if self.streaming else None
         # Internally time-major, (T, B, *shape): each step's slice is contiguous.
         to_sample_major = lambda a: np.moveaxis(a.cpu().numpy(), 0, -1)
         for start in range(0, len(x_all), batch_size):
             x = torch.as_tensor(np.moveaxis(x_all[start:start + batch_size], -1, 0), device=self.device)
             for i, layer in enumerate(self.layers):
-                a_in = self._synapse(layer, x)
-                s, (u, v) = lif_dynamics(a_in, layer.neuron, record_states)
+                b = x.shape[1]
+                h = layer.synapse.history
+                src = x
+                if self.streaming:
+                    flat = x.reshape(steps, b, -1).to(torch.float64)   # exact for any int32 payload
+                    src = _with_history(tails[i], flat, h).reshape(h + steps, b, *x.shape[2:])
+                    tails[i] = self._tail(torch.cat([tails[i], _stream(flat)]), self.carry[i])
+                a_in = layer.synapse(src, steps)
+                if layer.rec is not None:
+                    s, (u, v) = self._recurrent_layer(layer, a_in, tails[i + 1], record_states)
+                else:
+                    s, (u, v) = lif_dynamics(a_in, layer.neuron, record_states)
                 shape = (s.shape[0], s.shape[1], *layer.desc.shape)
                 x = s.reshape(shape)
                 outs[i].append(to_sample_major(x.to(torch.int8)))
                 if record_states:
                     us[i].append(to_sample_major(u.reshape(shape)))
                     vs[i].append(to_sample_major(v.reshape(shape)))
+            if self.streaming:
+                last = len(self.layers)
+                flat = x.reshape(steps, x.shape[1], -1).to(torch.float64)
+                tails[last] = self._tail(torch.cat([tails[last], _stream(flat)]), self.carry[last])
         cat = lambda parts: [np.concatenate(p) for p in parts]
         return EmulatorRun([l.desc.name for l in self.layers], cat(outs),
                            cat(us) if record_states else None, cat(vs) if record_states else None)

@@ -6,7 +6,7 @@ import numpy as np
 from lavasparse.export.netx_format import NetDescription
 
 from .energy import LOIHI, EnergyTable
-from .synops import synaptic_fanout, synaptic_ops
+from .synops import recurrent_fanout, synaptic_fanout, synaptic_ops
 
 
 def profile_run(desc: NetDescription, inputs: np.ndarray, layer_spikes: list[np.ndarray],
@@ -31,6 +31,8 @@ def profile_run(desc: NetDescription, inputs: np.ndarray, layer_spikes: list[np.
             synops = 0
         else:  # a flatten between layers keeps (C, H, W) order, as netx's does
             synops = synaptic_ops(incoming.reshape(n, *layer.in_shape, steps), synaptic_fanout(layer))
+        if layer.recurrent:   # the layer's own spikes reach its neurons again
+            synops += synaptic_ops(spikes, recurrent_fanout(layer))
         count = int((spikes != 0).sum())
         updates = layer.num_neurons * steps * n
         rows.append({

@@ -14,6 +14,14 @@ import torch.nn.functional as F
 from lavasparse.export.netx_format import LayerDesc
 
 
+def recurrent_fanout(layer: LayerDesc) -> np.ndarray:
+    """Non-zero recurrent synapses leaving each neuron of a dense_rec layer
+    (features,); int64. ``weight_rec[i, j]`` connects neuron j to neuron i."""
+    if layer.weight_rec is None:
+        raise ValueError(f"layer {layer.name} has no recurrent synapses")
+    return (layer.weight_rec != 0).sum(axis=0).astype(np.int64).reshape(layer.shape)
+
+
 def synaptic_fanout(layer: LayerDesc) -> np.ndarray:
     """Non-zero synapses leaving each input neuron of ``layer``, shaped like its
     input ((C, H, W) or (features,)); int64."""

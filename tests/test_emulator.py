@@ -2,6 +2,8 @@
 layer, every step, on random netx networks that hypothesis draws."""
 from __future__ import annotations
 
+import os
+
 import h5py
 import numpy as np
 import pytest
@@ -12,6 +14,9 @@ from lavasparse.deploy.lava_runner import run_on_lava
 from lavasparse.export.netx_export import export_netx
 from lavasparse.export.netx_format import read_network
 from lavasparse.simulate.emulator import Emulator, UnsupportedNetwork, netx_weight_mapping
+
+# More examples than CI's, for a long local run: LAVASPARSE_PROPERTY_EXAMPLES=500
+EXAMPLES = int(os.environ.get("LAVASPARSE_PROPERTY_EXAMPLES", "30"))
 
 
 def _neuron(g, rng, draw_bias: bool, shape, max_vth: int):
@@ -40,9 +45,20 @@ def _weights(rng, shape, style):
 
 
 @st.composite
+def delays(draw, steps_hint: int = 9):
+    """None, or how a layer's delays are written: (form, max delay); some
+    reach more than one window back."""
+    if not draw(st.booleans()):
+        return None
+    return draw(st.sampled_from(["scalar", "out", "in", "full"])), draw(st.integers(0, 2 * steps_hint + 1))
+
+
+@st.composite
 def networks(draw):
-    """(seed, input shape, input neuron?, weight style, layers, bias?) of a
-    random feed-forward netx network: convs (with flatten) or dense only."""
+    """A random netx network as (seed, input shape, input neuron?, weight style,
+    layers, bias?, graded input?): convs (then flatten) or dense only; dense
+    layers may be recurrent, have synaptic delays, or no neuron (netx's
+    default integrator); the input may be graded spikes."""
     seed = draw(st.integers(0, 2 ** 31 - 1))
     spatial = draw(st.booleans())
     in_shape = ((draw(st.integers(1, 3)), draw(st.integers(4, 7)), draw(st.integers(4, 7))) if spatial
@@ -64,11 +80,29 @@ def networks(draw):
                                                         pad=pad, dil=dil, groups=groups)))
             shape = (c_out, ho, wo)
         layers.append(("flatten", None, {}))
-    layers.append(("dense", (draw(st.integers(2, 6)),), {}))
-    return seed, in_shape, input_neuron, style, layers, draw(st.booleans())
+        shape = (int(np.prod(shape)),)
+    for last in [False] * draw(st.integers(0, 1)) + [True]:
+        n = draw(st.integers(2, 6))
+        rec = draw(st.booleans())
+        # netx gives a recurrent layer's input weights' delays to its recurrent
+        # weights too, which Lava accepts only when they have the same shape.
+        delay = draw(delays()) if not rec or n == shape[0] else None
+        no_neuron = draw(st.integers(0, 9)) == 0
+        layers.append(("dense", (n,), dict(rec=rec, delay=delay, no_neuron=no_neuron)))
+        shape = (n,)
+    graded = not input_neuron and draw(st.booleans())
+    return seed, in_shape, input_neuron, style, layers, draw(st.booleans()), graded
 
 
-def write_network(path, seed, in_shape, input_neuron, style, layers, bias):
+def _delay(rng, spec, w_shape):
+    form, top = spec
+    return {"scalar": lambda: int(rng.integers(0, top + 1)),
+            "out": lambda: rng.integers(0, top + 1, w_shape[0]),
+            "in": lambda: rng.integers(0, top + 1, w_shape[1]),
+            "full": lambda: rng.integers(0, top + 1, w_shape)}[form]()
+
+
+def write_network(path, seed, in_shape, input_neuron, style, layers, bias, graded=False):
     rng = np.random.default_rng(seed)
     with h5py.File(path, "w") as f:
         g = f.create_group("layer/0")
@@ -79,7 +113,8 @@ def write_network(path, seed, in_shape, input_neuron, style, layers, bias):
         prev = in_shape
         for i, (kind, shape, p) in enumerate(layers, start=1):
             g = f.create_group(f"layer/{i}")
-            g.create_dataset("type", (1,), "S10", [kind.encode()])
+            rec = p.get("rec", False)
+            g.create_dataset("type", (1,), "S10", [(b"dense_rec" if rec else kind.encode())])
             if kind == "flatten":
                 prev = (int(np.prod(prev)),)
                 continue
@@ -92,25 +127,31 @@ def write_network(path, seed, in_shape, input_neuron, style, layers, bias):
                 g["groups"] = p["groups"]
             else:
                 g["weight"] = _weights(rng, (shape[0], prev[0]), style)
-            # Thresholds on the weights' scale, so that most drawn networks spike.
-            _neuron(g, rng, bias, shape, 300 if style in ("even8", "odd") else 12)
+                if rec:
+                    g["weight_rec"] = _weights(rng, (shape[0], shape[0]), style)
+                if p.get("delay"):
+                    g["delay"] = _delay(rng, p["delay"], (shape[0], prev[0]))
+            if not p.get("no_neuron"):
+                # Thresholds on the weights' scale, so that most drawn networks spike.
+                _neuron(g, rng, bias, shape, 300 if style in ("even8", "odd") else 12)
             prev = shape
 
 
 @pytest.mark.slow
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(networks(), st.integers(3, 9), st.integers(1, 3))
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(networks(), st.integers(3, 9), st.integers(1, 4))
 def test_emulator_identical_to_lava(tmp_path_factory, net, steps, n):
-    seed, in_shape, input_neuron, style, layers, bias = net
+    seed, in_shape, input_neuron, style, layers, bias, graded = net
     rng = np.random.default_rng(seed + 1)
     path = tmp_path_factory.mktemp("emu") / "net.net"
     write_network(path, seed, in_shape, input_neuron, style, layers, bias)
     desc = read_network(path)
     x = (rng.random((n, *in_shape, steps)) < 0.5).astype(np.int32)
-    if input_neuron:
-        x = x * rng.integers(1, 120, x.shape)  # input currents, not only spikes
-    em = Emulator(desc).run(x, batch_size=2, record_states=True)
-    lava = run_on_lava(path, x, progress=False, record_states=True)
+    if input_neuron or graded:
+        x = x * rng.integers(1, 120, x.shape)  # input currents or graded payloads, not only spikes
+    bits = 8 if graded else 0
+    em = Emulator(desc, input_message_bits=bits).run(x, batch_size=2, record_states=True)
+    lava = run_on_lava(path, x, progress=False, record_states=True, input_message_bits=bits)
     target(float(sum(int(s.sum()) > 0 for s in lava.spikes)), label="layers that spike")
     for name, a, b in zip(lava.layer_names, lava.spikes, em.spikes):
         assert a.shape == b.shape, name
@@ -143,6 +184,14 @@ def test_weight_mapping_matches_netx():
             sign = determine_sign_mode(ref)
             ref = truncate_weights(clip_weights(ref, sign, num_bits=8), sign, bits)
             assert exp == ref_exp and np.array_equal(ours, ref)
+            # A recurrent layer: netx optimises both matrices together; Lava clips each by its own sign.
+            w_rec = _weights(rng, (5, 5), style)
+            ours, ours_rec, exp = netx_weight_mapping(w, w_rec)
+            both, bits, ref_exp, _ = optimize_weight_bits(np.hstack([w, w_rec]))
+            for mine, part in ((ours, both[:, :7]), (ours_rec, both[:, 7:])):
+                sign = determine_sign_mode(part)
+                assert np.array_equal(mine, truncate_weights(clip_weights(part, sign, num_bits=8), sign, bits))
+            assert exp == ref_exp
 
 
 def test_refuses_what_it_does_not_model(tmp_path):
@@ -150,15 +199,37 @@ def test_refuses_what_it_does_not_model(tmp_path):
     path = tmp_path / "d.net"
     export_netx(net, path)
     with h5py.File(path, "a") as f:
-        f["layer/1/delay"] = np.ones(8)
-    with pytest.raises(UnsupportedNetwork, match="delays"):
+        del f["layer/1/neuron/vDecay"]
+        f["layer/1/neuron/vDecay"] = np.arange(8) * 100     # one decay per neuron
+    with pytest.raises(UnsupportedNetwork, match="per-neuron vDecay"):
         Emulator(read_network(path))
+    # A conv whose sums Lava's float32 cannot hold exactly.
+    conv = make_net("4x9x9-c3k3-5")
+    export_netx(conv, path)
     with h5py.File(path, "a") as f:
-        del f["layer/1/delay"]
-        del f["layer/1/neuron/gradedSpike"]
-        f["layer/1/neuron/gradedSpike"] = True
-    with pytest.raises(UnsupportedNetwork, match="graded"):
-        Emulator(read_network(path))
+        w = f["layer/1/weight"][()]
+        del f["layer/1/weight"]
+        f["layer/1/weight"] = np.full_like(w, 254)
+    x = np.full((1, 4, 9, 9, 2), 10000, np.int32)   # 36 taps x 254 x 10000 > 2**24
+    with pytest.raises(UnsupportedNetwork, match="float32"):
+        Emulator(read_network(path), input_message_bits=16).run(x)
+
+
+def test_delays_reach_into_the_next_sample(tmp_path):
+    """A delay longer than a sample: the second sample sees the first one's
+    input spikes, in Lava and in the emulator, whatever the batch boundaries."""
+    net = make_net("6-3", weight_scale=8.0)
+    path = tmp_path / "d.net"
+    export_netx(net, path)
+    with h5py.File(path, "a") as f:
+        f["layer/1/delay"] = 7
+    x = np.zeros((3, 6, 5), np.int32)
+    x[0, :, 0] = 1                     # one burst at the start of sample 0 only
+    lava = run_on_lava(path, x, progress=False)
+    assert lava.spikes[0][0].sum() == 0 and lava.spikes[0][1].sum() > 0   # it arrives in sample 1
+    for batch in (1, 2, 3):
+        em = Emulator(read_network(path)).run(x, batch_size=batch)
+        assert np.array_equal(em.spikes[0], lava.spikes[0])
 
 
 def test_cross_check_stops_on_a_difference(tmp_path, monkeypatch):

@@ -89,3 +89,64 @@ def test_not_hdf5_and_pool_layer(tmp_path):
         f.create_dataset("layer/1/type", (1,), "S10", [b"pool"])
     with pytest.raises(NetFileError, match="layer/1/type.*'pool'"):
         read_network(pooled)
+
+
+def _edit(path, **datasets):
+    """Replace or add datasets (key 'layer/1/delay' written as layer__1__delay)."""
+    with h5py.File(path, "a") as f:
+        for key, value in datasets.items():
+            name = key.replace("__", "/")
+            if name in f:
+                del f[name]
+            if value is not None:
+                f[name] = value
+
+
+@pytest.mark.parametrize("delay,expect", [
+    (3, np.full((16, 64), 3)),                                   # one for all
+    (np.arange(16) % 5, np.repeat((np.arange(16) % 5)[:, None], 64, 1)),   # per neuron
+    (np.arange(64) % 7, np.repeat((np.arange(64) % 7)[None, :], 16, 0)),   # per input
+])
+def test_delays_broadcast_as_netx_does(tmp_path, delay, expect):
+    path = tmp_path / "d.net"
+    export_netx(make_net("64-16-10"), path)
+    _edit(path, layer__1__delay=delay)
+    assert np.array_equal(read_network(path).layers[1].delay, expect)
+
+
+def test_delay_errors_and_clamp(tmp_path):
+    path = tmp_path / "d.net"
+    export_netx(make_net("64-16-10"), path)
+    _edit(path, layer__1__delay=np.full(5, 2))
+    with pytest.raises(NetFileError, match="layer/1/delay: shape"):
+        read_network(path)
+    _edit(path, layer__1__delay=-1)
+    with pytest.raises(NetFileError, match="layer/1/delay: negative"):
+        read_network(path)
+    _edit(path, layer__1__delay=70)
+    with pytest.warns(UserWarning, match="clamps"):
+        assert read_network(path).layers[1].delay.max() == 62
+
+
+def test_recurrent_layer_and_netx_quirks(tmp_path):
+    path = tmp_path / "r.net"
+    export_netx(make_net("64-16-10"), path)
+    with h5py.File(path, "a") as f:
+        del f["layer/1/type"]
+        f.create_dataset("layer/1/type", (1,), "S10", [b"dense_rec"])
+    with pytest.raises(NetFileError, match="layer/1/weight_rec: missing"):
+        read_network(path)
+    _edit(path, layer__1__weight_rec=np.ones((16, 16)))
+    layer = read_network(path).layers[1]
+    assert layer.recurrent and layer.name == "dense_rec1" and layer.weight_rec.shape == (16, 16)
+    # netx gives the recurrent synapse the input synapse's delays: only a square layer can have them.
+    _edit(path, layer__1__delay=1)
+    with pytest.raises(NetFileError, match="layer/1/delay: netx applies one delay matrix"):
+        read_network(path)
+    _edit(path, layer__1__delay=None, layer__2__neuron__messageBits=8)
+    with pytest.raises(NetFileError, match="layer/2/neuron/messageBits: netx 0.6.0 cannot read"):
+        read_network(path)
+    # A dense layer without a neuron gets netx's default integrator.
+    with h5py.File(path, "a") as f:
+        del f["layer/2/neuron"]
+    assert read_network(path).layers[2].neuron["vThMant"] == 1 << 17

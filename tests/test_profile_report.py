@@ -75,3 +75,27 @@ def test_profile_through_conv_pool_flatten(tmp_net):
     assert prof["layers"][2]["synops"] == int((pool_counts * (dense.weight != 0).sum(axis=0)).sum())
     conv = desc.spiking_layers[0]
     assert prof["layers"][0]["synops"] == int((x.sum(axis=(0, -1)) * synaptic_fanout(conv)).sum())
+
+
+def test_recurrent_synops_counted_by_hand(tmp_net):
+    import h5py
+    import numpy as np
+
+    from lavasparse.simulate.emulator import Emulator
+
+    _, path = tmp_net("20-8-4", steps=6)
+    rng = np.random.default_rng(1)
+    w_rec = rng.integers(-60, 60, (8, 8)) * (rng.random((8, 8)) < 0.5)
+    with h5py.File(path, "a") as f:
+        del f["layer/1/type"]
+        f.create_dataset("layer/1/type", (1,), "S10", [b"dense_rec"])
+        f["layer/1/weight_rec"] = w_rec
+    desc = read_network(path)
+    x = random_spikes((3, 20, 6), p=0.4, seed=2)
+    spikes = Emulator(desc).run(x).spikes
+    prof = profile_run(desc, x, spikes)
+    w1 = desc.spiking_layers[0].weight
+    ff = sum(int((w1[:, i] != 0).sum()) * int(x[:, i].sum()) for i in range(20))
+    rec = sum(int((w_rec[:, j] != 0).sum()) * int(spikes[0][:, j].sum()) for j in range(8))
+    assert spikes[0].sum() > 0 and rec > 0
+    assert prof["layers"][0]["synops"] == ff + rec and prof["layers"][0]["name"] == "dense_rec1"

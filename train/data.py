@@ -1,4 +1,7 @@
-"""Datasets that need no download: scikit-learn's digits and MNIST from IDX files.
+"""Image datasets: scikit-learn's digits (bundled), MNIST and Fashion-MNIST
+(IDX files), CIFAR-10 (the python pickle batches); event datasets (N-MNIST,
+SHD) live in ``events.py``. Each reads the publisher's on-disk format and
+downloads only when asked (``download=True``; see ``download.py``).
 
 Images are float32 in [0, 1] with shape (N, C, H, W); labels are int64.
 """
@@ -69,36 +72,122 @@ def read_idx(path: str | Path) -> np.ndarray:
     return data.reshape(dims)
 
 
-def _find(data_dir: Path, stem: str) -> Path:
+def _find(data_dir: Path, stem: str, what: str) -> Path:
     for name in (stem, stem + ".gz"):
         if (data_dir / name).exists():
             return data_dir / name
-    raise FileNotFoundError(f"{data_dir}: no {stem} or {stem}.gz (MNIST IDX files expected here)")
+    raise FileNotFoundError(f"{data_dir}: no {stem} or {stem}.gz ({what} IDX files expected here; "
+                            f"--download fetches them where you are online)")
 
 
-def load_mnist(data_dir: str | Path) -> tuple[ImageDataset, ImageDataset]:
-    """MNIST from the four IDX files in ``data_dir`` (gzipped or not); no download."""
+def _prepare(dataset: str, data_dir: str | Path | None, download: bool) -> Path:
+    from .download import check_sha256sums, download as fetch
+
+    if data_dir is None:
+        raise ValueError(f"{dataset} needs --data-dir (where its files are, or go with --download)")
     data_dir = Path(data_dir)
+    if download:
+        fetch(dataset, data_dir)
+    if not data_dir.is_dir():
+        raise FileNotFoundError(f"{data_dir}: no such folder ({dataset}; --download fetches the files)")
+    check_sha256sums(data_dir)
+    return data_dir
+
+
+def load_idx_dataset(name: str, data_dir: str | Path, download: bool = False) -> tuple[ImageDataset, ImageDataset]:
+    """MNIST or Fashion-MNIST (``name``) from the four IDX files in ``data_dir``
+    (gzipped or not), as both publishers ship them."""
+    data_dir = _prepare(name, data_dir, download)
     out = []
     for split in ("train", "t10k"):
-        images = read_idx(_find(data_dir, f"{split}-images-idx3-ubyte"))
-        labels = read_idx(_find(data_dir, f"{split}-labels-idx1-ubyte"))
+        images = read_idx(_find(data_dir, f"{split}-images-idx3-ubyte", name))
+        labels = read_idx(_find(data_dir, f"{split}-labels-idx1-ubyte", name))
         if len(images) != len(labels):
             raise ValueError(f"{data_dir}: {split} has {len(images)} images but {len(labels)} labels")
-        out.append(ImageDataset("mnist", (images / 255.0).astype(np.float32)[:, None],
+        if images.ndim != 3 or images.dtype != np.uint8:
+            raise ValueError(f"{data_dir}: {split} images must be uint8 (N, H, W), got {images.dtype} {images.shape}")
+        out.append(ImageDataset(name, (images / 255.0).astype(np.float32)[:, None],
                                 labels.astype(np.int64), 10))
     return out[0], out[1]
 
 
-def load_dataset(name: str, data_dir: str | Path | None = None) -> tuple[ImageDataset, ImageDataset]:
-    """(train, test) for ``name`` in {'digits', 'mnist'}."""
+def load_mnist(data_dir: str | Path, download: bool = False) -> tuple[ImageDataset, ImageDataset]:
+    """MNIST from the four IDX files in ``data_dir`` (gzipped or not)."""
+    return load_idx_dataset("mnist", data_dir, download)
+
+
+def _cifar_folder(data_dir: Path) -> Path:
+    """The folder holding the batches: data_dir itself, its
+    cifar-10-batches-py, or the official tar.gz unpacked into data_dir."""
+    import tarfile
+
+    for cand in (data_dir, data_dir / "cifar-10-batches-py"):
+        if (cand / "data_batch_1").exists():
+            return cand
+    archive = data_dir / "cifar-10-python.tar.gz"
+    if archive.exists():
+        with tarfile.open(archive) as tar:
+            tar.extractall(data_dir, filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(data_dir)
+        return data_dir / "cifar-10-batches-py"
+    raise FileNotFoundError(f"{data_dir}: no CIFAR-10 python batches (data_batch_1..5, test_batch) nor "
+                            f"cifar-10-python.tar.gz; --download fetches it")
+
+
+def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR-10 python batch: (images uint8 (N, 3, 32, 32), labels int64).
+    The file is a pickled dict with b'data' (N, 3072: 1024 red, 1024 green,
+    1024 blue values, rows top to bottom) and b'labels'. Errors name file and key."""
+    import pickle
+
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            batch = pickle.load(f, encoding="bytes")
+    except (pickle.UnpicklingError, EOFError) as e:
+        raise ValueError(f"{path}: not a CIFAR-10 python batch ({e})") from None
+    if not isinstance(batch, dict):
+        raise ValueError(f"{path}: not a CIFAR-10 python batch (a pickled {type(batch).__name__})")
+    for key in (b"data", b"labels"):
+        if key not in batch:
+            raise ValueError(f"{path}: missing key {key.decode()!r}")
+    data = np.asarray(batch[b"data"])
+    labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    if data.ndim != 2 or data.shape[1] != 3072 or data.dtype != np.uint8:
+        raise ValueError(f"{path}: 'data' must be uint8 (N, 3072), got {data.dtype} {data.shape}")
+    if len(labels) != len(data):
+        raise ValueError(f"{path}: {len(data)} images but {len(labels)} labels")
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise ValueError(f"{path}: labels outside 0..9")
+    return data.reshape(-1, 3, 32, 32), labels
+
+
+def load_cifar10(data_dir: str | Path, download: bool = False) -> tuple[ImageDataset, ImageDataset]:
+    """CIFAR-10 from the python version's pickled batches (50,000 + 10,000 RGB 32x32)."""
+    folder = _cifar_folder(_prepare("cifar10", data_dir, download))
+    parts = [read_cifar_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
+    test = read_cifar_batch(folder / "test_batch")
+    to_set = lambda x, y: ImageDataset("cifar10", (x / 255.0).astype(np.float32), y, 10)
+    return (to_set(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])),
+            to_set(*test))
+
+
+DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "nmnist", "shd")
+
+
+def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = False):
+    """(train, test) for ``name`` in DATASETS: ImageDatasets, or EventDatasets
+    for nmnist and shd. Only digits needs no files."""
     if name == "digits":
         return load_digits()
-    if name == "mnist":
-        if data_dir is None:
-            raise ValueError("mnist needs --data-dir (a folder with the four IDX files)")
-        return load_mnist(data_dir)
-    raise ValueError(f"unknown dataset {name!r}: expected 'digits' or 'mnist'")
+    if name in ("mnist", "fashion-mnist"):
+        return load_idx_dataset(name, data_dir, download)
+    if name == "cifar10":
+        return load_cifar10(data_dir, download)
+    if name in ("nmnist", "shd"):
+        from .events import load_nmnist, load_shd
+
+        return (load_nmnist if name == "nmnist" else load_shd)(_prepare(name, data_dir, download))
+    raise ValueError(f"unknown dataset {name!r}: expected one of {DATASETS}")
 
 
 def train_val_split(n: int, val_fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

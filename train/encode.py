@@ -39,3 +39,17 @@ def encode_images(images: torch.Tensor | np.ndarray, in_shape: tuple[int, ...], 
 def batch_seed(base_seed: int, epoch: int, batch_index: int) -> int:
     """Seed for one batch's encoding: fresh noise each epoch, reproducible runs."""
     return int(np.random.SeedSequence([base_seed, epoch, batch_index]).generate_state(1)[0])
+
+
+def encode_batch(data, index: np.ndarray | None, in_shape: tuple[int, ...], steps: int, seed: int,
+                 max_rate: float = 1.0) -> torch.Tensor:
+    """Input spikes (B, *in_shape, steps) for samples ``index`` of a dataset
+    (all samples when None): rate-coded images for an ImageDataset, binned
+    events for an EventDataset (which ignores seed and max_rate)."""
+    from .events import EventDataset
+
+    index = np.arange(len(data)) if index is None else np.asarray(index)
+    if isinstance(data, EventDataset):
+        spikes = data.spikes(index, steps)
+        return spikes.reshape(spikes.shape[0], *in_shape, steps)
+    return encode_images(data.images[index], in_shape, steps, seed, max_rate)

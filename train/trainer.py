@@ -20,9 +20,9 @@ from tqdm.auto import tqdm
 
 from lavasparse.fileio import atomic_path, write_json, write_text
 
-from .data import ImageDataset, load_dataset, train_val_split
+from .data import load_dataset, train_val_split
 from .device import resolve_device
-from .encode import batch_seed, encode_images
+from .encode import batch_seed, encode_batch
 from .loss import SparsityLoss
 from .model import NetConfig, NeuronConfig, SpikingNet
 from .schedules import SCHEDULES, sigma
@@ -81,18 +81,18 @@ def eval_seed(seed: int) -> int:
 
 
 @torch.no_grad()
-def evaluate(model: SpikingNet, data: ImageDataset, steps: int, max_rate: float, seed: int,
+def evaluate(model: SpikingNet, data, steps: int, max_rate: float, seed: int,
              batch_size: int = 256, device: torch.device | str = "cpu") -> dict:
     """Accuracy and spikes per sample per layer of ``model`` on ``data``.
 
     The input spikes are drawn once for the whole set with ``seed`` (see
-    ``encode_images``), each layer's spikes are cut to its target window, and the
+    ``encode_batch``), each layer's spikes are cut to its target window, and the
     class is the output neuron with most spikes (lowest index on ties, as
     numpy's argmax). Returns accuracy (fraction), predictions, and
     layer_spikes (total spikes per layer over the set).
     """
     model.eval()
-    spikes_in = encode_images(data.images, model.specs[0].in_shape, steps, seed, max_rate)
+    spikes_in = encode_batch(data, None, model.specs[0].in_shape, steps, seed, max_rate)
     preds, totals = [], np.zeros(model.num_spiking_layers)
     for start in range(0, len(data), batch_size):
         x = spikes_in[start:start + batch_size].to(device)
@@ -169,7 +169,7 @@ def train(config: TrainConfig, run_dir: str | Path, progress: bool = True) -> di
                    leave=False, disable=None if progress else True, unit="batch")
         for b in bar:
             idx = order[b * config.batch_size:(b + 1) * config.batch_size]
-            x = encode_images(train_set.images[idx], model.specs[0].in_shape, config.steps,
+            x = encode_batch(train_set, idx, model.specs[0].in_shape, config.steps,
                               batch_seed(config.seed, epoch, b), config.max_rate).to(device)
             y = torch.as_tensor(train_set.labels[idx], device=device)
             out = model.windowed(model(x), config.steps)

@@ -1,0 +1,304 @@
+"""The paper's method as one command: for every schedule, the largest sigma_0
+that keeps the baseline's validation accuracy (Allred et al.'s Table 1) and
+the largest that loses under 1 point (Table 2), found by geometric bracketing
+and bisection; each chosen network then evaluated on the test set on the
+target.
+
+Trials run through Ray Tune: locally (one trial per core, or several per
+GPU), or on a running Ray cluster (``address``; the output folder must then
+be on storage every node sees). A trial that dies is retried and resumes its
+training from its last epoch. Each finished trial leaves ``result.json`` in
+its folder, and the search replays from those, so a sweep stopped half-way
+redoes nothing it finished.
+
+Output folder:
+  sweep.json                      the settings
+  trials/baseline/, trials/<schedule>/<sigma0>/
+                                  training run folders (+ result.json; the
+                                  chosen ones also network.net, profile.json...)
+  test_input.npy, test_labels.npy what the target sees
+  tables.md, tables.json          Table 1 and Table 2 on the test set, on the target
+  front.png                       validation accuracy against hidden spikes, all trials
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lavasparse.fileio import atomic_path, write_json, write_npy, write_text
+from lavasparse.pipeline import RunSettings, evaluate_on_target
+from lavasparse.train.selection import SearchPlan, keeps_accuracy, largest_passing
+
+PAPER_SCHEDULES = ("constant", "linear", "quadratic", "alternating", "alternating_linear")
+TABLES = {"table1": 0.0, "table2": 0.01}   # tolerance: iso-accuracy; under 1 point lost
+
+
+class TrialsFailed(RuntimeError):
+    """Some trials failed even after their retries."""
+
+
+@dataclass
+class SweepConfig(RunSettings):
+    schedules: tuple[str, ...] = PAPER_SCHEDULES
+    plan: SearchPlan = field(default_factory=SearchPlan)
+    cpus_per_trial: int = 1
+    gpus_per_trial: float | None = None   # None: 0.25 when CUDA is there (4 small trials per GPU), else 0
+    max_failures: int = 2                 # retries of a trial that dies
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.schedules = tuple(self.schedules)
+        if isinstance(self.plan, dict):
+            self.plan = SearchPlan(**self.plan)
+        from lavasparse.train.schedules import SCHEDULES
+
+        bad = [s for s in self.schedules if s not in SCHEDULES or s == "baseline"]
+        if bad:
+            raise ValueError(f"unknown schedules {bad}: expected some of {PAPER_SCHEDULES}")
+
+
+def _trial_dir(out: Path, schedule: str, sigma0: float) -> Path:
+    return out / "trials" / ("baseline" if schedule == "baseline" else f"{schedule}/{sigma0:.3g}")
+
+
+def run_trial(spec: dict) -> dict:
+    """Train one (schedule, sigma_0) into its folder and write result.json.
+    Runs inside a Ray worker; resumes a half-trained folder."""
+    import torch
+
+    from lavasparse.train.trainer import TrainConfig, train
+
+    torch.set_num_threads(max(1, int(spec.get("threads", 1))))
+    config = TrainConfig.from_dict(spec["train"])
+    run_dir = Path(spec["run_dir"])
+    t0 = time.time()
+    best = train(config, run_dir, progress=False)
+    result = {"schedule": config.schedule, "sigma0": config.sigma0, "epochs": best["epoch"],
+              "val_accuracy": best["val_accuracy"], "val_hidden_spikes": best["val_hidden_spikes"],
+              "train_seconds": time.time() - t0, "host": platform.node()}
+    write_json(run_dir / "result.json", result)
+    return result
+
+
+def _ray_trainable(config: dict) -> None:
+    from ray import tune
+
+    tune.report(run_trial(config["spec"]))
+
+
+def _run_trials(specs: list[dict], config: SweepConfig, out: Path, address: str | None, round_no: int) -> None:
+    """Run the trials in ``specs`` through Ray Tune; each writes its result.json."""
+    # Ray's newer console output prints a table per round even at verbose=0;
+    # our own round lines say what runs.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    import ray
+    from ray import tune
+
+    if not ray.is_initialized():
+        kw = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
+        ray.init(address=address, **kw) if address else ray.init(**kw)
+    gpus = config.gpus_per_trial
+    if gpus is None:
+        gpus = 0.25 if ray.cluster_resources().get("GPU", 0) > 0 and config.device != "cpu" else 0.0
+    trainable = tune.with_resources(_ray_trainable, {"cpu": config.cpus_per_trial, "gpu": gpus})
+    tuner = tune.Tuner(
+        trainable,
+        param_space={"spec": tune.grid_search(specs)},
+        run_config=tune.RunConfig(name=f"round{round_no:02d}", storage_path=str((out / "ray").resolve()),
+                                  verbose=0, failure_config=tune.FailureConfig(max_failures=config.max_failures)),
+    )
+    results = tuner.fit()
+    failed = [r for r in results if r.error]
+    if failed:
+        raise TrialsFailed(f"{len(failed)} trial(s) failed after {config.max_failures} retries; first: "
+                           f"{failed[0].config['spec']['run_dir']}: {failed[0].error}")
+
+
+def _load_results(out: Path) -> dict[tuple[str, float], dict]:
+    found = {}
+    for path in (out / "trials").rglob("result.json"):
+        r = json.loads(path.read_text())
+        found[(r["schedule"], float(f"{r['sigma0']:.3g}"))] = r
+    return found
+
+
+def _spec(config: SweepConfig, out: Path, schedule: str, sigma0: float) -> dict:
+    run_dir = _trial_dir(out, schedule, sigma0)
+    init = None
+    if schedule != "baseline" and config.sparse_init == "baseline":
+        init = str(_trial_dir(out, "baseline", 0.0) / "best.pt")
+    name = "baseline" if schedule == "baseline" else f"{schedule}-{sigma0:.3g}"
+    train = config.train_config(name, schedule, 0.0 if schedule == "baseline" else sigma0, init)
+    return {"run_dir": str(run_dir), "train": train.to_dict(), "threads": config.cpus_per_trial}
+
+
+def search(config: SweepConfig, out: Path, address: str | None = None, progress: bool = True) -> dict:
+    """Run rounds of trials until every (schedule, table) search is done.
+    Returns {'baseline': result, 'chosen': {table: {schedule: sigma0 | None}}, 'trials': [...]}."""
+    results = _load_results(out)
+    round_no = 0
+    if ("baseline", 0.0) not in results:
+        if progress:
+            print("== round 0: baseline", flush=True)
+        _run_trials([_spec(config, out, "baseline", 0.0)], config, out, address, round_no)
+        results = _load_results(out)
+    base = results[("baseline", 0.0)]
+    while True:
+        needed, chosen = set(), {t: {} for t in TABLES}
+        for table, tol in TABLES.items():
+            for schedule in config.schedules:
+                passes = {s0: keeps_accuracy(r["val_accuracy"], base["val_accuracy"], tol)
+                          for (sch, s0), r in results.items() if sch == schedule}
+                state, s0 = largest_passing(passes, config.plan)
+                if state == "need":
+                    needed.add((schedule, s0))
+                else:
+                    chosen[table][schedule] = s0
+        if not needed:
+            break
+        round_no += 1
+        if progress:
+            print(f"== round {round_no}: " + ", ".join(f"{s} {v:.3g}" for s, v in sorted(needed)), flush=True)
+        _run_trials([_spec(config, out, s, v) for s, v in sorted(needed)], config, out, address, round_no)
+        results = _load_results(out)
+    return {"baseline": base, "chosen": chosen, "trials": sorted(results.values(), key=lambda r: (r["schedule"], r["sigma0"]))}
+
+
+def _provenance() -> dict:
+    def git(*args):
+        try:
+            return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
+                                  cwd=Path(__file__).parent).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return None
+    import torch
+
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain")),
+            "machine": f"{platform.node()}: {platform.processor() or platform.machine()}, "
+                       f"{os.cpu_count()} CPUs" + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""),
+            "python": platform.python_version(), "torch": torch.__version__}
+
+
+def run_sweep(config: SweepConfig, out: str | Path, address: str | None = None, command: str | None = None,
+              progress: bool = True) -> dict:
+    """The whole sweep into ``out`` (resumable); returns the tables as written to tables.json."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = json.loads(json.dumps(asdict(config)))
+    old = out / "sweep.json"
+    if old.exists() and json.loads(old.read_text()) != settings:
+        raise ValueError(f"{old}: this folder holds a sweep with other settings; use a new folder "
+                         f"or the same settings to resume")
+    write_json(old, settings)
+    t0 = time.time()
+    found = search(config, out, address, progress)
+
+    test_input, labels = config.test_input()
+    write_npy(out / "test_input.npy", test_input)
+    write_npy(out / "test_labels.npy", labels)
+    evaluated: dict[tuple[str, float], dict] = {}
+
+    def on_target(schedule: str, sigma0: float) -> dict:
+        key = (schedule, sigma0)
+        if key not in evaluated:
+            run_dir = _trial_dir(out, schedule, sigma0)
+            if progress:
+                print(f"== test set on the target ({config.engine}): {run_dir.relative_to(out)}", flush=True)
+            evaluated[key] = evaluate_on_target(run_dir, test_input, labels, config.engine, config.cross_check,
+                                                progress=progress)
+        return evaluated[key]
+
+    base_eval = on_target("baseline", 0.0)
+    base_spikes = base_eval["profile"]["hidden_spikes_per_sample"]
+    trials = {(r["schedule"], float(f"{r['sigma0']:.3g}")): r for r in found["trials"]}
+
+    def row(schedule: str, sigma0: float | None) -> dict:
+        if sigma0 is None:
+            return {"schedule": schedule, "sigma0": None, "epochs": None, "val_accuracy": None,
+                    "test_accuracy_target": None, "test_accuracy_float": None, "hidden_spikes_per_sample": None,
+                    "hidden_spike_reduction": None, "synops_per_sample": None, "energy_per_sample_j": None,
+                    "note": f"no sigma_0 >= {config.plan.low:g} passed"}
+        key = ("baseline", 0.0) if schedule == "baseline" else (schedule, sigma0)
+        t, ev = trials[key], on_target(*key)
+        p = ev["profile"]
+        return {"schedule": schedule, "sigma0": sigma0, "epochs": t["epochs"], "val_accuracy": t["val_accuracy"],
+                "test_accuracy_target": ev["accuracy_target"], "test_accuracy_float": ev["accuracy_float"],
+                "hidden_spikes_per_sample": p["hidden_spikes_per_sample"],
+                "hidden_spike_reduction": 1 - p["hidden_spikes_per_sample"] / base_spikes if base_spikes else None,
+                "synops_per_sample": p["per_sample"]["synops"], "energy_per_sample_j": p["per_sample"]["energy_j"],
+                "engine": ev["engine"], "cross_checked_on_lava": ev["agreement"]["cross_checked_on_lava"],
+                "identical_to_slayer": ev["agreement"]["identical_spikes"]}
+
+    tables = {}
+    for table in TABLES:
+        tables[table] = [row("baseline", 0.0)] + [row(s, found["chosen"][table][s]) for s in config.schedules]
+    doc = {"dataset": config.dataset, "arch": config.arch, "test_samples": int(len(labels)),
+           "rules": {"table1": "largest sigma_0 with validation accuracy >= the baseline's (iso-accuracy)",
+                     "table2": "largest sigma_0 losing under 1 point of validation accuracy"},
+           "search": asdict(config.plan), "sparse_init": config.sparse_init,
+           "command": command, **_provenance(), "seconds": time.time() - t0,
+           "table1": tables["table1"], "table2": tables["table2"], "trials": found["trials"]}
+    write_json(out / "tables.json", doc)
+    md = tables_markdown(doc)
+    write_text(out / "tables.md", md)
+    plot_front(found["trials"], found["baseline"], out / "front.png")
+    if progress:
+        print(md)
+    return doc
+
+
+def tables_markdown(doc: dict) -> str:
+    lines = [f"# Sparsity sweep: {doc['dataset']}, {doc['arch']}", "",
+             f"Test set: {doc['test_samples']} samples, on the target (engine per row). "
+             f"Sparse networks: {'fine-tuned from the baseline' if doc['sparse_init'] == 'baseline' else 'trained from scratch'}; "
+             f"sigma_0 by geometric bracketing (x{doc['search']['factor']:g} from {doc['search']['start']:g}) "
+             f"and {doc['search']['bisect_steps']} bisection steps, on validation (80/20 split).", "",
+             f"Command: `{doc['command']}`  ", f"Commit: {doc['commit']}{' (uncommitted changes)' if doc['dirty'] else ''}  ",
+             f"Machine: {doc['machine']}; {doc['seconds'] / 60:.1f} min", ""]
+    for table, title in (("table1", "Table 1: iso-accuracy (validation accuracy no lower than the baseline's)"),
+                         ("table2", "Table 2: under 1 point of validation accuracy lost")):
+        lines += [f"## {title}", "",
+                  "| schedule | sigma_0 | epochs | val. acc. | test acc. (target) | hidden spikes/sample | reduction | synops/sample | energy/sample (nJ) |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for r in doc[table]:
+            if r["sigma0"] is None:
+                lines.append(f"| {r['schedule']} | - | - | - | - | - | - | - | - |  <!-- {r['note']} -->")
+                continue
+            red = "" if r["schedule"] == "baseline" else f"{100 * r['hidden_spike_reduction']:.1f}%"
+            lines.append(f"| {r['schedule']} | {r['sigma0']:.3g} | {r['epochs']} | {100 * r['val_accuracy']:.2f}% "
+                         f"| {100 * r['test_accuracy_target']:.2f}% | {r['hidden_spikes_per_sample']:.1f} | {red} "
+                         f"| {r['synops_per_sample']:.0f} | {1e9 * r['energy_per_sample_j']:.2f} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot_front(trials: list[dict], baseline: dict, path: Path) -> None:
+    """Validation accuracy against hidden spikes per sample, every trial, by schedule."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for schedule in sorted({t["schedule"] for t in trials} - {"baseline"}):
+        pts = sorted((t["val_hidden_spikes"], 100 * t["val_accuracy"], t["sigma0"]) for t in trials
+                     if t["schedule"] == schedule)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=schedule, alpha=0.8)
+    ax.scatter([baseline["val_hidden_spikes"]], [100 * baseline["val_accuracy"]], marker="*", s=200,
+               color="black", label="baseline", zorder=5)
+    ax.axhline(100 * baseline["val_accuracy"], color="black", lw=0.5, ls="--")
+    ax.axhline(100 * baseline["val_accuracy"] - 1, color="grey", lw=0.5, ls=":")
+    ax.set_xlabel("hidden spikes per validation sample")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title("sigma_0 search: every trial (dashed: baseline; dotted: 1 point below)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)

@@ -1,0 +1,101 @@
+"""The sigma_0 search (pure), and a small sweep through Ray Tune on digits:
+both tables on the target, resume without retraining, failures reported."""
+import json
+import math
+
+import pytest
+
+from lavasparse.train.selection import SearchPlan, keeps_accuracy, largest_passing
+
+
+def _run_search(threshold: float, plan: SearchPlan) -> tuple[float | None, list[float]]:
+    """Drive the search against a monotone oracle: sigma_0 passes iff <= threshold."""
+    asked, known = [], {}
+    while True:
+        state, s0 = largest_passing(known, plan)
+        if state == "done":
+            return s0, asked
+        assert s0 not in known, "the search must not ask twice"
+        asked.append(s0)
+        known[s0] = s0 <= threshold
+
+
+@pytest.mark.parametrize("threshold", [3.7e-7, 2e-5, 1e-5, 4.4e-3, 0.5, 5.0, 1e-12])
+def test_search_brackets_then_bisects(threshold):
+    plan = SearchPlan(start=1e-5, factor=10, bisect_steps=3, low=1e-9, high=1.0)
+    best, asked = _run_search(threshold, plan)
+    if threshold < 1e-9:
+        assert best is None
+        return
+    assert best <= threshold * 1.0000001
+    if threshold >= 1.0:
+        assert best == 1.0
+    else:
+        # 3 bisections of a factor-10 bracket in log space leave a factor 10**(1/8) at most
+        assert best > threshold / 10 ** (1 / 8) / 1.01
+    # start, then at most 5 steps up (to 1.0) or 4 down (to 1e-9), then 3 bisections
+    assert len(asked) <= 1 + max(math.ceil(math.log10(1.0 / 1e-5)), math.ceil(math.log10(1e-5 / 1e-9))) + 3
+
+
+def test_search_resumes_from_known_outcomes():
+    plan = SearchPlan(start=1e-4, factor=10, bisect_steps=2)
+    full, asked = _run_search(3e-3, plan)
+    # Any prefix of the outcomes resumes to the same next question and answer.
+    known = {s: s <= 3e-3 for s in asked[:3]}
+    assert largest_passing(known, plan) == ("need", asked[3])
+
+
+def test_keeps_accuracy_rules():
+    assert keeps_accuracy(0.95, 0.95, 0.0) and not keeps_accuracy(0.949, 0.95, 0.0)
+    assert keeps_accuracy(0.941, 0.95, 0.01) and not keeps_accuracy(0.94, 0.95, 0.01)
+
+
+@pytest.mark.slow
+def test_small_sweep_on_digits(tmp_path, capsys):
+    from lavasparse.sweep import SweepConfig, run_sweep
+
+    cfg = SweepConfig(arch="64-16-10", weight_scale=2.0, epochs=3, sparse_epochs=2, train_limit=300,
+                      test_limit=40, cross_check=2, device="cpu", schedules=("linear", "constant"),
+                      plan=SearchPlan(start=1e-4, factor=10, bisect_steps=1))
+    doc = run_sweep(cfg, tmp_path, command="test")
+    trials = {(t["schedule"], t["sigma0"]): t for t in doc["trials"]}
+    base = trials[("baseline", 0.0)]
+    for table, tol in (("table1", 0.0), ("table2", 0.01)):
+        rows = doc[table]
+        assert [r["schedule"] for r in rows] == ["baseline", "linear", "constant"]
+        for r in rows[1:]:
+            if r["sigma0"] is None:
+                continue
+            t = trials[(r["schedule"], r["sigma0"])]
+            assert keeps_accuracy(t["val_accuracy"], base["val_accuracy"], tol)
+            # the next step up the bracket, if tried, failed
+            larger = [u for (s, v), u in trials.items() if s == r["schedule"] and v > r["sigma0"]]
+            assert all(not keeps_accuracy(u["val_accuracy"], base["val_accuracy"], tol) for u in larger)
+            assert r["engine"] == "emulator" and r["cross_checked_on_lava"] == 2 and r["identical_to_slayer"]
+            assert 0 <= r["test_accuracy_target"] <= 1 and r["hidden_spikes_per_sample"] >= 0
+    for f in ("tables.md", "tables.json", "front.png", "sweep.json"):
+        assert (tmp_path / f).exists()
+    assert "## Table 1" in (tmp_path / "tables.md").read_text()
+
+    # Stopped and started again: nothing is retrained.
+    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("result.json")}
+    again = run_sweep(cfg, tmp_path, command="test")
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("result.json")} == stamps
+    assert again["table1"] == doc["table1"]
+    # Other settings in the same folder are refused.
+    with pytest.raises(ValueError, match="other settings"):
+        run_sweep(SweepConfig(arch="64-8-10", schedules=("linear",)), tmp_path)
+
+
+@pytest.mark.slow
+def test_failed_trial_is_reported(tmp_path):
+    from lavasparse.sweep import SweepConfig, TrialsFailed, run_sweep
+
+    cfg = SweepConfig(arch="64-8-10", epochs=1, train_limit=100, device="cpu", schedules=("linear",),
+                      max_failures=1, plan=SearchPlan(start=1e-4, bisect_steps=0))
+    # A foreign configuration already in the trial's folder: train() refuses it on every attempt.
+    trial = tmp_path / "trials" / "baseline"
+    trial.mkdir(parents=True)
+    (trial / "config.json").write_text(json.dumps({"name": "someone else's"}))
+    with pytest.raises(TrialsFailed, match="trials/baseline"):
+        run_sweep(cfg, tmp_path, command="test")
