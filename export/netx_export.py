@@ -19,6 +19,7 @@ import torch
 from lavasparse.fileio import atomic_path
 
 from .netx_format import LayerDesc, NetDescription, NetFileError, read_network
+from .netx_weights import netx_optimize_weight_bits
 
 
 def _check_finite(name: str, weight: torch.Tensor) -> None:
@@ -97,12 +98,10 @@ def weight_format(layer: LayerDesc) -> WeightFormat | None:
         return None
     w = layer.weight.astype(np.int64)
     if layer.kind == "dense":
-        from lava.lib.dl.netx.utils import optimize_weight_bits  # the rule netx applies at load
-
         if not w.any():
             return WeightFormat(0, 0, "excitatory")
-        _, bits, exp, sign = optimize_weight_bits(w)
-        return WeightFormat(int(bits), int(exp), sign.name.lower())
+        _, bits, exp, sign = netx_optimize_weight_bits(w)   # the rule netx applies at load
+        return WeightFormat(int(bits), int(exp), sign)
     signed = bool((w < 0).any())
     mag = int(np.abs(w).max())
     bits = max(1, mag.bit_length()) + int(signed)

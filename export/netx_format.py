@@ -51,6 +51,7 @@ class LayerDesc:
     groups: int = 1
     bias: np.ndarray | None = None
     delay: np.ndarray | None = None            # dense: (out, in) steps, as netx broadcasts it; conv: ignored by netx
+    delay_in_file_max: int | None = None       # the largest delay the file asks for, before netx's clamp to 62
     origin: str | None = None                  # 'pool' for a pool our export wrote as a conv
 
     @property
@@ -192,7 +193,7 @@ def _read_layer(path: Path, g: h5py.Group, index: int, prev_shape) -> LayerDesc:
         if recurrent:
             desc.weight_rec = _read_recurrent_weight(where, g, int(np.prod(shape)))
         if "delay" in g:
-            desc.delay = _read_delay(where, g["delay"][()], desc.weight.shape)
+            desc.delay, desc.delay_in_file_max = _read_delay(where, g["delay"][()], desc.weight.shape)
             if recurrent and desc.weight.shape != desc.weight_rec.shape:
                 # netx hands the same delay matrix to both synapses, and Lava's
                 # DelayDense rejects it for the recurrent one.
@@ -242,10 +243,11 @@ def _read_recurrent_weight(where: str, g: h5py.Group, n: int) -> np.ndarray:
     return w
 
 
-def _read_delay(where: str, value, weight_shape: tuple[int, int]) -> np.ndarray:
+def _read_delay(where: str, value, weight_shape: tuple[int, int]) -> tuple[np.ndarray, int]:
     """Delays per synapse (out, in), broadcast as netx 0.6.0's create_dense does:
     a scalar for all, (out,) per neuron, (in,) per input, or the full matrix;
-    values above 62 are clamped there (with a warning) and so here."""
+    values above 62 are clamped there (with a warning) and so here. Returns
+    (delays, the largest delay in the file)."""
     import warnings
 
     d = np.asarray(value)
@@ -266,10 +268,11 @@ def _read_delay(where: str, value, weight_shape: tuple[int, int]) -> np.ndarray:
     elif d.shape != weight_shape:
         raise NetFileError(f"{where}/delay: shape {d.shape} fits neither the weights {weight_shape}, "
                            f"their {out} outputs nor their {n_in} inputs")
-    if d.max() > MAX_DELAY:
-        warnings.warn(f"{where}/delay: max delay {int(d.max())} > {MAX_DELAY}; netx clamps it, and so do we")
+    in_file = int(d.max())
+    if in_file > MAX_DELAY:
+        warnings.warn(f"{where}/delay: max delay {in_file} > {MAX_DELAY}; netx clamps it, and so do we")
         d = np.clip(d, 0, MAX_DELAY)
-    return d
+    return d, in_file
 
 
 def _read_neuron(where: str, g: h5py.Group) -> dict:

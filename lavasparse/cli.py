@@ -179,7 +179,7 @@ def cmd_sweep(a) -> int:
 
     plan = SearchPlan(start=a.sigma0_start, factor=a.factor, bisect_steps=a.bisect_steps)
     cfg = SweepConfig(**_run_settings(a), schedules=tuple(a.schedules), plan=plan,
-                      cpus_per_trial=a.cpus_per_trial, gpus_per_trial=a.gpus_per_trial)
+                      cpus_per_trial=a.cpus_per_trial, gpus_per_trial=a.gpus_per_trial, executor=a.executor)
     _download_if_asked(a)
     run_sweep(cfg, a.out, address=a.address, command="lavasparse " + " ".join(sys.argv[1:]))
     return 0
@@ -262,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="bisections of the bracket (log space)")
     sw.add_argument("--address", default=None,
                     help="an existing Ray cluster (e.g. ray://head:10001 or auto); default: Ray on this machine")
+    sw.add_argument("--executor", default="ray", choices=["ray", "local"],
+                    help="run trials through Ray Tune (default) or a local process pool (where Ray is missing)")
     sw.add_argument("--cpus-per-trial", type=int, default=1)
     sw.add_argument("--gpus-per-trial", type=float, default=None,
                     help="default 0.25 when a GPU is there (4 trials per GPU), else 0")

@@ -121,9 +121,12 @@ def test_seed(seed: int) -> int:
 
 
 def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray, engine: str = "lava",
-                       cross_check: int = 0, progress: bool = True) -> dict:
-    """Export the run's best model, run the test spikes through SLAYER and the
-    target (``engine``), check that the two agree, and profile the target's spikes."""
+                       cross_check: int = 0, progress: bool = True, which: str = "best",
+                       out_dir: Path | None = None) -> dict:
+    """Export the run's ``which`` checkpoint (see ``load_trained``), run the
+    test spikes through SLAYER and the target (``engine``), check that the two
+    agree, and profile the target's spikes. Files go to ``out_dir`` (default:
+    the run folder): network.net, target_spikes.npz, profile.json."""
     import torch
 
     from lavasparse.deploy.lava_runner import predict
@@ -132,17 +135,18 @@ def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray
     from lavasparse.simulate.profile import profile_run
     from lavasparse.train.trainer import load_trained
 
-    model, config = load_trained(run_dir)
-    net_path = run_dir / "network.net"
+    model, config = load_trained(run_dir, which=which)
+    out_dir = Path(out_dir or run_dir)
+    net_path = out_dir / "network.net"
     desc = export_netx(model, net_path)
     with torch.no_grad():
         ref = [s.numpy().astype(np.int32) for s in
                model.windowed(model(torch.as_tensor(test_input, dtype=torch.float32)), config.steps)]
     target = run_target(net_path, test_input, engine, cross_check, progress=progress)
-    write_npz(run_dir / "target_spikes.npz",
+    write_npz(out_dir / "target_spikes.npz",
               **{name: s.astype(np.int8) for name, s in zip(target.layer_names, target.spikes)})
     profile = profile_run(desc, test_input, target.spikes)
-    write_json(run_dir / "profile.json", profile)
+    write_json(out_dir / "profile.json", profile)
     ref_pred = predict(ref[-1])
     agreement = {
         "identical_spikes": all(np.array_equal(a, b) for a, b in zip(ref, target.spikes)),
@@ -153,7 +157,7 @@ def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray
     }
     profile["engine"] = target.engine
     return {
-        "name": config.name, "schedule": config.schedule, "sigma0": config.sigma0,
+        "name": config.name, "schedule": config.schedule, "sigma0": config.sigma0, "checkpoint": which,
         "network": str(net_path), "engine": target.engine,
         "accuracy_float": float((ref_pred == labels).mean()),
         "accuracy_target": float((target.predictions == labels).mean()),

@@ -34,7 +34,7 @@ import numpy as np
 
 from lavasparse.fileio import atomic_path, write_json, write_npy, write_text
 from lavasparse.pipeline import RunSettings, evaluate_on_target
-from lavasparse.train.selection import SearchPlan, keeps_accuracy, largest_passing
+from lavasparse.train.selection import SearchPlan, largest_passing, pick_epoch
 
 PAPER_SCHEDULES = ("constant", "linear", "quadratic", "alternating", "alternating_linear")
 TABLES = {"table1": 0.0, "table2": 0.01}   # tolerance: iso-accuracy; under 1 point lost
@@ -51,6 +51,9 @@ class SweepConfig(RunSettings):
     cpus_per_trial: int = 1
     gpus_per_trial: float | None = None   # None: 0.25 when CUDA is there (4 small trials per GPU), else 0
     max_failures: int = 2                 # retries of a trial that dies
+    # 'ray': Ray Tune (this machine, or a cluster); 'local': a process pool on
+    # this machine, for where Ray does not install (same retries and resume).
+    executor: str = "ray"
 
     def __post_init__(self):
         super().__post_init__()
@@ -59,6 +62,8 @@ class SweepConfig(RunSettings):
             self.plan = SearchPlan(**self.plan)
         from lavasparse.train.schedules import SCHEDULES
 
+        if self.executor not in ("ray", "local"):
+            raise ValueError(f"executor must be 'ray' or 'local', got {self.executor!r}")
         bad = [s for s in self.schedules if s not in SCHEDULES or s == "baseline"]
         if bad:
             raise ValueError(f"unknown schedules {bad}: expected some of {PAPER_SCHEDULES}")
@@ -80,8 +85,10 @@ def run_trial(spec: dict) -> dict:
     run_dir = Path(spec["run_dir"])
     t0 = time.time()
     best = train(config, run_dir, progress=False)
-    result = {"schedule": config.schedule, "sigma0": config.sigma0, "epochs": best["epoch"],
+    log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
+    result = {"schedule": config.schedule, "sigma0": config.sigma0, "best_epoch": best["epoch"],
               "val_accuracy": best["val_accuracy"], "val_hidden_spikes": best["val_hidden_spikes"],
+              "epochs": [{k: e[k] for k in ("epoch", "val_accuracy", "val_hidden_spikes")} for e in log],
               "train_seconds": time.time() - t0, "host": platform.node()}
     write_json(run_dir / "result.json", result)
     return result
@@ -94,7 +101,41 @@ def _ray_trainable(config: dict) -> None:
 
 
 def _run_trials(specs: list[dict], config: SweepConfig, out: Path, address: str | None, round_no: int) -> None:
-    """Run the trials in ``specs`` through Ray Tune; each writes its result.json."""
+    """Run the trials in ``specs``; each writes its result.json."""
+    if config.executor == "local":
+        return _run_trials_locally(specs, config)
+    return _run_trials_on_ray(specs, config, out, address, round_no)
+
+
+def _run_trials_locally(specs: list[dict], config: SweepConfig) -> None:
+    """A process pool: one trial per ``cpus_per_trial`` cores (one at a time
+    on a GPU), each retried up to ``max_failures`` times."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    import torch
+
+    workers = 1 if torch.cuda.is_available() and config.device != "cpu" else \
+        max(1, (os.cpu_count() or 1) // config.cpus_per_trial)
+    pending = {i: 0 for i in range(len(specs))}
+    # spawn: a fresh interpreter per worker (torch and fork do not mix)
+    with ProcessPoolExecutor(max_workers=min(workers, len(specs)),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        while pending:
+            futures = {i: pool.submit(run_trial, specs[i]) for i in pending}
+            for i, fut in futures.items():
+                try:
+                    fut.result()
+                    del pending[i]
+                except Exception as e:   # noqa: BLE001 - retried, then reported with the trial's folder
+                    pending[i] += 1
+                    if pending[i] > config.max_failures:
+                        raise TrialsFailed(f"trial {specs[i]['run_dir']} failed after {config.max_failures} "
+                                           f"retries: {e}") from e
+
+
+def _run_trials_on_ray(specs: list[dict], config: SweepConfig, out: Path, address: str | None,
+                       round_no: int) -> None:
     # Ray's newer console output prints a table per round even at verbose=0;
     # our own round lines say what runs.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -136,6 +177,7 @@ def _spec(config: SweepConfig, out: Path, schedule: str, sigma0: float) -> dict:
         init = str(_trial_dir(out, "baseline", 0.0) / "best.pt")
     name = "baseline" if schedule == "baseline" else f"{schedule}-{sigma0:.3g}"
     train = config.train_config(name, schedule, 0.0 if schedule == "baseline" else sigma0, init)
+    train.keep_epochs = schedule != "baseline"   # the epoch is chosen on validation, per table
     return {"run_dir": str(run_dir), "train": train.to_dict(), "threads": config.cpus_per_trial}
 
 
@@ -154,7 +196,7 @@ def search(config: SweepConfig, out: Path, address: str | None = None, progress:
         needed, chosen = set(), {t: {} for t in TABLES}
         for table, tol in TABLES.items():
             for schedule in config.schedules:
-                passes = {s0: keeps_accuracy(r["val_accuracy"], base["val_accuracy"], tol)
+                passes = {s0: pick_epoch(r["epochs"], base["val_accuracy"], tol) is not None
                           for (sch, s0), r in results.items() if sch == schedule}
                 state, s0 = largest_passing(passes, config.plan)
                 if state == "need":
@@ -205,30 +247,36 @@ def run_sweep(config: SweepConfig, out: str | Path, address: str | None = None, 
     write_npy(out / "test_labels.npy", labels)
     evaluated: dict[tuple[str, float], dict] = {}
 
-    def on_target(schedule: str, sigma0: float) -> dict:
-        key = (schedule, sigma0)
+    def on_target(schedule: str, sigma0: float, epoch: int | None = None) -> dict:
+        key = (schedule, sigma0, epoch)
         if key not in evaluated:
             run_dir = _trial_dir(out, schedule, sigma0)
+            which, where = ("best", run_dir) if epoch is None else (f"epochs/{epoch:03d}", run_dir / f"eval-epoch{epoch:03d}")
             if progress:
-                print(f"== test set on the target ({config.engine}): {run_dir.relative_to(out)}", flush=True)
+                print(f"== test set on the target ({config.engine}): {where.relative_to(out)}", flush=True)
             evaluated[key] = evaluate_on_target(run_dir, test_input, labels, config.engine, config.cross_check,
-                                                progress=progress)
+                                                progress=progress, which=which, out_dir=where)
         return evaluated[key]
 
     base_eval = on_target("baseline", 0.0)
     base_spikes = base_eval["profile"]["hidden_spikes_per_sample"]
     trials = {(r["schedule"], float(f"{r['sigma0']:.3g}")): r for r in found["trials"]}
 
-    def row(schedule: str, sigma0: float | None) -> dict:
+    def row(schedule: str, sigma0: float | None, tol: float) -> dict:
         if sigma0 is None:
             return {"schedule": schedule, "sigma0": None, "epochs": None, "val_accuracy": None,
                     "test_accuracy_target": None, "test_accuracy_float": None, "hidden_spikes_per_sample": None,
                     "hidden_spike_reduction": None, "synops_per_sample": None, "energy_per_sample_j": None,
                     "note": f"no sigma_0 >= {config.plan.low:g} passed"}
-        key = ("baseline", 0.0) if schedule == "baseline" else (schedule, sigma0)
-        t, ev = trials[key], on_target(*key)
+        if schedule == "baseline":
+            t = trials[("baseline", 0.0)]
+            epoch, val, ev = t["best_epoch"], t["val_accuracy"], base_eval
+        else:
+            t = trials[(schedule, sigma0)]
+            pick = pick_epoch(t["epochs"], base["val_accuracy"], tol)
+            epoch, val, ev = pick["epoch"], pick["val_accuracy"], on_target(schedule, sigma0, pick["epoch"])
         p = ev["profile"]
-        return {"schedule": schedule, "sigma0": sigma0, "epochs": t["epochs"], "val_accuracy": t["val_accuracy"],
+        return {"schedule": schedule, "sigma0": sigma0, "epochs": epoch, "val_accuracy": val,
                 "test_accuracy_target": ev["accuracy_target"], "test_accuracy_float": ev["accuracy_float"],
                 "hidden_spikes_per_sample": p["hidden_spikes_per_sample"],
                 "hidden_spike_reduction": 1 - p["hidden_spikes_per_sample"] / base_spikes if base_spikes else None,
@@ -236,9 +284,11 @@ def run_sweep(config: SweepConfig, out: str | Path, address: str | None = None, 
                 "engine": ev["engine"], "cross_checked_on_lava": ev["agreement"]["cross_checked_on_lava"],
                 "identical_to_slayer": ev["agreement"]["identical_spikes"]}
 
+    base = found["baseline"]
     tables = {}
-    for table in TABLES:
-        tables[table] = [row("baseline", 0.0)] + [row(s, found["chosen"][table][s]) for s in config.schedules]
+    for table, tol in TABLES.items():
+        tables[table] = [row("baseline", 0.0, tol)] + [row(s, found["chosen"][table][s], tol)
+                                                       for s in config.schedules]
     doc = {"dataset": config.dataset, "arch": config.arch, "test_samples": int(len(labels)),
            "rules": {"table1": "largest sigma_0 with validation accuracy >= the baseline's (iso-accuracy)",
                      "table2": "largest sigma_0 losing under 1 point of validation accuracy"},
@@ -248,7 +298,7 @@ def run_sweep(config: SweepConfig, out: str | Path, address: str | None = None, 
     write_json(out / "tables.json", doc)
     md = tables_markdown(doc)
     write_text(out / "tables.md", md)
-    plot_front(found["trials"], found["baseline"], out / "front.png")
+    plot_front(found["trials"], base, tables, out / "front.png")
     if progress:
         print(md)
     return doc
@@ -259,17 +309,19 @@ def tables_markdown(doc: dict) -> str:
              f"Test set: {doc['test_samples']} samples, on the target (engine per row). "
              f"Sparse networks: {'fine-tuned from the baseline' if doc['sparse_init'] == 'baseline' else 'trained from scratch'}; "
              f"sigma_0 by geometric bracketing (x{doc['search']['factor']:g} from {doc['search']['start']:g}) "
-             f"and {doc['search']['bisect_steps']} bisection steps, on validation (80/20 split).", "",
+             f"and {doc['search']['bisect_steps']} bisection steps, on validation (80/20 split); each trial is "
+             f"judged by its epoch with the fewest hidden spikes among those that keep the table's accuracy, "
+             f"and that epoch runs the test set. 'none': no sigma_0 down to {doc['search']['low']:g} kept it.", "",
              f"Command: `{doc['command']}`  ", f"Commit: {doc['commit']}{' (uncommitted changes)' if doc['dirty'] else ''}  ",
              f"Machine: {doc['machine']}; {doc['seconds'] / 60:.1f} min", ""]
     for table, title in (("table1", "Table 1: iso-accuracy (validation accuracy no lower than the baseline's)"),
                          ("table2", "Table 2: under 1 point of validation accuracy lost")):
         lines += [f"## {title}", "",
-                  "| schedule | sigma_0 | epochs | val. acc. | test acc. (target) | hidden spikes/sample | reduction | synops/sample | energy/sample (nJ) |",
+                  "| schedule | sigma_0 | epoch | val. acc. | test acc. (target) | hidden spikes/sample | reduction | synops/sample | energy/sample (nJ) |",
                   "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in doc[table]:
             if r["sigma0"] is None:
-                lines.append(f"| {r['schedule']} | - | - | - | - | - | - | - | - |  <!-- {r['note']} -->")
+                lines.append(f"| {r['schedule']} | none | - | - | - | - | - | - | - |")
                 continue
             red = "" if r["schedule"] == "baseline" else f"{100 * r['hidden_spike_reduction']:.1f}%"
             lines.append(f"| {r['schedule']} | {r['sigma0']:.3g} | {r['epochs']} | {100 * r['val_accuracy']:.2f}% "
@@ -279,25 +331,40 @@ def tables_markdown(doc: dict) -> str:
     return "\n".join(lines)
 
 
-def plot_front(trials: list[dict], baseline: dict, path: Path) -> None:
-    """Validation accuracy against hidden spikes per sample, every trial, by schedule."""
+def plot_front(trials: list[dict], baseline: dict, tables: dict, path: Path) -> None:
+    """Validation accuracy against hidden spikes per sample: every epoch of
+    every trial (faint, by schedule), the rows the tables chose, the baseline."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for schedule in sorted({t["schedule"] for t in trials} - {"baseline"}):
-        pts = sorted((t["val_hidden_spikes"], 100 * t["val_accuracy"], t["sigma0"]) for t in trials
-                     if t["schedule"] == schedule)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=schedule, alpha=0.8)
-    ax.scatter([baseline["val_hidden_spikes"]], [100 * baseline["val_accuracy"]], marker="*", s=200,
+    fig, ax = plt.subplots(figsize=(8, 5))
+    schedules = sorted({t["schedule"] for t in trials} - {"baseline"})
+    colors = {s: f"C{i}" for i, s in enumerate(schedules)}
+    for t in trials:
+        if t["schedule"] == "baseline":
+            continue
+        ax.scatter([e["val_hidden_spikes"] for e in t["epochs"]], [100 * e["val_accuracy"] for e in t["epochs"]],
+                   s=6, alpha=0.25, color=colors[t["schedule"]])
+    for table, marker in (("table1", "s"), ("table2", "D")):
+        for r in tables[table][1:]:
+            if r["sigma0"] is not None:
+                t = next(t for t in trials if t["schedule"] == r["schedule"] and f"{t['sigma0']:.3g}" == f"{r['sigma0']:.3g}")
+                e = next(e for e in t["epochs"] if e["epoch"] == r["epochs"])
+                ax.scatter([e["val_hidden_spikes"]], [100 * e["val_accuracy"]], marker=marker, s=60,
+                           color=colors[r["schedule"]], edgecolor="black", zorder=4)
+    for s in schedules:
+        ax.scatter([], [], color=colors[s], label=s)
+    ax.scatter([], [], marker="s", color="white", edgecolor="black", label="chosen, Table 1 (iso)")
+    ax.scatter([], [], marker="D", color="white", edgecolor="black", label="chosen, Table 2 (< 1 point)")
+    ax.scatter([baseline["val_hidden_spikes"]], [100 * baseline["val_accuracy"]], marker="*", s=250,
                color="black", label="baseline", zorder=5)
     ax.axhline(100 * baseline["val_accuracy"], color="black", lw=0.5, ls="--")
     ax.axhline(100 * baseline["val_accuracy"] - 1, color="grey", lw=0.5, ls=":")
     ax.set_xlabel("hidden spikes per validation sample")
     ax.set_ylabel("validation accuracy (%)")
-    ax.set_title("sigma_0 search: every trial (dashed: baseline; dotted: 1 point below)")
-    ax.legend(fontsize=8)
+    ax.set_title("every epoch of every trial (dashed: baseline; dotted: 1 point below)")
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)

@@ -55,6 +55,7 @@ Semantics mirrored from lava-nc 0.10.0 / lava-dl 0.6.0 (read from their source):
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,6 +63,7 @@ import torch
 import torch.nn.functional as F
 
 from lavasparse.export.netx_format import LayerDesc, NetDescription
+from lavasparse.export.netx_weights import lava_clip_truncate, netx_optimize_weight_bits
 
 UV_BITS = 24
 MAX_UV = 2 ** (UV_BITS - 1)
@@ -69,53 +71,6 @@ MAX_UV = 2 ** (UV_BITS - 1)
 
 class UnsupportedNetwork(ValueError):
     """The network holds something the emulator does not model exactly."""
-
-
-def _netx_optimize(weight: np.ndarray) -> tuple[np.ndarray, int, int]:
-    """netx 0.6.0's ``optimize_weight_bits``: (scaled weights, num_weight_bits, exponent)."""
-    weight = np.asarray(weight).astype(np.int64)
-    max_w, min_w = int(weight.max()), int(weight.min())
-    if max_w == 0 and min_w == 0:
-        raise UnsupportedNetwork("an all-zero dense weight matrix (netx's optimize_weight_bits divides by zero)")
-    if (max_w > 254 and min_w < 0) or (min_w < -256 and max_w > 0):
-        weight = np.clip(weight, -256, 254)
-        max_w, min_w = int(weight.max()), int(weight.min())
-    if max_w < 0:
-        is_signed, scale = 0, -256 / min_w
-    elif min_w >= 0:
-        is_signed, scale = 0, 255 / max_w
-    else:
-        # netx divides in numpy: 127 / 0 is inf there, so a zero maximum leaves the negative scale.
-        pos = 127 / max_w if max_w > 0 else float("inf")
-        is_signed, scale = 1, min(pos, -128 / min_w)
-    scale_bits = int(np.floor(np.log2(scale))) + is_signed
-    n = 8
-    while n > 0 and np.sum(np.abs(weight / 2 ** n - np.round(weight / 2 ** n))) != 0:
-        n -= 1
-    n -= is_signed
-    num_weight_bits = 8 - scale_bits - n
-    w = (weight.astype(np.int32) << scale_bits) if scale_bits >= 0 else (weight.astype(np.int32) >> -scale_bits)
-    return w.astype(np.int64), num_weight_bits, -scale_bits
-
-
-def _lava_clip_truncate(w: np.ndarray, num_weight_bits: int) -> np.ndarray:
-    """Lava's Dense on its first step: ``determine_sign_mode``, ``clip_weights``
-    to 8 bits, ``truncate_weights`` to ``num_weight_bits``."""
-    if w.min() >= 0:
-        lava_sign = "exc"
-    elif w.max() <= 0:
-        lava_sign = "inh"
-    else:
-        lava_sign = "mixed"
-    mixed = int(lava_sign == "mixed")
-    if lava_sign == "inh":
-        w = -w
-    w = np.clip(w, -(2 ** 8) * mixed, 2 ** 8 - 1)
-    trunc = 8 - num_weight_bits + mixed
-    w = (w >> trunc) << trunc
-    if lava_sign == "inh":
-        w = -w
-    return w.astype(np.int64)
 
 
 def netx_weight_mapping(weight: np.ndarray, weight_rec: np.ndarray | None = None):
@@ -126,11 +81,11 @@ def netx_weight_mapping(weight: np.ndarray, weight_rec: np.ndarray | None = None
     (input weights, recurrent weights, exponent)."""
     weight = np.asarray(weight).astype(np.int64)
     if weight_rec is None:
-        w, bits, exponent = _netx_optimize(weight)
-        return _lava_clip_truncate(w, bits), exponent
-    both, bits, exponent = _netx_optimize(np.hstack([weight, np.asarray(weight_rec).astype(np.int64)]))
+        w, bits, exponent, _ = netx_optimize_weight_bits(weight)
+        return lava_clip_truncate(w, bits), exponent
+    both, bits, exponent, _ = netx_optimize_weight_bits(np.hstack([weight, np.asarray(weight_rec).astype(np.int64)]))
     w, w_rec = both[:, :weight.shape[1]], both[:, weight.shape[1]:]
-    return _lava_clip_truncate(w, bits), _lava_clip_truncate(w_rec, bits), exponent
+    return lava_clip_truncate(w, bits), lava_clip_truncate(w_rec, bits), exponent
 
 
 @dataclass
@@ -187,7 +142,7 @@ class _Synapse:
         """Steps of input before a window that reach into it."""
         return max(self.delays) if self.delays else 0
 
-    @property
+    @functools.cached_property
     def abs_sum(self) -> int:
         """The largest sum of |weights| into one neuron: bounds |sum| per unit of input."""
         if self.kind == "identity":

@@ -37,6 +37,20 @@ def choose_sigma0(trials: list[Trial], baseline_accuracy: float, tolerance: floa
     return max(kept, key=lambda t: t.sigma0) if kept else None
 
 
+def pick_epoch(epochs: list[dict], baseline_accuracy: float, tolerance: float = 0.0) -> dict | None:
+    """The epoch a trial is judged by: among its epochs that ``keeps_accuracy``
+    (each a dict with epoch, val_accuracy, val_hidden_spikes), the one with
+    the fewest hidden spikes (ties: higher accuracy, then the earlier epoch).
+    None when no epoch passes. This is how the number of epochs is chosen on
+    validation: a schedule that switches the spike term off in some epochs
+    cannot win with an epoch where it did nothing for sparsity, unless that
+    epoch also has the fewest spikes."""
+    passing = [e for e in epochs if keeps_accuracy(e["val_accuracy"], baseline_accuracy, tolerance)]
+    if not passing:
+        return None
+    return min(passing, key=lambda e: (e["val_hidden_spikes"], -e["val_accuracy"], e["epoch"]))
+
+
 @dataclass(frozen=True)
 class SearchPlan:
     """How ``largest_passing`` looks for sigma_0: from ``start``, multiply (or
@@ -46,7 +60,7 @@ class SearchPlan:
     start: float = 1e-5
     factor: float = 10.0
     bisect_steps: int = 3
-    low: float = 1e-9
+    low: float = 1e-8
     high: float = 1.0
 
 

@@ -24,7 +24,7 @@ from .data import load_dataset, train_val_split
 from .device import resolve_device
 from .encode import batch_seed, encode_batch
 from .loss import SparsityLoss
-from .model import NetConfig, NeuronConfig, SpikingNet
+from .model import NetConfig, NeuronConfig, SpikingNet, parse_arch
 from .schedules import SCHEDULES, sigma
 
 
@@ -52,6 +52,7 @@ class TrainConfig:
     false_rate: float = 0.02
     train_limit: int | None = None   # use only the first N training images (tests, smoke runs)
     init_from: str | None = None     # start from this checkpoint's weights (fine-tuning), not at random
+    keep_epochs: bool = False        # also save every epoch's weights (epochs/NNN.pt), to pick one later
     device: str = "auto"
 
     def __post_init__(self):
@@ -127,6 +128,11 @@ def train(config: TrainConfig, run_dir: str | Path, progress: bool = True) -> di
     train_full, _ = load_dataset(config.dataset, config.data_dir)
     if config.train_limit:
         train_full = train_full.subset(np.arange(min(config.train_limit, len(train_full))))
+    sample_shape = tuple(train_full.shape) if hasattr(train_full, "shape") else tuple(train_full.images.shape[1:])
+    in_shape = parse_arch(config.net.arch)[0].in_shape
+    if int(np.prod(sample_shape)) != int(np.prod(in_shape)):
+        raise ValueError(f"architecture {config.net.arch} takes {in_shape} inputs, but {config.dataset} samples "
+                         f"are {sample_shape}")
     tr_idx, va_idx = train_val_split(len(train_full), config.val_fraction, config.seed)
     train_set, val_set = train_full.subset(tr_idx), train_full.subset(va_idx)
 
@@ -197,6 +203,9 @@ def train(config: TrainConfig, run_dir: str | Path, progress: bool = True) -> di
             best = record
             with atomic_path(best_path) as tmp:
                 torch.save({"model": model.state_dict(), "epoch": epoch, "config": config.to_dict()}, tmp)
+        if config.keep_epochs:
+            with atomic_path(run_dir / "epochs" / f"{epoch:03d}.pt") as tmp:
+                torch.save({"model": model.state_dict(), "epoch": epoch}, tmp)
         with open(metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
         with atomic_path(last_path) as tmp:
@@ -226,7 +235,8 @@ def _truncate_metrics(path: Path, last_epoch: int) -> None:
 
 
 def load_trained(run_dir: str | Path, which: str = "best", device: str = "cpu") -> tuple[SpikingNet, TrainConfig]:
-    """The model of a run folder (its best or last checkpoint) and its config."""
+    """The model of a run folder and its config: ``which`` is 'best', 'last',
+    or 'epochs/NNN' (with ``keep_epochs``)."""
     run_dir = Path(run_dir)
     cfg_path = run_dir / "config.json"
     if not cfg_path.exists():

@@ -1,0 +1,257 @@
+"""Does a netx network fit Loihi 2, and what does it use? Per layer and in
+total: neurons, synapses, synaptic memory, axons, delays, cores and chips;
+and every limit it breaks, named with the layer, the limit and the value.
+
+The mapping model (what a compiler would do, simplified; each rule is an
+assumption where Intel publishes no detail):
+  - a layer's neurons are spread evenly over as many cores as its largest
+    need: neurons per core, synapses per core, or synaptic memory per core;
+  - a dense layer's synapses live with their destination neurons, each core
+    storing the weights of its neurons in the cheaper of two encodings:
+    dense (weight bits per possible synapse) or sparse (weight bits plus an
+    input index per non-zero synapse), plus 6 delay bits per synapse when
+    the layer has delays;
+  - a conv layer's kernel is stored once in every core that holds part of
+    the layer (weight sharing), so it costs kernel size x weight bits per core;
+  - every core of a layer receives all the layer's input axons (for a conv,
+    a simplification: the full input);
+  - a neuron sends one output axon per core of the next layer.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from lavasparse.export.netx_format import LayerDesc, NetDescription
+from lavasparse.export.netx_weights import netx_needs_clipping, netx_optimize_weight_bits
+
+from .loihi2 import LOIHI2, ChipSpec
+
+DELAY_BITS = 6
+
+
+@dataclass
+class Violation:
+    """A limit the network breaks: which layer, which limit, its value and the allowed one."""
+
+    layer: str
+    limit: str
+    value: float
+    allowed: float
+    message: str
+
+    def __str__(self) -> str:
+        return f"layer {self.layer}: {self.limit} = {self.value:g} (allowed: {self.allowed:g}): {self.message}"
+
+
+@dataclass
+class LayerUse:
+    name: str
+    kind: str
+    neurons: int
+    synapses_nonzero: int
+    synapses_dense: int
+    weight_bits: int | None
+    weight_exponent: int | None
+    memory_bits: int            # all cores of the layer together
+    memory_encoding: str
+    axons_in: int               # input axons each core of the layer receives
+    axons_out: int              # output axons per neuron (cores of the next layer)
+    max_delay: int
+    cores: int
+    cores_by: str               # the limit that set the core count
+    max_input_current: int      # largest |synaptic input| one step can bring (before << 6)
+
+
+@dataclass
+class CheckReport:
+    network: str
+    chip: str
+    layers: list[LayerUse]
+    violations: list[Violation]
+    warnings: list[str]
+    assumptions: list[str]
+    totals: dict = field(default_factory=dict)
+
+    @property
+    def fits(self) -> bool:
+        return not self.violations
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["fits"] = self.fits
+        return d
+
+
+def _index_bits(n: int) -> int:
+    return max(1, math.ceil(math.log2(max(n, 2))))
+
+
+def _max_input_current(w: np.ndarray, exponent: int, axes: tuple[int, ...]) -> int:
+    """Largest |sum of weights| into one neuron when every input spikes once, shifted as Lava does."""
+    pos = np.clip(w, 0, None).sum(axis=axes).max()
+    neg = -np.clip(w, None, 0).sum(axis=axes).min()
+    total = int(max(pos, neg))
+    return total << exponent if exponent >= 0 else total >> -exponent
+
+
+def _dense_use(layer: LayerDesc, spec: ChipSpec, violations: list[Violation]):
+    w = layer.weight.astype(np.int64)
+    n_out, n_in = w.shape
+    if w.any():
+        eff, bits, exponent, _ = netx_optimize_weight_bits(w if layer.weight_rec is None
+                                                           else np.hstack([w, layer.weight_rec.astype(np.int64)]))
+        eff = eff[:, :n_in]
+    else:
+        eff, bits, exponent = w, 0, 0
+    clipped = netx_needs_clipping(w if layer.weight_rec is None else np.hstack([w, layer.weight_rec]))
+    if clipped:
+        violations.append(Violation(layer.name, "weight_bits", int(np.abs(w).max()), 254,
+                                    f"{clipped} weights do not fit 8 bits with one exponent (mixed signs must lie "
+                                    f"in -256..254); netx would clip them"))
+    mats = [w] if layer.weight_rec is None else [w, layer.weight_rec]
+    nonzero = sum(int((m != 0).sum()) for m in mats)
+    dense = sum(m.size for m in mats)
+    inputs = n_in + (n_out if layer.weight_rec is not None else 0)
+    delay_bits = DELAY_BITS if layer.delay is not None else 0
+    dense_bits = dense * (bits + delay_bits)
+    sparse_bits = nonzero * (bits + _index_bits(inputs) + delay_bits)
+    memory, encoding = (dense_bits, "dense") if dense_bits <= sparse_bits else (sparse_bits, "sparse")
+    # a single neuron's synapses must fit one core
+    per_neuron = max(int((m != 0).sum(axis=1).max()) for m in mats) * (bits + _index_bits(inputs) + delay_bits)
+    if min(per_neuron, inputs * (bits + delay_bits)) > spec.synaptic_memory_bits_per_core.value:
+        violations.append(Violation(layer.name, "synaptic_memory_bits_per_core", per_neuron,
+                                    spec.synaptic_memory_bits_per_core.value,
+                                    "one neuron's synapses alone exceed a core's memory: the layer cannot be split"))
+    current = _max_input_current(eff, exponent, (1,))
+    if layer.weight_rec is not None:
+        rec_eff = netx_optimize_weight_bits(np.hstack([w, layer.weight_rec.astype(np.int64)]))[0][:, n_in:]
+        current += _max_input_current(rec_eff, exponent, (1,))
+    return dict(synapses_nonzero=nonzero, synapses_dense=dense, weight_bits=int(bits), weight_exponent=int(exponent),
+                memory=memory, encoding=encoding, axons_in=inputs, current=current,
+                max_delay=int(layer.delay_in_file_max or 0))
+
+
+def _conv_use(layer: LayerDesc, spec: ChipSpec, violations: list[Violation]):
+    from lavasparse.simulate.synops import synaptic_fanout
+
+    w = layer.weight.astype(np.int64)
+    if w.max(initial=0) > 255 or w.min(initial=0) < -256:
+        violations.append(Violation(layer.name, "weight_bits", int(np.abs(w).max()), 255,
+                                    "conv weights beyond 8 bits (netx passes conv weights unscaled)"))
+    signed = bool((w < 0).any())
+    bits = max(1, int(np.abs(w).max(initial=0)).bit_length()) + int(signed)
+    nonzero = int(synaptic_fanout(layer).sum())
+    dense = layer.num_neurons * int(np.prod(w.shape[1:]))
+    return dict(synapses_nonzero=nonzero, synapses_dense=dense, weight_bits=bits, weight_exponent=0,
+                memory=int(w.size) * bits, encoding="shared kernel", axons_in=int(np.prod(layer.in_shape)),
+                current=_max_input_current(w, 0, (1, 2, 3)), max_delay=0)
+
+
+def check_network(desc: NetDescription, spec: ChipSpec = LOIHI2) -> CheckReport:
+    """Map ``desc`` onto ``spec``'s cores and list every limit it breaks."""
+    violations: list[Violation] = []
+    warnings: list[str] = []
+    layers: list[LayerUse] = []
+    spiking = desc.spiking_layers
+    half_state = 2 ** (int(spec.state_bits.value) - 1)
+    for layer in spiking:
+        if layer.kind == "input":
+            use = dict(synapses_nonzero=0, synapses_dense=0, weight_bits=None, weight_exponent=None, memory=0,
+                       encoding="-", axons_in=layer.num_neurons, current=0, max_delay=0)
+        elif layer.kind == "dense":
+            use = _dense_use(layer, spec, violations)
+        else:
+            use = _conv_use(layer, spec, violations)
+        neurons = layer.num_neurons
+        if use["max_delay"] > spec.max_delay.value:
+            violations.append(Violation(layer.name, "max_delay", use["max_delay"], spec.max_delay.value,
+                                        "netx clamps longer delays to 62: the deployed network would differ"))
+        n = layer.neuron
+        bias_max = int(np.abs(np.asarray(layer.bias)).max()) if layer.bias is not None else 0
+        bias_lim = 2 ** (int(spec.bias_bits.value) - 1)
+        if bias_max >= bias_lim:
+            violations.append(Violation(layer.name, "bias_bits", bias_max, bias_lim - 1,
+                                        "bias mantissa beyond the neuron's signed bias field"))
+        vth = int(np.max(n["vThMant"]))
+        if vth >= 2 ** int(spec.threshold_bits.value):
+            violations.append(Violation(layer.name, "threshold_bits", vth, 2 ** int(spec.threshold_bits.value) - 1,
+                                        "threshold mantissa beyond the neuron's threshold field"))
+        # The current u is a 24-bit state and takes a << 6 each step.
+        step = use["current"] * 64
+        if step >= half_state:
+            violations.append(Violation(layer.name, "state_bits", step, half_state - 1,
+                                        "one step's largest input current (all inputs spiking, << 6) overflows "
+                                        "the 24-bit current u: it would wrap"))
+        elif use["current"]:
+            du = int(np.max(n["iDecay"]))
+            steady = math.inf if du == 0 else step * 4096 / du
+            if steady >= half_state:
+                warnings.append(f"layer {layer.name}: sustained largest input could drive the current u past "
+                                f"24 bits ({'no current decay' if du == 0 else f'bound {steady:.3g}'}); "
+                                f"it wraps on the chip as in Lava")
+        by = {"neurons": math.ceil(neurons / spec.neurons_per_core.value),
+              "synapses": math.ceil(use["synapses_nonzero"] / spec.synapses_per_core.value),
+              "synaptic memory": math.ceil(use["memory"] / spec.synaptic_memory_bits_per_core.value)
+              if use["encoding"] != "shared kernel" else 1}
+        cores_by = max(by, key=by.get)
+        cores = max(1, by[cores_by])
+        if use["encoding"] == "shared kernel":
+            use["memory"] *= cores
+            if use["memory"] / cores > spec.synaptic_memory_bits_per_core.value:
+                violations.append(Violation(layer.name, "synaptic_memory_bits_per_core", use["memory"] / cores,
+                                            spec.synaptic_memory_bits_per_core.value,
+                                            "the conv kernel alone exceeds a core's memory"))
+        if use["axons_in"] > spec.input_axons_per_core.value:
+            violations.append(Violation(layer.name, "input_axons_per_core", use["axons_in"],
+                                        spec.input_axons_per_core.value,
+                                        "each core of the layer needs more input axons than a core has: the layer "
+                                        "cannot be split across cores"))
+        layers.append(LayerUse(layer.name, layer.kind, neurons, use["synapses_nonzero"], use["synapses_dense"],
+                               use["weight_bits"], use["weight_exponent"], int(use["memory"]), use["encoding"],
+                               int(use["axons_in"]), 0, use["max_delay"], cores, cores_by, int(use["current"])))
+    for i, use in enumerate(layers[:-1]):
+        use.axons_out = layers[i + 1].cores
+        neurons_per_core = math.ceil(use.neurons / use.cores)
+        if neurons_per_core * use.axons_out > spec.output_axons_per_core.value:
+            violations.append(Violation(use.name, "output_axons_per_core", neurons_per_core * use.axons_out,
+                                        spec.output_axons_per_core.value,
+                                        f"{neurons_per_core} neurons per core each reach {use.axons_out} cores"))
+    cores = sum(l.cores for l in layers)
+    totals = {"neurons": sum(l.neurons for l in layers), "synapses_nonzero": sum(l.synapses_nonzero for l in layers),
+              "synapses_dense": sum(l.synapses_dense for l in layers),
+              "memory_bits": sum(l.memory_bits for l in layers), "cores": cores,
+              "chips": math.ceil(cores / spec.cores_per_chip.value)}
+    used = {"neurons_per_core", "synapses_per_core", "synaptic_memory_bits_per_core", "input_axons_per_core",
+            "output_axons_per_core", "cores_per_chip", "state_bits", "weight_bits", "max_delay"}
+    assumptions = [f"{k}: {lim.source}" for k, lim in spec.rows() if k in used and not lim.public]
+    return CheckReport(str(desc.path), spec.name, layers, violations, warnings, assumptions, totals)
+
+
+def format_report(r: CheckReport) -> str:
+    head = (f"{'layer':>12s} {'type':>6s} {'neurons':>8s} {'synapses':>10s} {'dense':>10s} {'w.bits':>6s} "
+            f"{'exp':>4s} {'memory (bits)':>14s} {'encoding':>13s} {'ax.in':>6s} {'ax.out':>6s} {'delay':>5s} "
+            f"{'cores':>5s}  {'cores set by':s}")
+    lines = [f"{r.network} on {r.chip}", head]
+    for l in r.layers:
+        lines.append(f"{l.name:>12s} {l.kind:>6s} {l.neurons:8d} {l.synapses_nonzero:10d} {l.synapses_dense:10d} "
+                     f"{'-' if l.weight_bits is None else l.weight_bits:>6} "
+                     f"{'-' if l.weight_exponent is None else l.weight_exponent:>4} {l.memory_bits:14d} "
+                     f"{l.memory_encoding:>13s} {l.axons_in:6d} {l.axons_out:6d} {l.max_delay:5d} {l.cores:5d}  "
+                     f"{l.cores_by}")
+    t = r.totals
+    lines.append(f"{'total':>12s} {'':>6s} {t['neurons']:8d} {t['synapses_nonzero']:10d} {t['synapses_dense']:10d} "
+                 f"{'':>6s} {'':>4s} {t['memory_bits']:14d} {'':>13s} {'':>6s} {'':>6s} {'':>5s} {t['cores']:5d}  "
+                 f"{t['chips']} chip(s)")
+    if r.violations:
+        lines.append(f"\nDOES NOT FIT: {len(r.violations)} violation(s)")
+        lines += [f"  - {v}" for v in r.violations]
+    else:
+        lines.append("\nfits: no limit broken")
+    lines += [f"warning: {w}" for w in r.warnings]
+    if r.assumptions:
+        lines.append("these verdicts rest on assumptions (no public Loihi 2 figure):")
+        lines += [f"  - {a}" for a in r.assumptions]
+    return "\n".join(lines)
