@@ -72,10 +72,12 @@ LOIHI2 = ChipSpec(
     max_delay=Limit(62, "steps", "lava-dl 0.6.0 netx/hdf5.py clamps delays to 62 (DelayDense's buffer); "
                     "Loihi 2 has 6 delay bits", True),
     message_bits=Limit(24, "bits", _LAVA + ": graded spike payloads are 24-bit in the LIF's s_out", True),
-    input_axons_per_core=Limit(4096, "axons", "assumption: Loihi 1's 4,096 input axons per core (" + _DAVIES
-                               + "); not published for Loihi 2", False),
-    output_axons_per_core=Limit(4096, "axons", "assumption: Loihi 1's 4,096 output axons per core (" + _DAVIES
-                                + "); not published for Loihi 2", False),
+    input_axons_per_core=Limit(32768, "axons", "assumption: Loihi 1's ratio of 4,096 input axons per 1,024 "
+                               "neurons per core (" + _DAVIES + ") kept at Loihi 2's 8,192 neurons per core; "
+                               "Intel publishes no Loihi 2 axon limit", False),
+    output_axons_per_core=Limit(32768, "axons", "assumption: Loihi 1's ratio of 4,096 output axons per 1,024 "
+                                "neurons per core (" + _DAVIES + ") kept at Loihi 2's 8,192 neurons per core; "
+                                "Intel publishes no Loihi 2 axon limit", False),
     bias_bits=Limit(13, "bits (signed mantissa)", _LAVA + ": bias_mant is a signed 13-bit integer", True),
     threshold_bits=Limit(17, "bits (unsigned mantissa)", _LAVA + ": vth is an unsigned 17-bit integer", True),
 )

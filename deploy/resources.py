@@ -41,9 +41,11 @@ class Violation:
     value: float
     allowed: float
     message: str
+    assumed: bool = False     # the limit is our assumption, not a published figure
 
     def __str__(self) -> str:
-        return f"layer {self.layer}: {self.limit} = {self.value:g} (allowed: {self.allowed:g}): {self.message}"
+        note = " [limit assumed, not published]" if self.assumed else ""
+        return f"layer {self.layer}: {self.limit} = {self.value:g} (allowed: {self.allowed:g}){note}: {self.message}"
 
 
 @dataclass
@@ -219,6 +221,9 @@ def check_network(desc: NetDescription, spec: ChipSpec = LOIHI2) -> CheckReport:
             violations.append(Violation(use.name, "output_axons_per_core", neurons_per_core * use.axons_out,
                                         spec.output_axons_per_core.value,
                                         f"{neurons_per_core} neurons per core each reach {use.axons_out} cores"))
+    for v in violations:
+        lim = getattr(spec, v.limit, None)
+        v.assumed = bool(lim is not None and not lim.public)
     cores = sum(l.cores for l in layers)
     totals = {"neurons": sum(l.neurons for l in layers), "synapses_nonzero": sum(l.synapses_nonzero for l in layers),
               "synapses_dense": sum(l.synapses_dense for l in layers),

@@ -52,7 +52,7 @@ def _run_settings(a) -> dict:
     d = {"dataset": a.dataset, "data_dir": a.data_dir, "arch": a.arch, "steps": a.steps, "epochs": a.epochs,
          "lr": a.lr, "seed": a.seed, "train_limit": a.train_limit, "device": a.device,
          "test_limit": a.test_limit, "engine": a.engine, "cross_check": a.cross_check,
-         "sparse_init": a.sparse_init, "sparse_epochs": a.sparse_epochs}
+         "sparse_init": a.sparse_init, "sparse_epochs": a.sparse_epochs, "energy_profile": a.energy_profile}
     if a.weight_scale is not None:
         d["weight_scale"] = a.weight_scale
     if a.max_rate is not None:
@@ -101,12 +101,36 @@ def cmd_export(a) -> int:
     return 0
 
 
+def cmd_check(a) -> int:
+    from lavasparse.deploy.loihi2 import LOIHI2, ChipSpec
+    from lavasparse.deploy.resources import check_network, format_report
+    from lavasparse.export.netx_format import read_network
+    from lavasparse.fileio import write_json
+
+    spec = ChipSpec.from_json(a.chip) if a.chip else LOIHI2
+    report = check_network(read_network(a.net), spec)
+    print(format_report(report))
+    if a.json:
+        write_json(a.json, report.to_dict())
+    return 0 if report.fits else 1
+
+
 def cmd_deploy(a) -> int:
     import numpy as np
 
     from lavasparse.deploy.lava_runner import run_on_lava
+    from lavasparse.deploy.resources import check_network
+    from lavasparse.export.netx_format import read_network
     from lavasparse.fileio import write_npz
 
+    report = check_network(read_network(a.net))
+    if not report.fits:
+        problems = "\n  - ".join(str(v) for v in report.violations)
+        if not a.ignore_limits:
+            raise ValueError(f"{a.net} does not fit Loihi 2 (lavasparse check says why):\n  - {problems}\n"
+                             f"--ignore-limits runs it in the simulator anyway")
+        print(f"warning: {a.net} does not fit Loihi 2; running anyway (--ignore-limits):\n  - {problems}",
+              file=sys.stderr)
     run = run_on_lava(a.net, np.load(a.input))
     print(f"{run.lava_steps} Lava steps in {run.seconds:.1f} s")
     for name, s in zip(run.layer_names, run.spikes):
@@ -127,11 +151,11 @@ def cmd_profile(a) -> int:
     from lavasparse.deploy.lava_runner import as_batch
     from lavasparse.export.netx_format import read_network
     from lavasparse.fileio import write_json
-    from lavasparse.simulate.energy import LOIHI, EnergyTable
+    from lavasparse.simulate.energy import EnergyProfile
     from lavasparse.simulate.engines import run_target
     from lavasparse.simulate.profile import profile_run
 
-    table = EnergyTable.from_json(a.energy_table) if a.energy_table else LOIHI
+    table = EnergyProfile.load(a.energy_profile)
     desc = read_network(a.net)
     batch = as_batch(np.load(a.input), desc)
     run = run_target(a.net, batch, a.engine, a.cross_check)
@@ -143,10 +167,21 @@ def cmd_profile(a) -> int:
     if a.json:
         write_json(a.json, prof)
         print(f"wrote {a.json}")
-    print(f"{'layer':>12s} {'neurons':>8s} {'spikes':>10s} {'spk/neur/step':>14s} {'synops':>12s} {'updates':>12s} {'energy (J)':>11s}")
+    n = prof["samples"]
+    print(f"per inference ({n} samples, {prof['steps']} steps; energy profile {table.name}"
+          + (f", estimated figures: {', '.join(table.estimates)}" if table.estimates else "") + ")")
+    print(f"{'layer':>12s} {'neurons':>8s} {'cores':>5s} {'spikes':>10s} {'spk/neur/step':>14s} {'synops':>12s} "
+          f"{'dynamic (nJ)':>13s} {'static (nJ)':>12s} {'total (nJ)':>11s}")
     for r in prof["layers"]:
-        print(f"{r['name']:>12s} {r['neurons']:8d} {r['spikes']:10d} {r['spikes_per_neuron_per_step']:14.4f} "
-              f"{r['synops']:12d} {r['neuron_updates']:12d} {r['energy_j']:11.3e}")
+        print(f"{r['name']:>12s} {r['neurons']:8d} {r['cores']:5d} {r['spikes'] / n:10.1f} "
+              f"{r['spikes_per_neuron_per_step']:14.4f} {r['synops'] / n:12.0f} {1e9 * r['energy_dynamic_j'] / n:13.3f} "
+              f"{1e9 * r['energy_static_j'] / n:12.3f} {1e9 * r['energy_j'] / n:11.3f}")
+    ps = prof["per_sample"]
+    print(f"{'total':>12s} {sum(r['neurons'] for r in prof['layers']):8d} {prof['cores']:5d} {ps['spikes']:10.1f} "
+          f"{'':>14s} {ps['synops']:12.0f} {1e9 * ps['energy_dynamic_j']:13.3f} {1e9 * ps['energy_static_j']:12.3f} "
+          f"{1e9 * ps['energy_j']:11.3f}")
+    print(f"inference time {1e6 * ps['inference_time_s']:.2f} us; NeuroBench: " +
+          ", ".join(f"{k} {v:.4g}" for k, v in prof["neurobench"].items()))
     return 0
 
 
@@ -157,7 +192,8 @@ def cmd_compare(a) -> int:
     import numpy as np
 
     x, labels = np.load(a.input), np.load(a.labels)
-    runs = [evaluate_on_target(Path(r), x, labels, a.engine, a.cross_check) for r in a.runs]
+    runs = [evaluate_on_target(Path(r), x, labels, a.engine, a.cross_check, energy_profile=a.energy_profile)
+            for r in a.runs]
     print(write_report(runs, a.out).split("\n## Per layer")[0])
     return 0
 
@@ -191,6 +227,14 @@ def _add_net_input_args(p: argparse.ArgumentParser) -> None:
                    help=".npy of shape (neurons..., T) or (N, neurons..., T), in the file's (C, H, W) order")
 
 
+def _add_energy_arg(p: argparse.ArgumentParser) -> None:
+    from lavasparse.simulate.energy import DEFAULT_PROFILE
+
+    p.add_argument("--energy-profile", default=DEFAULT_PROFILE,
+                   help="energy profile: a name from simulate/profiles/ (loihi1-davies2018, loihi2-estimate) "
+                        "or a .json path")
+
+
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", default="emulator", choices=["emulator", "lava"],
                    help="who computes the target's spikes: the bit-exact batched emulator (default; a "
@@ -220,12 +264,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_net_input_args(d)
     d.add_argument("--labels", help=".npy of N labels, to report accuracy on the target")
     d.add_argument("--save", help="write the per-layer spikes to this .npz")
+    d.add_argument("--ignore-limits", action="store_true",
+                   help="run a network that breaks Loihi 2's limits (lavasparse check) in the simulator anyway")
     d.set_defaults(fn=cmd_deploy)
+
+    ck = sub.add_parser("check", help="map a netx network onto Loihi 2 cores; list every limit it breaks "
+                        "(exit 1 if any)")
+    ck.add_argument("net", help="netx HDF5 network description (ours or anyone's)")
+    ck.add_argument("--json", help="write the report here")
+    ck.add_argument("--chip", help="JSON chip table (default: Loihi 2, deploy/loihi2.py)")
+    ck.set_defaults(fn=cmd_check)
 
     pr = sub.add_parser("profile", help="per-layer spikes, synops, neuron updates and energy on the target")
     _add_net_input_args(pr)
     pr.add_argument("--json", help="write the profile here")
-    pr.add_argument("--energy-table", help="JSON energy table (default: Loihi, Davies et al. 2018)")
+    _add_energy_arg(pr)
     _add_engine_args(pr)
     pr.set_defaults(fn=cmd_profile)
 
@@ -235,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--labels", required=True, help="test labels .npy")
     c.add_argument("--out", required=True, help="report folder")
     _add_engine_args(c)
+    _add_energy_arg(c)
     c.set_defaults(fn=cmd_compare)
 
     pl = sub.add_parser("pipeline", help="train baseline + sparse, export, deploy on Lava, profile, compare")
@@ -242,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl.add_argument("--test-limit", type=int, default=None, help="use only the first N test images")
     _add_engine_args(pl)
     _add_sparse_args(pl)
+    _add_energy_arg(pl)
     pl.add_argument("--val-tolerance", type=float, default=0.01,
                     help="sigma0 choice: largest within this validation accuracy of the baseline (0: iso)")
     _add_train_args(pl)
@@ -255,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--test-limit", type=int, default=None, help="use only the first N test samples")
     _add_engine_args(sw)
     _add_sparse_args(sw)
+    _add_energy_arg(sw)
     sw.add_argument("--schedules", nargs="+", default=list(PAPER_SCHEDULES), choices=PAPER_SCHEDULES)
     sw.add_argument("--sigma0-start", type=float, default=SearchPlan.start, help="first sigma0 tried")
     sw.add_argument("--factor", type=float, default=SearchPlan.factor, help="bracketing step (multiplier)")

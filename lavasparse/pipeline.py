@@ -62,6 +62,7 @@ class RunSettings:
     device: str = "auto"
     engine: str = "emulator"  # who computes the target's spikes: 'emulator' (bit-exact, batched) or 'lava'
     cross_check: int = 16     # with the emulator: run this many samples through Lava too, stop on a difference
+    energy_profile: str = "loihi1-davies2018"   # a name in simulate/profiles/ or a .json path
 
     def __post_init__(self):
         if self.sparse_init not in ("baseline", "scratch"):
@@ -122,7 +123,7 @@ def test_seed(seed: int) -> int:
 
 def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray, engine: str = "lava",
                        cross_check: int = 0, progress: bool = True, which: str = "best",
-                       out_dir: Path | None = None) -> dict:
+                       out_dir: Path | None = None, energy_profile: str | None = None) -> dict:
     """Export the run's ``which`` checkpoint (see ``load_trained``), run the
     test spikes through SLAYER and the target (``engine``), check that the two
     agree, and profile the target's spikes. Files go to ``out_dir`` (default:
@@ -145,7 +146,12 @@ def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray
     target = run_target(net_path, test_input, engine, cross_check, progress=progress)
     write_npz(out_dir / "target_spikes.npz",
               **{name: s.astype(np.int8) for name, s in zip(target.layer_names, target.spikes)})
-    profile = profile_run(desc, test_input, target.spikes)
+    from lavasparse.simulate.energy import EnergyProfile
+
+    energy = EnergyProfile.load(energy_profile) if energy_profile else None
+    profile = profile_run(desc, test_input, target.spikes, energy)
+    n_params = sum(p.numel() * p.element_size() for p in list(model.parameters()) + list(model.buffers()))
+    profile["neurobench"]["Footprint"] = int(n_params)   # bytes of the SLAYER model, as NeuroBench counts it
     write_json(out_dir / "profile.json", profile)
     ref_pred = predict(ref[-1])
     agreement = {
@@ -213,7 +219,7 @@ def run_pipeline(config: PipelineConfig, out: str | Path, progress: bool = True)
                  f"the emulator (cross-checked on Lava: {config.cross_check} samples)")
         print(f"== deploying {name} on {where}: {len(labels)} test samples", flush=True)
         res = evaluate_on_target(out / name, test_input, labels, config.engine, config.cross_check,
-                                 progress=progress)
+                                 progress=progress, energy_profile=config.energy_profile)
         ag = res["agreement"]
         print(f"   SLAYER {100 * res['accuracy_float']:.2f}%  target {100 * res['accuracy_target']:.2f}%  "
               f"spikes identical to SLAYER: {ag['identical_spikes']}  ({ag['target_seconds']:.1f} s)", flush=True)

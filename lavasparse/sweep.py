@@ -255,7 +255,8 @@ def run_sweep(config: SweepConfig, out: str | Path, address: str | None = None, 
             if progress:
                 print(f"== test set on the target ({config.engine}): {where.relative_to(out)}", flush=True)
             evaluated[key] = evaluate_on_target(run_dir, test_input, labels, config.engine, config.cross_check,
-                                                progress=progress, which=which, out_dir=where)
+                                                progress=progress, which=which, out_dir=where,
+                                                energy_profile=config.energy_profile)
         return evaluated[key]
 
     base_eval = on_target("baseline", 0.0)

@@ -23,6 +23,11 @@ def summarize(run: dict) -> dict:
         "synops_per_sample": p["per_sample"]["synops"],
         "neuron_updates_per_sample": p["per_sample"]["neuron_updates"],
         "energy_per_sample_j": p["per_sample"]["energy_j"],
+        "energy_dynamic_per_sample_j": p["per_sample"]["energy_dynamic_j"],
+        "energy_static_per_sample_j": p["per_sample"]["energy_static_j"],
+        "inference_time_s": p["per_sample"]["inference_time_s"],
+        "cores": p["cores"],
+        "neurobench": p["neurobench"],
         "engine": run.get("engine", "lava"),
         "samples": p["samples"],
         "layers": p["layers"],
@@ -39,27 +44,63 @@ def _reduction(value: float, base: float) -> str:
 def markdown_table(rows: list[dict]) -> str:
     base = rows[0]
     head = ("| run | acc. SLAYER | acc. target | spikes/inf. | reduction | synops/inf. | reduction "
-            "| energy/inf. (nJ) | reduction |\n"
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+            "| dynamic (nJ) | static (nJ) | energy/inf. (nJ) | reduction |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
     lines = []
     for r in rows:
         lines.append(
             f"| {r['name']} | {100 * r['accuracy_float']:.2f}% | {100 * r['accuracy_target']:.2f}% "
             f"| {r['spikes_per_sample']:.1f} | {_reduction(r['spikes_per_sample'], base['spikes_per_sample'])} "
             f"| {r['synops_per_sample']:.0f} | {_reduction(r['synops_per_sample'], base['synops_per_sample'])} "
+            f"| {1e9 * r['energy_dynamic_per_sample_j']:.2f} | {1e9 * r['energy_static_per_sample_j']:.2f} "
             f"| {1e9 * r['energy_per_sample_j']:.2f} | {_reduction(r['energy_per_sample_j'], base['energy_per_sample_j'])} |")
     return head + "\n".join(lines) + "\n"
 
 
 def layer_table(rows: list[dict]) -> str:
-    out = ["| run | layer | neurons | spikes/inf. | spikes/neuron/step | synops/inf. | energy/inf. (nJ) |",
-           "|---|---|---:|---:|---:|---:|---:|"]
+    out = ["| run | layer | neurons | cores | spikes/inf. | spikes/neuron/step | synops/inf. | dynamic (nJ) "
+           "| static (nJ) | energy/inf. (nJ) |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         n = r["samples"]
         for l in r["layers"]:
-            out.append(f"| {r['name']} | {l['name']} | {l['neurons']} | {l['spikes'] / n:.1f} "
-                       f"| {l['spikes_per_neuron_per_step']:.4f} | {l['synops'] / n:.0f} | {1e9 * l['energy_j'] / n:.3f} |")
+            out.append(f"| {r['name']} | {l['name']} | {l['neurons']} | {l['cores']} | {l['spikes'] / n:.1f} "
+                       f"| {l['spikes_per_neuron_per_step']:.4f} | {l['synops'] / n:.0f} "
+                       f"| {1e9 * l['energy_dynamic_j'] / n:.3f} | {1e9 * l['energy_static_j'] / n:.3f} "
+                       f"| {1e9 * l['energy_j'] / n:.3f} |")
     return "\n".join(out) + "\n"
+
+
+def neurobench_table(rows: list[dict]) -> str:
+    keys = list(rows[0]["neurobench"])
+    out = ["| run | " + " | ".join(keys) + " |", "|---|" + "---:|" * len(keys)]
+    for r in rows:
+        out.append(f"| {r['name']} | " + " | ".join(f"{r['neurobench'][k]:.4g}" for k in keys) + " |")
+    return "\n".join(out) + "\n"
+
+
+def plot_energy_accuracy(rows: list[dict], path: Path) -> None:
+    """Energy per inference (dynamic and total) against accuracy on the target, one point per run."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for i, r in enumerate(rows):
+        acc = 100 * r["accuracy_target"]
+        ax.scatter([1e9 * r["energy_per_sample_j"]], [acc], color=f"C{i}", s=60, label=r["name"], zorder=3)
+        ax.scatter([1e9 * r["energy_dynamic_per_sample_j"]], [acc], color=f"C{i}", s=60, marker="o",
+                   facecolors="none", zorder=3)
+        ax.plot([1e9 * r["energy_dynamic_per_sample_j"], 1e9 * r["energy_per_sample_j"]], [acc, acc],
+                color=f"C{i}", lw=1)
+    ax.set_xlabel("energy per inference (nJ): open = dynamic only, filled = dynamic + static")
+    ax.set_ylabel("test accuracy on the target (%)")
+    ax.set_title("energy against accuracy")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    plt.close(fig)
 
 
 def plot_layers(rows: list[dict], path: Path) -> None:
@@ -71,9 +112,10 @@ def plot_layers(rows: list[dict], path: Path) -> None:
     names = [l["name"] for l in rows[0]["layers"]]
     x = np.arange(len(names))
     width = 0.8 / len(rows)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4))
     for ax, key, label in ((axes[0], "spikes", "spikes per inference"),
-                           (axes[1], "synops", "synaptic ops per inference")):
+                           (axes[1], "synops", "synaptic ops per inference"),
+                           (axes[2], "energy_j", "energy per inference (J)")):
         for i, r in enumerate(rows):
             vals = [l[key] / r["samples"] for l in r["layers"]]
             ax.bar(x + i * width - 0.4 + width / 2, vals, width, label=r["name"])
@@ -97,12 +139,21 @@ def write_report(runs: list[dict], out_dir: str | Path, title: str = "lavasparse
         raise ValueError("a comparison needs at least two runs")
     rows = [summarize(r) for r in runs]
     engines = sorted({r["engine"] for r in rows})
+    prof = runs[0]["profile"]["energy_profile"]
+    estimates = [k for k, f in prof["figures"].items() if f["status"] != "published"]
     md = (f"# {title}\n\nTest set: {rows[0]['samples']} samples; figures per inference, measured on the "
-          f"target ({', '.join(engines)}); reductions relative to {rows[0]['name']} (negative: more). Energy: "
-          f"{runs[0]['profile']['energy_table']['source']}.\n\n"
+          f"target ({', '.join(engines)}); reductions relative to {rows[0]['name']} (negative: more).\n\n"
+          f"Energy profile `{prof['name']}`: {prof['description']}"
+          + (f" Estimated, not published: {', '.join(estimates)}." if estimates else "") + "\n\n"
           + markdown_table(rows) + "\n## Per layer\n\n" + layer_table(rows)
-          + "\n![per-layer spikes and synops](report.png)\n")
+          + "\n![per-layer spikes, synops and energy](report.png)\n\n"
+          + "## Energy against accuracy\n\n![energy against accuracy](energy_accuracy.png)\n\n"
+          + "## NeuroBench metrics (per inference)\n\n" + neurobench_table(rows)
+          + "\n## Energy profile figures\n\n| figure | value | unit | status | source |\n|---|---:|---|---|---|\n"
+          + "\n".join(f"| {k} | {f['value']:.4g} | {f['unit']} | {f['status']} | {f['source']} |"
+                      for k, f in prof["figures"].items()) + "\n")
     write_text(out_dir / "report.md", md)
-    write_json(out_dir / "report.json", {"runs": rows, "energy_table": runs[0]["profile"]["energy_table"]})
+    write_json(out_dir / "report.json", {"runs": rows, "energy_profile": prof})
     plot_layers(rows, out_dir / "report.png")
+    plot_energy_accuracy(rows, out_dir / "energy_accuracy.png")
     return md

@@ -5,7 +5,7 @@ import pytest
 from conftest import random_spikes, slayer_spikes
 from lavasparse.export.netx_format import read_network
 from lavasparse.simulate.compare import write_report
-from lavasparse.simulate.energy import LOIHI, EnergyTable
+from lavasparse.simulate.energy import FIGURES, EnergyProfile, default_profile
 from lavasparse.simulate.profile import profile_run
 from lavasparse.simulate.synops import synaptic_fanout
 
@@ -24,22 +24,46 @@ def test_profile_counts_by_hand(tmp_net):
     assert l1["spikes"] == int(spikes[0].sum()) and l2["spikes"] == int(spikes[1].sum())
     assert l1["neuron_updates"] == 24 * 6 * 3
     assert l1["spikes_per_neuron_per_step"] == pytest.approx(l1["spikes"] / (24 * 6 * 3))
-    e = l1["synops"] * 23.6e-12 + l1["spikes"] * LOIHI.spike_j + l1["neuron_updates"] * 52e-12
-    assert l1["energy_j"] == pytest.approx(e)
+    # Davies et al. 2018, Table 1: 23.6 pJ per synop, 1.7 pJ per spike + (81 - 52) pJ active update, 52 pJ per update
+    e = l1["synops"] * 23.6e-12 + l1["spikes"] * (1.7e-12 + 29e-12) + l1["neuron_updates"] * 52e-12
+    assert l1["energy_dynamic_j"] == pytest.approx(e)
+    # Static: cores in use x static power x inference time; time: barrier + the slowest layer's work per step.
+    p = default_profile()
+    step = p.value("barrier_s") + max(l["synops"] / (3 * 6) / l["cores"] * p.value("synop_s")
+                                      + l["neurons"] / l["cores"] * p.value("neuron_update_s") for l in (l1, l2))
+    assert prof["per_sample"]["inference_time_s"] == pytest.approx(6 * step)
+    assert l1["energy_static_j"] == pytest.approx(p.value("static_w_per_core") * l1["cores"] * 6 * step * 3)
+    assert l1["energy_j"] == pytest.approx(l1["energy_dynamic_j"] + l1["energy_static_j"])
     assert prof["per_sample"]["synops"] == pytest.approx((l1["synops"] + l2["synops"]) / 3)
+    nb = prof["neurobench"]
+    assert nb["Effective_ACs"] == prof["per_sample"]["synops"]
+    assert nb["Activation_Sparsity"] == pytest.approx(1 - (l1["spikes"] + l2["spikes"]) / ((24 + 10) * 6 * 3))
+    assert nb["Connection_Sparsity"] == pytest.approx(1 - (int((w1 != 0).sum()) + int((w2 != 0).sum()))
+                                                      / (w1.size + w2.size))
+    assert nb["Dense"] == (w1.size + w2.size) * 6
 
 
-def test_energy_table_is_swappable(tmp_path, tmp_net):
+def test_energy_profiles_are_cited_and_swappable(tmp_path, tmp_net):
+    for name in ("loihi1-davies2018", "loihi2-estimate"):
+        p = EnergyProfile.load(name)
+        assert set(FIGURES) <= set(p.figures)
+        for key, f in p.figures.items():
+            assert f.source and f.status in ("published", "estimate"), (name, key)
+            if f.status == "estimate":
+                assert "estimate" in f.source, (name, key)   # the source says so in words
+    assert EnergyProfile.load("loihi1-davies2018").estimates == ["static_w_per_core"]
     net, path = tmp_net("64-24-10", steps=6)
-    (tmp_path / "t.json").write_text(json.dumps(
-        {"name": "unit", "synop_j": 1.0, "spike_j": 0.0, "neuron_update_j": 0.0, "source": "test"}))
-    table = EnergyTable.from_json(tmp_path / "t.json")
+    unit = {k: {"value": 0.0, "unit": "-", "status": "estimate", "source": "test"} for k in FIGURES}
+    unit["synop_j"]["value"] = 1.0
+    (tmp_path / "t.json").write_text(json.dumps({"name": "unit", "description": "", "figures": unit}))
     x = random_spikes((2, 64, 6), seed=1)
-    prof = profile_run(read_network(path), x, slayer_spikes(net, x), table)
+    prof = profile_run(read_network(path), x, slayer_spikes(net, x), EnergyProfile.load(tmp_path / "t.json"))
     assert prof["totals"]["energy_j"] == pytest.approx(prof["totals"]["synops"])
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(ValueError, match="bad.json"):
-        EnergyTable.from_json(tmp_path / "bad.json")
+        EnergyProfile.load(tmp_path / "bad.json")
+    with pytest.raises(ValueError, match="known"):
+        EnergyProfile.load("no-such-chip")
 
 
 def test_compare_report(tmp_path, tmp_net):
@@ -57,8 +81,9 @@ def test_compare_report(tmp_path, tmp_net):
         assert key in report["runs"][0]
     assert report["runs"][1]["synops_per_sample"] == 0
     assert "| 100.0% |" in md and "| 0.0% |" in md  # reductions, relative to the first run
-    png = (tmp_path / "rep" / "report.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    for png in ("report.png", "energy_accuracy.png"):
+        assert (tmp_path / "rep" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "static (nJ)" in md and "Effective_ACs" in md and "Davies" in md
 
 
 def test_profile_through_conv_pool_flatten(tmp_net):
