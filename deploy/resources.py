@@ -13,9 +13,12 @@ assumption where Intel publishes no detail):
     the layer has delays;
   - a conv layer's kernel is stored once in every core that holds part of
     the layer (weight sharing), so it costs kernel size x weight bits per core;
-  - every core of a layer receives all the layer's input axons (for a conv,
-    a simplification: the full input);
-  - a neuron sends one output axon per core of the next layer.
+  - a conv layer split over cores is split by output rows, so a core needs
+    the input rows its outputs see (all input channels); a dense core needs
+    every input; an input layer's core one axon per neuron;
+  - a neuron sends one output axon per core that holds a neuron it reaches:
+    every core of a dense layer, the one or two cores whose rows its
+    kernel footprint touches in a conv.
 """
 from __future__ import annotations
 
@@ -59,8 +62,8 @@ class LayerUse:
     weight_exponent: int | None
     memory_bits: int            # all cores of the layer together
     memory_encoding: str
-    axons_in: int               # input axons each core of the layer receives
-    axons_out: int              # output axons per neuron (cores of the next layer)
+    axons_in: int               # input axons a core of the layer receives (the busiest core)
+    axons_out: int              # output axons per neuron (cores of the next layer it reaches)
     max_delay: int
     cores: int
     cores_by: str               # the limit that set the core count
@@ -152,6 +155,27 @@ def _conv_use(layer: LayerDesc, spec: ChipSpec, violations: list[Violation]):
                 current=_max_input_current(w, 0, (1, 2, 3)), max_delay=0)
 
 
+def _rows_per_core(layer: LayerDesc, cores: int) -> int:
+    return max(1, math.ceil(layer.shape[1] / cores))
+
+
+def _conv_axons_in(layer: LayerDesc, cores: int) -> int:
+    """Input axons of the busiest core of a conv split by output rows."""
+    rows = _rows_per_core(layer, cores)
+    kh = layer.weight.shape[2]
+    in_rows = min(layer.in_shape[1], (rows - 1) * layer.stride[0] + (kh - 1) * layer.dilation[0] + 1)
+    return in_rows * layer.in_shape[2] * layer.in_shape[0]
+
+
+def _axons_out(dest: LayerDesc, dest_cores: int) -> int:
+    """Cores of the next layer that one neuron reaches."""
+    if dest.kind != "conv" or dest_cores == 1:
+        return dest_cores
+    # An input row reaches the output rows within its kernel footprint.
+    span = (dest.weight.shape[2] - 1) * dest.dilation[0] // dest.stride[0] + 1
+    return min(dest_cores, math.ceil(span / _rows_per_core(dest, dest_cores)) + 1)
+
+
 def check_network(desc: NetDescription, spec: ChipSpec = LOIHI2) -> CheckReport:
     """Map ``desc`` onto ``spec``'s cores and list every limit it breaks."""
     violations: list[Violation] = []
@@ -179,8 +203,10 @@ def check_network(desc: NetDescription, spec: ChipSpec = LOIHI2) -> CheckReport:
                                         "bias mantissa beyond the neuron's signed bias field"))
         vth = int(np.max(n["vThMant"]))
         if vth >= 2 ** int(spec.threshold_bits.value):
+            note = (" (1 << 17 is netx's default for a dense layer without a neuron, a non-spiking integrator; "
+                    "lava-dl's own mnist.net uses it for its output layer)" if vth == 1 << 17 else "")
             violations.append(Violation(layer.name, "threshold_bits", vth, 2 ** int(spec.threshold_bits.value) - 1,
-                                        "threshold mantissa beyond the neuron's threshold field"))
+                                        "threshold mantissa beyond the neuron's threshold field" + note))
         # The current u is a 24-bit state and takes a << 6 each step.
         step = use["current"] * 64
         if step >= half_state:
@@ -206,6 +232,10 @@ def check_network(desc: NetDescription, spec: ChipSpec = LOIHI2) -> CheckReport:
                 violations.append(Violation(layer.name, "synaptic_memory_bits_per_core", use["memory"] / cores,
                                             spec.synaptic_memory_bits_per_core.value,
                                             "the conv kernel alone exceeds a core's memory"))
+        if layer.kind == "input":
+            use["axons_in"] = math.ceil(neurons / cores)
+        elif layer.kind == "conv":
+            use["axons_in"] = _conv_axons_in(layer, cores)
         if use["axons_in"] > spec.input_axons_per_core.value:
             violations.append(Violation(layer.name, "input_axons_per_core", use["axons_in"],
                                         spec.input_axons_per_core.value,
@@ -215,7 +245,7 @@ def check_network(desc: NetDescription, spec: ChipSpec = LOIHI2) -> CheckReport:
                                use["weight_bits"], use["weight_exponent"], int(use["memory"]), use["encoding"],
                                int(use["axons_in"]), 0, use["max_delay"], cores, cores_by, int(use["current"])))
     for i, use in enumerate(layers[:-1]):
-        use.axons_out = layers[i + 1].cores
+        use.axons_out = _axons_out(spiking[i + 1], layers[i + 1].cores)
         neurons_per_core = math.ceil(use.neurons / use.cores)
         if neurons_per_core * use.axons_out > spec.output_axons_per_core.value:
             violations.append(Violation(use.name, "output_axons_per_core", neurons_per_core * use.axons_out,

@@ -188,7 +188,10 @@ def _read_layer(path: Path, g: h5py.Group, index: int, prev_shape) -> LayerDesc:
             raise NetFileError(f"{where}/weight: shape {weight.shape} does not fit {n_in} inputs "
                                f"and {int(np.prod(shape))} neurons (expected {(int(np.prod(shape)), n_in)})")
         desc.weight = weight
-        if len(prev_shape) != 1:
+        # netx connects a (C, 1, 1) conv output straight to a dense layer (the
+        # orders agree when H = W = 1; lava-dl's own pilotnet and ntidigits
+        # networks do this); any other shape needs a flatten between.
+        if len(prev_shape) != 1 and tuple(prev_shape[1:]) != (1, 1):
             raise NetFileError(f"{where}: dense layer after a {prev_shape} layer needs a flatten layer between")
         if recurrent:
             desc.weight_rec = _read_recurrent_weight(where, g, int(np.prod(shape)))
@@ -278,6 +281,9 @@ def _read_delay(where: str, value, weight_shape: tuple[int, int]) -> tuple[np.nd
 def _read_neuron(where: str, g: h5py.Group) -> dict:
     ng = g["neuron"]
     neuron = {}
+    if "type" in ng and _str(ng["type"]) not in ("CUBA", "LOIHI"):
+        raise NetFileError(f"{where}/neuron/type: {_str(ng['type'])!r} neurons are not modelled by lavasparse "
+                           f"(CUBA and LOIHI are)")
     for key in NEURON_FIELDS:
         if key not in ng:
             raise NetFileError(f"{where}/neuron/{key}: missing")

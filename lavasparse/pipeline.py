@@ -133,7 +133,7 @@ def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray
     from lavasparse.deploy.lava_runner import predict
     from lavasparse.export.netx_export import export_netx
     from lavasparse.simulate.engines import run_target
-    from lavasparse.simulate.profile import profile_run
+    from lavasparse.simulate.profile import footprint_bytes, profile_run
     from lavasparse.train.trainer import load_trained
 
     model, config = load_trained(run_dir, which=which)
@@ -150,8 +150,7 @@ def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray
 
     energy = EnergyProfile.load(energy_profile) if energy_profile else None
     profile = profile_run(desc, test_input, target.spikes, energy)
-    n_params = sum(p.numel() * p.element_size() for p in list(model.parameters()) + list(model.buffers()))
-    profile["neurobench"]["Footprint"] = int(n_params)   # bytes of the SLAYER model, as NeuroBench counts it
+    profile["neurobench"]["Footprint"] = footprint_bytes(model)   # the SLAYER model's bytes, as NeuroBench counts them
     write_json(out_dir / "profile.json", profile)
     ref_pred = predict(ref[-1])
     agreement = {

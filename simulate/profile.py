@@ -9,6 +9,11 @@ from .energy import EnergyProfile, default_profile
 from .synops import recurrent_fanout, synaptic_fanout, synaptic_ops
 
 
+def footprint_bytes(model) -> int:
+    """Bytes of a torch model's parameters and buffers: NeuroBench's Footprint."""
+    return int(sum(t.numel() * t.element_size() for t in list(model.parameters()) + list(model.buffers())))
+
+
 def profile_run(desc: NetDescription, inputs: np.ndarray, layer_spikes: list[np.ndarray],
                 energy: EnergyProfile | None = None) -> dict:
     """Profile from what entered the first layer, ``inputs`` (N, *in_shape, T),

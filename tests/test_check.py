@@ -115,3 +115,28 @@ def test_cli_check_and_deploy_refusal(tmp_path, capsys):
     assert main(["deploy", str(bad), "--input", str(tmp_path / "x.npy")]) == 2
     assert "does not fit Loihi 2" in capsys.readouterr().err
     assert main(["deploy", str(bad), "--input", str(tmp_path / "x.npy"), "--ignore-limits"]) == 0
+
+
+def _lava_dl_net(name):
+    """netx files that ship with lava-dl 0.6.0's wheel (its own tests)."""
+    from pathlib import Path
+
+    import lava.lib.dl.slayer as slayer   # lava.lib.dl is a namespace package: no __file__
+
+    return Path(slayer.__file__).resolve().parents[4] / "tests" / "lava" / "lib" / "dl" / "netx" / name
+
+
+def test_check_on_lava_dl_networks():
+    # PilotNet (LIF), which Intel runs on Loihi 2: a conv stack, then dense layers straight after a
+    # (C, 1, 1) conv output, as netx allows. It must fit on one chip.
+    pilot = check_network(read_network(_lava_dl_net("gts/pilotnet_lif/network.net")))
+    assert pilot.fits, [str(v) for v in pilot.violations]
+    assert pilot.totals["chips"] == 1 and pilot.totals["neurons"] == 158509
+    # lava-dl's mnist.net: its output layer's threshold, 1 << 17, is one past the 17-bit field.
+    mnist = check_network(read_network(_lava_dl_net("mnist.net")))
+    assert [(v.layer, v.limit, v.value) for v in mnist.violations] == [("dense3", "threshold_bits", 1 << 17)]
+    assert "non-spiking integrator" in mnist.violations[0].message
+    from lavasparse.export.netx_format import NetFileError
+
+    with pytest.raises(NetFileError, match="neuron/type: 'SDNN' neurons are not modelled"):
+        read_network(_lava_dl_net("gts/pilotnet_sdnn/network.net"))

@@ -272,3 +272,26 @@ def test_profile_cli_engines_agree(tmp_path, capsys):
     a, b = (json.loads((tmp_path / f"{e}.json").read_text()) for e in ("lava", "emulator"))
     assert a["engine"] == "lava" and b["engine"] == "emulator" and b["cross_checked_on_lava"] == 2
     assert a["layers"] == b["layers"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,shape", [("mnist.net", (784,)), ("tiny.net", (3, 16, 16))])
+def test_emulator_on_lava_dl_files(name, shape):
+    """Networks we did not write: lava-dl's own netx test files, inputs of
+    both kinds (currents into an input neuron; spikes into a conv)."""
+    from pathlib import Path
+
+    import lava.lib.dl.slayer as slayer   # lava.lib.dl is a namespace package: no __file__
+
+    path = Path(slayer.__file__).resolve().parents[4] / "tests" / "lava" / "lib" / "dl" / "netx" / name
+    desc = read_network(path)
+    assert tuple(desc.input_shape) == shape
+    rng = np.random.default_rng(0)
+    x = (rng.random((3, *shape, 12)) < 0.3).astype(np.int32)
+    if desc.has_input_neuron:
+        x = x * rng.integers(1, 200, x.shape)
+    em = Emulator(desc).run(x, batch_size=2)
+    lava = run_on_lava(path, x, progress=False)
+    assert sum(int(s.sum()) for s in lava.spikes) > 0
+    for lname, a, b in zip(lava.layer_names, lava.spikes, em.spikes):
+        assert np.array_equal(a, b), f"{name} {lname}: {int((a != b).sum())} spikes differ"
