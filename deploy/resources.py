@@ -196,24 +196,28 @@ def check_network(desc: NetDescription, spec: ChipSpec = LOIHI2) -> CheckReport:
             violations.append(Violation(layer.name, "max_delay", use["max_delay"], spec.max_delay.value,
                                         "netx clamps longer delays to 62: the deployed network would differ"))
         n = layer.neuron
+        cuba = n.get("type") in ("CUBA", "LOIHI")
+        if not cuba:
+            warnings.append(f"layer {layer.name}: {n.get('type')} neurons: resources are counted, but the "
+                            f"current-overflow analysis (a CUBA current u) does not apply")
         bias_max = int(np.abs(np.asarray(layer.bias)).max()) if layer.bias is not None else 0
         bias_lim = 2 ** (int(spec.bias_bits.value) - 1)
         if bias_max >= bias_lim:
             violations.append(Violation(layer.name, "bias_bits", bias_max, bias_lim - 1,
                                         "bias mantissa beyond the neuron's signed bias field"))
-        vth = int(np.max(n["vThMant"]))
+        vth = int(np.max(n["vThMant"])) if "vThMant" in n else 0
         if vth >= 2 ** int(spec.threshold_bits.value):
             note = (" (1 << 17 is netx's default for a dense layer without a neuron, a non-spiking integrator; "
                     "lava-dl's own mnist.net uses it for its output layer)" if vth == 1 << 17 else "")
             violations.append(Violation(layer.name, "threshold_bits", vth, 2 ** int(spec.threshold_bits.value) - 1,
                                         "threshold mantissa beyond the neuron's threshold field" + note))
         # The current u is a 24-bit state and takes a << 6 each step.
-        step = use["current"] * 64
+        step = use["current"] * 64 if cuba else 0
         if step >= half_state:
             violations.append(Violation(layer.name, "state_bits", step, half_state - 1,
                                         "one step's largest input current (all inputs spiking, << 6) overflows "
                                         "the 24-bit current u: it would wrap"))
-        elif use["current"]:
+        elif use["current"] and cuba:
             du = int(np.max(n["iDecay"]))
             steady = math.inf if du == 0 else step * 4096 / du
             if steady >= half_state:

@@ -110,8 +110,12 @@ def _pair(value, where: str) -> tuple[int, int]:
     raise NetFileError(f"{where}: expected a scalar or 2 values, got {arr.tolist()}")
 
 
-def read_network(path: str | Path) -> NetDescription:
-    """Read and validate a netx HDF5 file; raise NetFileError naming file and field."""
+def read_network(path: str | Path, any_neuron: bool = False) -> NetDescription:
+    """Read and validate a netx HDF5 file; raise NetFileError naming file and field.
+
+    Only CUBA and LOIHI neurons are modelled (simulated, emulated, profiled);
+    ``any_neuron`` also reads other neuron types (SDNN, RF, ...) as they are,
+    for what needs only the network's structure (``lavasparse check``)."""
     path = Path(path)
     if not path.exists():
         raise NetFileError(f"{path}: no such file")
@@ -129,7 +133,7 @@ def read_network(path: str | Path) -> NetDescription:
         layers: list[LayerDesc] = []
         shape: tuple[int, ...] | None = None
         for k in keys:
-            layer = _read_layer(path, group[k], int(k), shape)
+            layer = _read_layer(path, group[k], int(k), shape, any_neuron)
             layers.append(layer)
             shape = layer.shape
     if not any(l.is_spiking for l in layers):
@@ -137,7 +141,7 @@ def read_network(path: str | Path) -> NetDescription:
     return NetDescription(path, layers)
 
 
-def _read_layer(path: Path, g: h5py.Group, index: int, prev_shape) -> LayerDesc:
+def _read_layer(path: Path, g: h5py.Group, index: int, prev_shape, any_neuron: bool = False) -> LayerDesc:
     where = f"{path}: layer/{index}"
     if "type" not in g:
         raise NetFileError(f"{where}/type: missing")
@@ -158,7 +162,7 @@ def _read_layer(path: Path, g: h5py.Group, index: int, prev_shape) -> LayerDesc:
     shape = tuple(int(v) for v in np.asarray(g["shape"][()]).reshape(-1))
     if not shape or min(shape) < 1:
         raise NetFileError(f"{where}/shape: must be positive, got {shape}")
-    neuron = _read_neuron(where, g) if "neuron" in g else None
+    neuron = _read_neuron(where, g, any_neuron) if "neuron" in g else None
     desc = LayerDesc(index, kind, shape, prev_shape, neuron=neuron,
                      origin=g.attrs.get("lavasparse_origin"))
     if kind == "input":
@@ -278,9 +282,12 @@ def _read_delay(where: str, value, weight_shape: tuple[int, int]) -> tuple[np.nd
     return d, in_file
 
 
-def _read_neuron(where: str, g: h5py.Group) -> dict:
+def _read_neuron(where: str, g: h5py.Group, any_neuron: bool = False) -> dict:
     ng = g["neuron"]
     neuron = {}
+    if any_neuron and "type" in ng and _str(ng["type"]) not in ("CUBA", "LOIHI"):
+        return {key: _str(ng[key]) if key == "type" else np.asarray(ng[key][()]) for key in ng.keys()
+                if isinstance(ng[key], h5py.Dataset)}
     if "type" in ng and _str(ng["type"]) not in ("CUBA", "LOIHI"):
         raise NetFileError(f"{where}/neuron/type: {_str(ng['type'])!r} neurons are not modelled by lavasparse "
                            f"(CUBA and LOIHI are)")

@@ -108,7 +108,7 @@ def cmd_check(a) -> int:
     from lavasparse.fileio import write_json
 
     spec = ChipSpec.from_json(a.chip) if a.chip else LOIHI2
-    report = check_network(read_network(a.net), spec)
+    report = check_network(read_network(a.net, any_neuron=True), spec)
     print(format_report(report))
     if a.json:
         write_json(a.json, report.to_dict())

@@ -67,6 +67,9 @@ class RunSettings:
     def __post_init__(self):
         if self.sparse_init not in ("baseline", "scratch"):
             raise ValueError(f"sparse_init must be 'baseline' or 'scratch', got {self.sparse_init!r}")
+        if self.data_dir is not None:
+            # absolute: trials may run in another working directory (Ray Tune changes it)
+            self.data_dir = str(Path(self.data_dir).expanduser().resolve())
         if self.arch is None:
             if self.dataset not in DEFAULT_ARCH:
                 raise ValueError(f"no default architecture for dataset {self.dataset!r}; name one with --arch")

@@ -231,7 +231,7 @@ def _provenance() -> dict:
 def run_sweep(config: SweepConfig, out: str | Path, address: str | None = None, command: str | None = None,
               progress: bool = True) -> dict:
     """The whole sweep into ``out`` (resumable); returns the tables as written to tables.json."""
-    out = Path(out)
+    out = Path(out).resolve()   # trials run in Ray's own working directories
     out.mkdir(parents=True, exist_ok=True)
     settings = json.loads(json.dumps(asdict(config)))
     old = out / "sweep.json"

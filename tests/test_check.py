@@ -138,5 +138,8 @@ def test_check_on_lava_dl_networks():
     assert "non-spiking integrator" in mnist.violations[0].message
     from lavasparse.export.netx_format import NetFileError
 
+    sdnn = _lava_dl_net("gts/pilotnet_sdnn/network.net")
     with pytest.raises(NetFileError, match="neuron/type: 'SDNN' neurons are not modelled"):
-        read_network(_lava_dl_net("gts/pilotnet_sdnn/network.net"))
+        read_network(sdnn)            # not simulated, emulated or profiled...
+    r = check_network(read_network(sdnn, any_neuron=True))     # ...but its resources are counted
+    assert r.totals["neurons"] > 0 and any("SDNN neurons" in w for w in r.warnings)
