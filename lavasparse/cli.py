@@ -23,7 +23,7 @@ def _add_common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-rate", type=float, default=None, help="spikes per step of a white pixel "
                    "(default 0.5 for train, 1.0 for pipeline and sweep)")
     p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--lr", type=float, default=1e-2)
+    p.add_argument("--lr", type=float, default=None, help="default 1e-2 for digits, 1e-3 for the others")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-limit", type=int, default=None, help="use only the first N training samples")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -67,14 +67,14 @@ def cmd_train(a) -> int:
     schedule = a.schedule or "baseline"
     if a.sigma0 and len(a.sigma0) > 1:
         raise ValueError("train takes one --sigma0")
-    from lavasparse.pipeline import DEFAULT_ARCH
+    from lavasparse.pipeline import DEFAULT_ARCH, DEFAULT_LR, FALLBACK_LR
 
     net = NetConfig(arch=a.arch or (NetConfig.arch if a.dataset == "digits" else DEFAULT_ARCH[a.dataset]),
                     weight_scale=a.weight_scale if a.weight_scale is not None else NetConfig.weight_scale)
     cfg = TrainConfig(name=a.name or Path(a.out).name, dataset=a.dataset, data_dir=a.data_dir,
                       net=net, steps=a.steps, max_rate=a.max_rate if a.max_rate is not None else TrainConfig.max_rate,
                       epochs=a.epochs,
-                      lr=a.lr, schedule=schedule, sigma0=a.sigma0[0] if a.sigma0 else 0.0, seed=a.seed,
+                      lr=a.lr or DEFAULT_LR.get(a.dataset, FALLBACK_LR), schedule=schedule, sigma0=a.sigma0[0] if a.sigma0 else 0.0, seed=a.seed,
                       train_limit=a.train_limit, device=a.device)
     _download_if_asked(a)
     best = train(cfg, a.out)

@@ -35,6 +35,14 @@ DEFAULT_ARCH = {
 }
 
 
+# Learning rates per dataset. 1e-2 suits digits' 64 inputs; with MNIST's 784
+# at full rate it silences the output layer for good in the first epoch
+# (validation stays at chance), while 1e-3 reaches 91.6% on 4,800 images in
+# 3 epochs (measured here). Fine-tuning with the spike-count loss uses 0.3x.
+DEFAULT_LR = {"digits": 1e-2}
+FALLBACK_LR = 1e-3
+
+
 @dataclass
 class RunSettings:
     """What every training run of a pipeline or a sweep shares. The defaults
@@ -47,7 +55,7 @@ class RunSettings:
     steps: int = 16
     max_rate: float = 1.0
     epochs: int = 60
-    lr: float = 1e-2
+    lr: float | None = None          # None: DEFAULT_LR for the dataset
     seed: int = 0
     # 'baseline': fine-tune each sparse network from the baseline's best
     # checkpoint for ``sparse_epochs`` at ``sparse_lr`` (the schedule runs over
@@ -56,7 +64,7 @@ class RunSettings:
     # of validation accuracy even at sigma_0 = 3e-6; fine-tuning keeps it.
     sparse_init: str = "baseline"
     sparse_epochs: int = 20
-    sparse_lr: float = 3e-3
+    sparse_lr: float | None = None   # None: 0.3 x lr
     train_limit: int | None = None
     test_limit: int | None = None
     device: str = "auto"
@@ -70,6 +78,10 @@ class RunSettings:
         if self.data_dir is not None:
             # absolute: trials may run in another working directory (Ray Tune changes it)
             self.data_dir = str(Path(self.data_dir).expanduser().resolve())
+        if self.lr is None:
+            self.lr = DEFAULT_LR.get(self.dataset, FALLBACK_LR)
+        if self.sparse_lr is None:
+            self.sparse_lr = float(f"{0.3 * self.lr:.3g}")
         if self.arch is None:
             if self.dataset not in DEFAULT_ARCH:
                 raise ValueError(f"no default architecture for dataset {self.dataset!r}; name one with --arch")

@@ -88,7 +88,7 @@ def run_trial(spec: dict) -> dict:
     log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
     result = {"schedule": config.schedule, "sigma0": config.sigma0, "best_epoch": best["epoch"],
               "val_accuracy": best["val_accuracy"], "val_hidden_spikes": best["val_hidden_spikes"],
-              "epochs": [{k: e[k] for k in ("epoch", "val_accuracy", "val_hidden_spikes")} for e in log],
+              "epochs": [{k: e[k] for k in ("epoch", "sigma", "val_accuracy", "val_hidden_spikes")} for e in log],
               "train_seconds": time.time() - t0, "host": platform.node()}
     write_json(run_dir / "result.json", result)
     return result
@@ -166,6 +166,9 @@ def _load_results(out: Path) -> dict[tuple[str, float], dict]:
     found = {}
     for path in (out / "trials").rglob("result.json"):
         r = json.loads(path.read_text())
+        if any("sigma" not in e for e in r["epochs"]):   # results written before sigma was recorded
+            sig = {m["epoch"]: m["sigma"] for m in map(json.loads, (path.parent / "metrics.jsonl").read_text().split("\n")[:-1])}
+            r["epochs"] = [dict(e, sigma=sig[e["epoch"]]) for e in r["epochs"]]
         found[(r["schedule"], float(f"{r['sigma0']:.3g}"))] = r
     return found
 

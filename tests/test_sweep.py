@@ -58,6 +58,9 @@ def test_pick_epoch_fewest_spikes_among_passing():
     assert pick_epoch(log, 0.95, 0.0)["epoch"] == 3            # tie on spikes: higher accuracy
     assert pick_epoch(log, 0.94, 0.01)["epoch"] == 3
     assert pick_epoch(log, 0.97, 0.0) is None
+    # Epochs before the spike term first came on are the baseline's, not the schedule's.
+    off_first = [dict(e, sigma=0.0 if e["epoch"] < 4 else 1e-5) for e in log]
+    assert pick_epoch(off_first, 0.95, 0.0)["epoch"] == 4
 
 
 @pytest.mark.slow

@@ -41,11 +41,17 @@ def pick_epoch(epochs: list[dict], baseline_accuracy: float, tolerance: float = 
     """The epoch a trial is judged by: among its epochs that ``keeps_accuracy``
     (each a dict with epoch, val_accuracy, val_hidden_spikes), the one with
     the fewest hidden spikes (ties: higher accuracy, then the earlier epoch).
-    None when no epoch passes. This is how the number of epochs is chosen on
-    validation: a schedule that switches the spike term off in some epochs
-    cannot win with an epoch where it did nothing for sparsity, unless that
-    epoch also has the fewest spikes."""
-    passing = [e for e in epochs if keeps_accuracy(e["val_accuracy"], baseline_accuracy, tolerance)]
+    None when no epoch passes. Epochs before the spike term was first on
+    (``sigma`` 0) do not count. This is how the number of epochs is chosen
+    on validation: a schedule that switches the spike term off in some
+    epochs cannot win with an epoch where it did nothing for sparsity,
+    unless that epoch also has the fewest spikes."""
+    # Only epochs from the first one with the spike term on: before it, a
+    # fine-tuned trial is its baseline (an alternating schedule can start off).
+    on = [e["epoch"] for e in epochs if e.get("sigma", 1.0) > 0]
+    first_on = min(on) if on else float("inf")
+    passing = [e for e in epochs
+               if e["epoch"] >= first_on and keeps_accuracy(e["val_accuracy"], baseline_accuracy, tolerance)]
     if not passing:
         return None
     return min(passing, key=lambda e: (e["val_hidden_spikes"], -e["val_accuracy"], e["epoch"]))
