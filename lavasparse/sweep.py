@@ -22,6 +22,7 @@ Output folder:
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -250,16 +251,25 @@ def run_sweep(config: SweepConfig, out: str | Path, address: str | None = None, 
     write_npy(out / "test_labels.npy", labels)
     evaluated: dict[tuple[str, float], dict] = {}
 
+    # An evaluation is kept on disk with what it depends on, so a resumed sweep does not redo it.
+    stamp = {"test_input_sha256": hashlib.sha256(test_input.tobytes() + labels.tobytes()).hexdigest(),
+             "engine": config.engine, "cross_check": config.cross_check, "energy_profile": config.energy_profile}
+
     def on_target(schedule: str, sigma0: float, epoch: int | None = None) -> dict:
         key = (schedule, sigma0, epoch)
         if key not in evaluated:
             run_dir = _trial_dir(out, schedule, sigma0)
             which, where = ("best", run_dir) if epoch is None else (f"epochs/{epoch:03d}", run_dir / f"eval-epoch{epoch:03d}")
+            cache = where / "evaluation.json"
+            if cache.exists() and json.loads(cache.read_text()).get("stamp") == stamp:
+                evaluated[key] = json.loads(cache.read_text())["result"]
+                return evaluated[key]
             if progress:
                 print(f"== test set on the target ({config.engine}): {where.relative_to(out)}", flush=True)
             evaluated[key] = evaluate_on_target(run_dir, test_input, labels, config.engine, config.cross_check,
                                                 progress=progress, which=which, out_dir=where,
                                                 energy_profile=config.energy_profile)
+            write_json(cache, {"stamp": stamp, "result": evaluated[key]})
         return evaluated[key]
 
     base_eval = on_target("baseline", 0.0)

@@ -92,9 +92,11 @@ def test_small_sweep_on_digits(tmp_path, capsys):
     assert "## Table 1" in (tmp_path / "tables.md").read_text()
 
     # Stopped and started again: nothing is retrained.
-    stamps = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("result.json")}
+    stamps = {p: p.stat().st_mtime_ns for name in ("result.json", "evaluation.json") for p in tmp_path.rglob(name)}
+    assert any(p.name == "evaluation.json" for p in stamps)
     again = run_sweep(cfg, tmp_path, command="test")
-    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("result.json")} == stamps
+    assert {p: p.stat().st_mtime_ns for name in ("result.json", "evaluation.json")
+            for p in tmp_path.rglob(name)} == stamps, "a resumed sweep retrained or re-evaluated something"
     assert again["table1"] == doc["table1"]
     # Other settings in the same folder are refused.
     with pytest.raises(ValueError, match="other settings"):
