@@ -140,14 +140,14 @@ def _dense_use(layer: LayerDesc, spec: ChipSpec, violations: list[Violation]):
 
 
 def _conv_use(layer: LayerDesc, spec: ChipSpec, violations: list[Violation]):
+    from lavasparse.export.netx_export import weight_format
     from lavasparse.simulate.synops import synaptic_fanout
 
     w = layer.weight.astype(np.int64)
     if w.max(initial=0) > 255 or w.min(initial=0) < -256:
         violations.append(Violation(layer.name, "weight_bits", int(np.abs(w).max()), 255,
                                     "conv weights beyond 8 bits (netx passes conv weights unscaled)"))
-    signed = bool((w < 0).any())
-    bits = max(1, int(np.abs(w).max(initial=0)).bit_length()) + int(signed)
+    bits = weight_format(layer).weight_bits
     nonzero = int(synaptic_fanout(layer).sum())
     dense = layer.num_neurons * int(np.prod(w.shape[1:]))
     return dict(synapses_nonzero=nonzero, synapses_dense=dense, weight_bits=bits, weight_exponent=0,
