@@ -166,9 +166,6 @@ def _load_results(out: Path) -> dict[tuple[str, float], dict]:
     found = {}
     for path in (out / "trials").rglob("result.json"):
         r = json.loads(path.read_text())
-        if any("sigma" not in e for e in r["epochs"]):   # results written before sigma was recorded
-            sig = {m["epoch"]: m["sigma"] for m in map(json.loads, (path.parent / "metrics.jsonl").read_text().split("\n")[:-1])}
-            r["epochs"] = [dict(e, sigma=sig[e["epoch"]]) for e in r["epochs"]]
         found[(r["schedule"], float(f"{r['sigma0']:.3g}"))] = r
     return found
 
