@@ -2,6 +2,7 @@
 the checksum machinery, and the real MNIST copy when it is on this machine."""
 import gzip
 import hashlib
+import os
 import pickle
 import struct
 import tarfile
@@ -17,7 +18,9 @@ from lavasparse.train.data import load_dataset
 from lavasparse.train.encode import encode_batch
 from lavasparse.train.events import decode_nmnist, encode_nmnist
 
-SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+# ../shared/data/mnist beside the checkout, or wherever LAVASPARSE_MNIST_DIR points
+SHARED_MNIST = Path(os.environ.get("LAVASPARSE_MNIST_DIR",
+                                   Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"))
 
 
 def _write_idx(path, arr):
