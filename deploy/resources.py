@@ -105,18 +105,17 @@ def _max_input_current(w: np.ndarray, exponent: int, axes: tuple[int, ...]) -> i
 def _dense_use(layer: LayerDesc, spec: ChipSpec, violations: list[Violation]):
     w = layer.weight.astype(np.int64)
     n_out, n_in = w.shape
-    if w.any():
-        eff, bits, exponent, _ = netx_optimize_weight_bits(w if layer.weight_rec is None
-                                                           else np.hstack([w, layer.weight_rec.astype(np.int64)]))
-        eff = eff[:, :n_in]
+    mats = [w] if layer.weight_rec is None else [w, layer.weight_rec.astype(np.int64)]
+    both = np.hstack(mats)   # netx optimises a recurrent layer's two matrices together
+    if both.any():
+        both_eff, bits, exponent, _ = netx_optimize_weight_bits(both)
     else:
-        eff, bits, exponent = w, 0, 0
-    clipped = netx_needs_clipping(w if layer.weight_rec is None else np.hstack([w, layer.weight_rec]))
+        both_eff, bits, exponent = both, 0, 0
+    clipped = netx_needs_clipping(both)
     if clipped:
         violations.append(Violation(layer.name, "weight_bits", int(np.abs(w).max()), 254,
                                     f"{clipped} weights do not fit 8 bits with one exponent (mixed signs must lie "
                                     f"in -256..254); netx would clip them"))
-    mats = [w] if layer.weight_rec is None else [w, layer.weight_rec]
     nonzero = sum(int((m != 0).sum()) for m in mats)
     dense = sum(m.size for m in mats)
     inputs = n_in + (n_out if layer.weight_rec is not None else 0)
@@ -130,10 +129,9 @@ def _dense_use(layer: LayerDesc, spec: ChipSpec, violations: list[Violation]):
         violations.append(Violation(layer.name, "synaptic_memory_bits_per_core", per_neuron,
                                     spec.synaptic_memory_bits_per_core.value,
                                     "one neuron's synapses alone exceed a core's memory: the layer cannot be split"))
-    current = _max_input_current(eff, exponent, (1,))
+    current = _max_input_current(both_eff[:, :n_in], exponent, (1,))
     if layer.weight_rec is not None:
-        rec_eff = netx_optimize_weight_bits(np.hstack([w, layer.weight_rec.astype(np.int64)]))[0][:, n_in:]
-        current += _max_input_current(rec_eff, exponent, (1,))
+        current += _max_input_current(both_eff[:, n_in:], exponent, (1,))
     return dict(synapses_nonzero=nonzero, synapses_dense=dense, weight_bits=int(bits), weight_exponent=int(exponent),
                 memory=memory, encoding=encoding, axons_in=inputs, current=current,
                 max_delay=int(layer.delay_in_file_max or 0))

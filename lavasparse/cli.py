@@ -292,11 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(fn=cmd_compare)
 
     pl = sub.add_parser("pipeline", help="train baseline + sparse, export, deploy on Lava, profile, compare")
-    pl.add_argument("--out", required=True, help="output folder (resumable)")
-    pl.add_argument("--test-limit", type=int, default=None, help="use only the first N test images")
-    _add_engine_args(pl)
-    _add_sparse_args(pl)
-    _add_energy_arg(pl)
+    _add_run_args(pl)
     pl.add_argument("--val-tolerance", type=float, default=0.01,
                     help="sigma0 choice: largest within this validation accuracy of the baseline (0: iso)")
     _add_train_args(pl)
@@ -306,11 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     from lavasparse.train.selection import SearchPlan
 
     sw = sub.add_parser("sweep", help="the paper's Tables 1 and 2: largest sigma0 per schedule, on the target")
-    sw.add_argument("--out", required=True, help="output folder (resumable)")
-    sw.add_argument("--test-limit", type=int, default=None, help="use only the first N test samples")
-    _add_engine_args(sw)
-    _add_sparse_args(sw)
-    _add_energy_arg(sw)
+    _add_run_args(sw)
     sw.add_argument("--schedules", nargs="+", default=list(PAPER_SCHEDULES), choices=PAPER_SCHEDULES)
     sw.add_argument("--sigma0-start", type=float, default=SearchPlan.start, help="first sigma0 tried")
     sw.add_argument("--factor", type=float, default=SearchPlan.factor, help="bracketing step (multiplier)")
@@ -326,6 +318,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common_args(sw)
     sw.set_defaults(fn=cmd_sweep)
     return p
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    """What pipeline and sweep share beyond the training arguments (RunSettings)."""
+    p.add_argument("--out", required=True, help="output folder (resumable)")
+    p.add_argument("--test-limit", type=int, default=None, help="use only the first N test samples")
+    _add_engine_args(p)
+    _add_sparse_args(p)
+    _add_energy_arg(p)
 
 
 def _add_sparse_args(p: argparse.ArgumentParser) -> None:

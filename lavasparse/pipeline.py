@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from lavasparse.fileio import write_json, write_npy, write_npz
+from lavasparse.simulate.energy import DEFAULT_PROFILE, EnergyProfile
 
 
 # The architecture each dataset gets when none is named: the papers' nets
@@ -70,7 +71,7 @@ class RunSettings:
     device: str = "auto"
     engine: str = "emulator"  # who computes the target's spikes: 'emulator' (bit-exact, batched) or 'lava'
     cross_check: int = 16     # with the emulator: run this many samples through Lava too, stop on a difference
-    energy_profile: str = "loihi1-davies2018"   # a name in simulate/profiles/ or a .json path
+    energy_profile: str = DEFAULT_PROFILE   # a name in simulate/profiles/ or a .json path
 
     def __post_init__(self):
         if self.sparse_init not in ("baseline", "scratch"):
@@ -161,8 +162,6 @@ def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray
     target = run_target(net_path, test_input, engine, cross_check, progress=progress)
     write_npz(out_dir / "target_spikes.npz",
               **{name: s.astype(np.int8) for name, s in zip(target.layer_names, target.spikes)})
-    from lavasparse.simulate.energy import EnergyProfile
-
     energy = EnergyProfile.load(energy_profile) if energy_profile else None
     profile = profile_run(desc, test_input, target.spikes, energy)
     profile["neurobench"]["Footprint"] = footprint_bytes(model)   # the SLAYER model's bytes, as NeuroBench counts them

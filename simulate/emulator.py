@@ -350,6 +350,15 @@ def _with_history(tail: torch.Tensor, windows: torch.Tensor, h: int) -> torch.Te
     return full[idx]
 
 
+def _advance(tail: torch.Tensor, windows: torch.Tensor, h: int) -> torch.Tensor:
+    """The stream's last h steps once the batch's windows (T, B, ...) follow
+    ``tail``; only the windows that reach into those steps are copied."""
+    if h == 0:
+        return tail[:0]
+    k = min(windows.shape[1], -(-h // windows.shape[0]))
+    return Emulator._tail(torch.cat([tail, _stream(windows[:, windows.shape[1] - k:])]), h)
+
+
 class Emulator:
     """Batched fixed-point emulation of a netx description; see the module doc.
 
@@ -465,7 +474,7 @@ class Emulator:
                 if self.streaming:
                     flat = x.reshape(steps, b, -1).to(torch.float64)   # exact for any int32 payload
                     src = _with_history(tails[i], flat, h).reshape(h + steps, b, *x.shape[2:])
-                    tails[i] = self._tail(torch.cat([tails[i], _stream(flat)]), self.carry[i])
+                    tails[i] = _advance(tails[i], flat, self.carry[i])
                 a_in = layer.synapse(src, steps)
                 if layer.rec is not None:
                     s, (u, v) = self._recurrent_layer(layer, a_in, tails[i + 1], record_states)
@@ -480,7 +489,7 @@ class Emulator:
             if self.streaming:
                 last = len(self.layers)
                 flat = x.reshape(steps, x.shape[1], -1).to(torch.float64)
-                tails[last] = self._tail(torch.cat([tails[last], _stream(flat)]), self.carry[last])
+                tails[last] = _advance(tails[last], flat, self.carry[last])
         cat = lambda parts: [np.concatenate(p) for p in parts]
         return EmulatorRun([l.desc.name for l in self.layers], cat(outs),
                            cat(us) if record_states else None, cat(vs) if record_states else None)

@@ -72,7 +72,7 @@ def profile_run(desc: NetDescription, inputs: np.ndarray, layer_spikes: list[np.
     weights = sum(r["synapses_dense"] for r in rows)
     neurobench = {
         "Effective_ACs": per_sample["synops"],
-        "Dense": float(sum(r["synapses_dense"] for r in rows) * steps),
+        "Dense": float(weights * steps),
         "Activation_Sparsity": 1 - totals["spikes"] / max(1, totals["neuron_updates"]),
         "Connection_Sparsity": 1 - sum(r["synapses_nonzero"] for r in rows) / weights if weights else 0.0,
     }
