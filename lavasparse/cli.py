@@ -23,6 +23,7 @@ def _add_common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-rate", type=float, default=None, help="spikes per step of a white pixel "
                    "(default 0.5 for train, 1.0 for pipeline and sweep)")
     p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--batch-size", type=int, default=32, help="samples per optimiser step")
     p.add_argument("--lr", type=float, default=None, help="default 1e-2 for digits, 1e-3 for the others")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-limit", type=int, default=None, help="use only the first N training samples")
@@ -50,6 +51,7 @@ def _download_if_asked(a) -> None:
 def _run_settings(a) -> dict:
     """RunSettings fields from the common arguments (None: the dataclass default)."""
     d = {"dataset": a.dataset, "data_dir": a.data_dir, "arch": a.arch, "steps": a.steps, "epochs": a.epochs,
+         "batch_size": a.batch_size,
          "lr": a.lr, "seed": a.seed, "train_limit": a.train_limit, "device": a.device,
          "test_limit": a.test_limit, "engine": a.engine, "cross_check": a.cross_check,
          "sparse_init": a.sparse_init, "sparse_epochs": a.sparse_epochs, "energy_profile": a.energy_profile}
@@ -73,7 +75,7 @@ def cmd_train(a) -> int:
                     weight_scale=a.weight_scale if a.weight_scale is not None else NetConfig.weight_scale)
     cfg = TrainConfig(name=a.name or Path(a.out).name, dataset=a.dataset, data_dir=a.data_dir,
                       net=net, steps=a.steps, max_rate=a.max_rate if a.max_rate is not None else TrainConfig.max_rate,
-                      epochs=a.epochs,
+                      epochs=a.epochs, batch_size=a.batch_size,
                       lr=a.lr or DEFAULT_LR.get(a.dataset, FALLBACK_LR), schedule=schedule, sigma0=a.sigma0[0] if a.sigma0 else 0.0, seed=a.seed,
                       train_limit=a.train_limit, device=a.device)
     _download_if_asked(a)

@@ -56,6 +56,7 @@ class RunSettings:
     steps: int = 16
     max_rate: float = 1.0
     epochs: int = 60
+    batch_size: int = 32
     lr: float | None = None          # None: DEFAULT_LR for the dataset
     seed: int = 0
     # 'baseline': fine-tune each sparse network from the baseline's best
@@ -96,6 +97,7 @@ class RunSettings:
         return TrainConfig(name=name, dataset=self.dataset, data_dir=self.data_dir,
                            net=NetConfig(arch=self.arch, weight_scale=self.weight_scale), steps=self.steps,
                            max_rate=self.max_rate, epochs=self.sparse_epochs if finetune else self.epochs,
+                           batch_size=self.batch_size,
                            lr=self.sparse_lr if finetune else self.lr, schedule=schedule, sigma0=sigma0,
                            seed=self.seed, train_limit=self.train_limit, device=self.device,
                            init_from=init_from)

@@ -28,7 +28,7 @@ import os
 import platform
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 
@@ -100,6 +100,17 @@ def _ray_trainable(config: dict) -> None:
     tune.report(run_trial(config["spec"]))
 
 
+def _machine_cpus() -> int:
+    """CPUs this process may use (a container's share, not the host's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _uses_gpu(config: SweepConfig) -> bool:
+    import torch
+
+    return torch.cuda.is_available() and config.device != "cpu"
+
+
 def _run_trials(specs: list[dict], config: SweepConfig, out: Path, address: str | None, round_no: int) -> None:
     """Run the trials in ``specs``; each writes its result.json."""
     if config.executor == "local":
@@ -108,15 +119,15 @@ def _run_trials(specs: list[dict], config: SweepConfig, out: Path, address: str 
 
 
 def _run_trials_locally(specs: list[dict], config: SweepConfig) -> None:
-    """A process pool: one trial per ``cpus_per_trial`` cores (one at a time
-    on a GPU), each retried up to ``max_failures`` times."""
+    """A process pool: one trial per ``cpus_per_trial`` cores, or on a GPU
+    1 / ``gpus_per_trial`` trials at once (a small SNN leaves most of a GPU
+    idle); each retried up to ``max_failures`` times."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    import torch
-
-    workers = 1 if torch.cuda.is_available() and config.device != "cpu" else \
-        max(1, (os.cpu_count() or 1) // config.cpus_per_trial)
+    workers = max(1, _machine_cpus() // max(s["threads"] for s in specs))
+    if _uses_gpu(config):
+        workers = min(workers, max(1, int(1 / (config.gpus_per_trial or 0.25))))
     pending = {i: 0 for i in range(len(specs))}
     # spawn: a fresh interpreter per worker (torch and fork do not mix)
     with ProcessPoolExecutor(max_workers=min(workers, len(specs)),
@@ -148,7 +159,8 @@ def _run_trials_on_ray(specs: list[dict], config: SweepConfig, out: Path, addres
     gpus = config.gpus_per_trial
     if gpus is None:
         gpus = 0.25 if ray.cluster_resources().get("GPU", 0) > 0 and config.device != "cpu" else 0.0
-    trainable = tune.with_resources(_ray_trainable, {"cpu": config.cpus_per_trial, "gpu": gpus})
+    cpus = min(max(s["threads"] for s in specs), int(ray.cluster_resources().get("CPU", 1)))
+    trainable = tune.with_resources(_ray_trainable, {"cpu": cpus, "gpu": gpus})
     tuner = tune.Tuner(
         trainable,
         param_space={"spec": tune.grid_search(specs)},
@@ -170,7 +182,7 @@ def _load_results(out: Path) -> dict[tuple[str, float], dict]:
     return found
 
 
-def _spec(config: SweepConfig, out: Path, schedule: str, sigma0: float) -> dict:
+def _spec(config: SweepConfig, out: Path, schedule: str, sigma0: float, threads: int | None = None) -> dict:
     run_dir = _trial_dir(out, schedule, sigma0)
     init = None
     if schedule != "baseline" and config.sparse_init == "baseline":
@@ -178,7 +190,7 @@ def _spec(config: SweepConfig, out: Path, schedule: str, sigma0: float) -> dict:
     name = "baseline" if schedule == "baseline" else f"{schedule}-{sigma0:.3g}"
     train = config.train_config(name, schedule, 0.0 if schedule == "baseline" else sigma0, init)
     train.keep_epochs = schedule != "baseline"   # the epoch is chosen on validation, per table
-    return {"run_dir": str(run_dir), "train": train.to_dict(), "threads": config.cpus_per_trial}
+    return {"run_dir": str(run_dir), "train": train.to_dict(), "threads": threads or config.cpus_per_trial}
 
 
 def search(config: SweepConfig, out: Path, address: str | None = None, progress: bool = True) -> dict:
@@ -189,7 +201,10 @@ def search(config: SweepConfig, out: Path, address: str | None = None, progress:
     if ("baseline", 0.0) not in results:
         if progress:
             print("== round 0: baseline", flush=True)
-        _run_trials([_spec(config, out, "baseline", 0.0)], config, out, address, round_no)
+        # The baseline trains alone, so on this machine it takes every core
+        # (on a cluster, one trial's share: its node is not known here).
+        threads = config.cpus_per_trial if address else max(config.cpus_per_trial, _machine_cpus())
+        _run_trials([_spec(config, out, "baseline", 0.0, threads)], config, out, address, round_no)
         results = _load_results(out)
     base = results[("baseline", 0.0)]
     while True:
@@ -222,7 +237,11 @@ def _provenance() -> dict:
             return None
     import torch
 
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain")),
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain") if commit else None
+    # A copy of the checkout without .git (bin/lavasparse-from-source) names its commit in the environment.
+    return {"commit": commit or os.environ.get("LAVASPARSE_COMMIT") or None,
+            "dirty": bool(status) if commit else None,
             "machine": f"{platform.node()}: {platform.processor() or platform.machine()}, "
                        f"{os.cpu_count()} CPUs" + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""),
             "python": platform.python_version(), "torch": torch.__version__}
@@ -235,7 +254,7 @@ def run_sweep(config: SweepConfig, out: str | Path, address: str | None = None, 
     out.mkdir(parents=True, exist_ok=True)
     settings = json.loads(json.dumps(asdict(config)))
     old = out / "sweep.json"
-    if old.exists() and json.loads(old.read_text()) != settings:
+    if old.exists() and not _same_settings(json.loads(old.read_text()), settings, config):
         raise ValueError(f"{old}: this folder holds a sweep with other settings; use a new folder "
                          f"or the same settings to resume")
     write_json(old, settings)
@@ -314,6 +333,14 @@ def run_sweep(config: SweepConfig, out: str | Path, address: str | None = None, 
     return doc
 
 
+def _same_settings(old: dict, new: dict, config: SweepConfig) -> bool:
+    """Whether a folder's sweep.json describes the sweep ``new``. A setting
+    added to SweepConfig after the folder was written (absent from ``old``)
+    matches when it holds its default, which is what the old sweep ran with."""
+    defaults = {f.name: f.default for f in fields(config) if f.default is not MISSING}
+    return all(old.get(k, defaults.get(k, MISSING)) == v for k, v in new.items()) and old.keys() <= new.keys()
+
+
 def tables_markdown(doc: dict) -> str:
     lines = [f"# Sparsity sweep: {doc['dataset']}, {doc['arch']}", "",
              f"Test set: {doc['test_samples']} samples, on the target (engine per row). "
@@ -322,7 +349,7 @@ def tables_markdown(doc: dict) -> str:
              f"and {doc['search']['bisect_steps']} bisection steps, on validation (80/20 split); each trial is "
              f"judged by its epoch with the fewest hidden spikes among those that keep the table's accuracy, "
              f"and that epoch runs the test set. 'none': no sigma_0 down to {doc['search']['low']:g} kept it.", "",
-             f"Command: `{doc['command']}`  ", f"Commit: {doc['commit']}{' (uncommitted changes)' if doc['dirty'] else ''}  ",
+             f"Command: `{doc['command']}`  ", f"Commit: {doc['commit']}{_dirty_note(doc['dirty'])}  ",
              f"Machine: {doc['machine']}; {doc['seconds'] / 60:.1f} min", ""]
     for table, title in (("table1", "Table 1: iso-accuracy (validation accuracy no lower than the baseline's)"),
                          ("table2", "Table 2: under 1 point of validation accuracy lost")):
@@ -339,6 +366,10 @@ def tables_markdown(doc: dict) -> str:
                          f"| {r['synops_per_sample']:.0f} | {1e9 * r['energy_per_sample_j']:.2f} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _dirty_note(dirty: bool | None) -> str:
+    return {True: " (uncommitted changes)", None: " (working tree not checked: no .git)"}.get(dirty, "")
 
 
 def plot_front(trials: list[dict], baseline: dict, tables: dict, path: Path) -> None:

@@ -1,5 +1,6 @@
 """The sigma_0 search (pure), and a small sweep through Ray Tune on digits:
 both tables on the target, resume without retraining, failures reported."""
+import dataclasses
 import json
 import math
 
@@ -101,6 +102,15 @@ def test_small_sweep_on_digits(tmp_path, capsys):
     # Other settings in the same folder are refused.
     with pytest.raises(ValueError, match="other settings"):
         run_sweep(SweepConfig(arch="64-8-10", schedules=("linear",)), tmp_path)
+    # A folder written before a setting existed resumes when the setting holds its default...
+    settings = json.loads((tmp_path / "sweep.json").read_text())
+    del settings["batch_size"]
+    (tmp_path / "sweep.json").write_text(json.dumps(settings))
+    assert run_sweep(cfg, tmp_path, command="test")["table2"] == doc["table2"]
+    # ... and not otherwise.
+    (tmp_path / "sweep.json").write_text(json.dumps(settings))
+    with pytest.raises(ValueError, match="other settings"):
+        run_sweep(dataclasses.replace(cfg, batch_size=16), tmp_path)
 
 
 @pytest.mark.slow
