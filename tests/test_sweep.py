@@ -3,6 +3,8 @@ both tables on the target, resume without retraining, failures reported."""
 import dataclasses
 import json
 import math
+import subprocess
+import sys
 
 import pytest
 
@@ -126,3 +128,29 @@ def test_failed_trial_is_reported(tmp_path, executor):
     (trial / "config.json").write_text(json.dumps({"name": "someone else's"}))
     with pytest.raises(TrialsFailed, match="trials/baseline"):
         run_sweep(cfg, tmp_path, command="test")
+
+
+@pytest.mark.slow
+def test_sweep_runs_where_lava_does_not_import(tmp_path):
+    """The lent GPU machines import SLAYER but not lava-nc: with the local pool
+    and no Lava cross-check, a sweep must not touch lava.magma or netx."""
+    code = f"""
+import importlib.abc, sys
+class NoLava(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.startswith(("lava.magma", "lava.lib.dl.netx", "lava.proc")):
+            raise ImportError("no lava-nc here: " + name)
+sys.meta_path.insert(0, NoLava())
+from lavasparse.sweep import SweepConfig, run_sweep
+from lavasparse.train.selection import SearchPlan
+cfg = SweepConfig(arch="64-16-10", epochs=2, sparse_epochs=2, train_limit=200, test_limit=30, cross_check=0,
+                  device="cpu", schedules=("linear",), plan=SearchPlan(start=1e-4, bisect_steps=0),
+                  executor="local")
+doc = run_sweep(cfg, {str(tmp_path)!r}, command="test", progress=False)
+row = doc["table2"][0]
+print(row["engine"], row["cross_checked_on_lava"], row["test_accuracy_target"])
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    engine, checked, accuracy = res.stdout.split()[-3:]
+    assert (engine, checked) == ("emulator", "0") and 0 <= float(accuracy) <= 1
