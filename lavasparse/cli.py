@@ -18,13 +18,16 @@ def _add_common_args(p: argparse.ArgumentParser) -> None:
                    help="fetch the dataset's official files into --data-dir first (checksums verified)")
     p.add_argument("--arch", default=None, help="e.g. 784-500-10 or 1x28x28-c16k5-p2-c32k3-p2-10 "
                    "(default: one per dataset, see README)")
-    p.add_argument("--weight-scale", type=float, default=None, help="SLAYER weight initialisation scale")
-    p.add_argument("--steps", type=int, default=16, help="time steps per sample")
-    p.add_argument("--max-rate", type=float, default=None, help="spikes per step of a white pixel "
-                   "(default 0.5 for train, 1.0 for pipeline and sweep)")
-    p.add_argument("--epochs", type=int, default=60)
-    p.add_argument("--batch-size", type=int, default=32, help="samples per optimiser step")
-    p.add_argument("--lr", type=float, default=None, help="default 1e-2 for digits, 1e-3 for the others")
+    p.add_argument("--weight-scale", type=float, default=None, help="SLAYER weight initialisation scale (default 1)")
+    p.add_argument("--steps", type=int, default=None, help="time steps per sample (default 16)")
+    p.add_argument("--max-rate", type=float, default=None, help="spikes per step of a white pixel (default 1)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 60)")
+    p.add_argument("--batch-size", type=int, default=None, help="samples per optimiser step (default 32)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-2 for digits, 1e-3 for the others)")
+    p.add_argument("--true-rate", type=float, default=None,
+                   help="output spikes per step the loss asks of the true class (default 0.85 for mnist, 0.3 else)")
+    p.add_argument("--false-rate", type=float, default=None,
+                   help="output spikes per step the loss asks of the other classes (default 0.05 for mnist, 0.02 else)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-limit", type=int, default=None, help="use only the first N training samples")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -49,35 +52,24 @@ def _download_if_asked(a) -> None:
 
 
 def _run_settings(a) -> dict:
-    """RunSettings fields from the common arguments (None: the dataclass default)."""
-    d = {"dataset": a.dataset, "data_dir": a.data_dir, "arch": a.arch, "steps": a.steps, "epochs": a.epochs,
-         "batch_size": a.batch_size,
-         "lr": a.lr, "seed": a.seed, "train_limit": a.train_limit, "device": a.device,
-         "test_limit": a.test_limit, "engine": a.engine, "cross_check": a.cross_check,
-         "sparse_init": a.sparse_init, "sparse_epochs": a.sparse_epochs, "energy_profile": a.energy_profile}
-    if a.weight_scale is not None:
-        d["weight_scale"] = a.weight_scale
-    if a.max_rate is not None:
-        d["max_rate"] = a.max_rate
-    return d
+    """RunSettings fields from the parsed arguments: those given (not None)
+    override the dataclass defaults, which are the one place defaults live."""
+    from dataclasses import fields
+
+    from lavasparse.pipeline import RunSettings
+
+    names = {f.name for f in fields(RunSettings)}
+    return {k: v for k, v in vars(a).items() if k in names and v is not None}
 
 
 def cmd_train(a) -> int:
-    from lavasparse.train.model import NetConfig
-    from lavasparse.train.trainer import TrainConfig, train
+    from lavasparse.pipeline import RunSettings
+    from lavasparse.train.trainer import train
 
-    schedule = a.schedule or "baseline"
     if a.sigma0 and len(a.sigma0) > 1:
         raise ValueError("train takes one --sigma0")
-    from lavasparse.pipeline import DEFAULT_ARCH, DEFAULT_LR, FALLBACK_LR
-
-    net = NetConfig(arch=a.arch or (NetConfig.arch if a.dataset == "digits" else DEFAULT_ARCH[a.dataset]),
-                    weight_scale=a.weight_scale if a.weight_scale is not None else NetConfig.weight_scale)
-    cfg = TrainConfig(name=a.name or Path(a.out).name, dataset=a.dataset, data_dir=a.data_dir,
-                      net=net, steps=a.steps, max_rate=a.max_rate if a.max_rate is not None else TrainConfig.max_rate,
-                      epochs=a.epochs, batch_size=a.batch_size,
-                      lr=a.lr or DEFAULT_LR.get(a.dataset, FALLBACK_LR), schedule=schedule, sigma0=a.sigma0[0] if a.sigma0 else 0.0, seed=a.seed,
-                      train_limit=a.train_limit, device=a.device)
+    cfg = RunSettings(**_run_settings(a)).train_config(a.name or Path(a.out).name, a.schedule or "baseline",
+                                                       a.sigma0[0] if a.sigma0 else 0.0)
     _download_if_asked(a)
     best = train(cfg, a.out)
     print(json.dumps(best, indent=2))

@@ -28,7 +28,7 @@ import os
 import platform
 import subprocess
 import time
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 
@@ -254,7 +254,7 @@ def run_sweep(config: SweepConfig, out: str | Path, address: str | None = None, 
     out.mkdir(parents=True, exist_ok=True)
     settings = json.loads(json.dumps(asdict(config)))
     old = out / "sweep.json"
-    if old.exists() and not _same_settings(json.loads(old.read_text()), settings, config):
+    if old.exists() and not _same_settings(json.loads(old.read_text()), settings):
         raise ValueError(f"{old}: this folder holds a sweep with other settings; use a new folder "
                          f"or the same settings to resume")
     write_json(old, settings)
@@ -333,12 +333,15 @@ def run_sweep(config: SweepConfig, out: str | Path, address: str | None = None, 
     return doc
 
 
-def _same_settings(old: dict, new: dict, config: SweepConfig) -> bool:
-    """Whether a folder's sweep.json describes the sweep ``new``. A setting
-    added to SweepConfig after the folder was written (absent from ``old``)
-    matches when it holds its default, which is what the old sweep ran with."""
-    defaults = {f.name: f.default for f in fields(config) if f.default is not MISSING}
-    return all(old.get(k, defaults.get(k, MISSING)) == v for k, v in new.items()) and old.keys() <= new.keys()
+# Settings added after sweep folders were first written, with the value that
+# those sweeps ran with, so that they still resume.
+_SETTINGS_BEFORE_THEY_EXISTED = {"batch_size": 32, "true_rate": 0.3, "false_rate": 0.02}
+
+
+def _same_settings(old: dict, new: dict) -> bool:
+    """Whether a folder's sweep.json describes the sweep ``new``."""
+    return old.keys() <= new.keys() and all(
+        old.get(k, _SETTINGS_BEFORE_THEY_EXISTED.get(k)) == v for k, v in new.items())
 
 
 def tables_markdown(doc: dict) -> str:

@@ -104,7 +104,7 @@ def test_small_sweep_on_digits(tmp_path, capsys):
     # Other settings in the same folder are refused.
     with pytest.raises(ValueError, match="other settings"):
         run_sweep(SweepConfig(arch="64-8-10", schedules=("linear",)), tmp_path)
-    # A folder written before a setting existed resumes when the setting holds its default...
+    # A folder written before a setting existed resumes with the value it ran with...
     settings = json.loads((tmp_path / "sweep.json").read_text())
     del settings["batch_size"]
     (tmp_path / "sweep.json").write_text(json.dumps(settings))
