@@ -207,7 +207,7 @@ def cmd_sweep(a) -> int:
     from lavasparse.sweep import SweepConfig, run_sweep
     from lavasparse.train.selection import SearchPlan
 
-    plan = SearchPlan(start=a.sigma0_start, factor=a.factor, bisect_steps=a.bisect_steps)
+    plan = SearchPlan(start=a.sigma0_start, factor=a.factor, bisect_steps=a.bisect_steps, low=a.sigma0_low)
     cfg = SweepConfig(**_run_settings(a), schedules=tuple(a.schedules), plan=plan,
                       cpus_per_trial=a.cpus_per_trial, gpus_per_trial=a.gpus_per_trial, executor=a.executor)
     _download_if_asked(a)
@@ -300,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--schedules", nargs="+", default=list(PAPER_SCHEDULES), choices=PAPER_SCHEDULES)
     sw.add_argument("--sigma0-start", type=float, default=SearchPlan.start, help="first sigma0 tried")
     sw.add_argument("--factor", type=float, default=SearchPlan.factor, help="bracketing step (multiplier)")
+    sw.add_argument("--sigma0-low", type=float, default=SearchPlan.low,
+                    help="smallest sigma0 tried: below it a schedule is reported as 'none' (each step down costs a round)")
     sw.add_argument("--bisect-steps", type=int, default=SearchPlan.bisect_steps,
                     help="bisections of the bracket (log space)")
     sw.add_argument("--address", default=None,

@@ -259,6 +259,9 @@ def run_sweep(config: SweepConfig, out: str | Path, address: str | None = None, 
                          f"or the same settings to resume")
     write_json(old, settings)
     t0 = time.time()
+    # Taken now: the code that runs is the code checked out at the start
+    # (trial processes import it afresh each round, so do not edit it meanwhile).
+    provenance = _provenance()
     found = search(config, out, address, progress)
 
     test_input, labels = config.test_input()
@@ -322,7 +325,8 @@ def run_sweep(config: SweepConfig, out: str | Path, address: str | None = None, 
            "rules": {"table1": "largest sigma_0 with validation accuracy >= the baseline's (iso-accuracy)",
                      "table2": "largest sigma_0 losing under 1 point of validation accuracy"},
            "search": asdict(config.plan), "sparse_init": config.sparse_init,
-           "command": command, **_provenance(), "seconds": time.time() - t0,
+           "command": command, **provenance, "seconds": time.time() - t0,
+           "train_seconds_total": sum(t.get("train_seconds", 0.0) for t in found["trials"]),
            "table1": tables["table1"], "table2": tables["table2"], "trials": found["trials"]}
     write_json(out / "tables.json", doc)
     md = tables_markdown(doc)
@@ -353,7 +357,9 @@ def tables_markdown(doc: dict) -> str:
              f"judged by its epoch with the fewest hidden spikes among those that keep the table's accuracy, "
              f"and that epoch runs the test set. 'none': no sigma_0 down to {doc['search']['low']:g} kept it.", "",
              f"Command: `{doc['command']}`  ", f"Commit: {doc['commit']}{_dirty_note(doc['dirty'])}  ",
-             f"Machine: {doc['machine']}; {doc['seconds'] / 60:.1f} min", ""]
+             f"Machine: {doc['machine']}; this invocation {doc['seconds'] / 60:.1f} min; "
+             f"{len(doc['trials'])} trials, training time summed over them "
+             f"{doc.get('train_seconds_total', 0.0) / 60:.1f} min (trials run in parallel)", ""]
     for table, title in (("table1", "Table 1: iso-accuracy (validation accuracy no lower than the baseline's)"),
                          ("table2", "Table 2: under 1 point of validation accuracy lost")):
         lines += [f"## {title}", "",
