@@ -205,7 +205,7 @@ def run_pipeline(config: PipelineConfig, out: str | Path, progress: bool = True)
     for s0 in sorted(config.sigma0):
         name = f"sparse-{config.schedule}-{s0:.0e}"
         print(f"== training {name} (schedule={config.schedule}, sigma0={s0:g})", flush=True)
-        init = str(out / "baseline" / "best.pt") if config.sparse_init == "baseline" else None
+        init = str(Path("..", "baseline", "best.pt")) if config.sparse_init == "baseline" else None  # from out / name
         best = train(config.train_config(name, config.schedule, s0, init), out / name, progress=progress)
         trials.append(Trial(s0, best["val_accuracy"], best["val_hidden_spikes"]))
         names[s0] = name

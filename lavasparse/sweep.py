@@ -186,7 +186,8 @@ def _spec(config: SweepConfig, out: Path, schedule: str, sigma0: float, threads:
     run_dir = _trial_dir(out, schedule, sigma0)
     init = None
     if schedule != "baseline" and config.sparse_init == "baseline":
-        init = str(_trial_dir(out, "baseline", 0.0) / "best.pt")
+        # relative to the trial's folder: the sweep's folder can move (see TrainConfig.init_from)
+        init = os.path.relpath(_trial_dir(out, "baseline", 0.0) / "best.pt", run_dir)
     name = "baseline" if schedule == "baseline" else f"{schedule}-{sigma0:.3g}"
     train = config.train_config(name, schedule, 0.0 if schedule == "baseline" else sigma0, init)
     train.keep_epochs = schedule != "baseline"   # the epoch is chosen on validation, per table

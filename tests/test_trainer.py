@@ -56,6 +56,35 @@ def test_run_folder_refuses_other_config(tmp_path):
         train(small_config(lr=0.5), tmp_path, progress=False)
 
 
+def test_fine_tuning_runs_move_with_their_folder(tmp_path, monkeypatch):
+    """init_from relative to the run folder: a folder of runs, half-trained,
+    resumes after a move (a sweep's trials point at its baseline this way)."""
+    train(small_config(epochs=1), tmp_path / "a" / "base", progress=False)
+    tuned = small_config(epochs=2, init_from="../base/best.pt", schedule="linear", sigma0=1e-4)
+    real = trainer.evaluate
+    calls = {"n": 0}
+
+    def dying_evaluate(*a, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(trainer, "evaluate", dying_evaluate)
+    with pytest.raises(KeyboardInterrupt):
+        train(tuned, tmp_path / "a" / "tuned", progress=False)
+    monkeypatch.setattr(trainer, "evaluate", real)
+    (tmp_path / "a").rename(tmp_path / "b")
+    train(tuned, tmp_path / "b" / "tuned", progress=False)
+    assert torch.load(tmp_path / "b" / "tuned" / "last.pt")["epoch"] == 2
+    # The same file named by an absolute path is the same run; another file is not.
+    train(small_config(epochs=2, init_from=str(tmp_path / "b" / "base" / "best.pt"), schedule="linear",
+                       sigma0=1e-4), tmp_path / "b" / "tuned", progress=False)
+    with pytest.raises(ValueError, match="config.json"):
+        train(small_config(epochs=2, init_from="../tuned/best.pt", schedule="linear", sigma0=1e-4),
+              tmp_path / "b" / "tuned", progress=False)
+
+
 def test_sparsity_term_enters_the_loss():
     from lavasparse.train.loss import SparsityLoss, spike_count
 

@@ -51,7 +51,10 @@ class TrainConfig:
     true_rate: float = 0.3
     false_rate: float = 0.02
     train_limit: int | None = None   # use only the first N training images (tests, smoke runs)
-    init_from: str | None = None     # start from this checkpoint's weights (fine-tuning), not at random
+    # Start from this checkpoint's weights (fine-tuning), not at random. A
+    # relative path is taken from the run folder, so that a folder of runs
+    # (a sweep) can move.
+    init_from: str | None = None
     keep_epochs: bool = False        # also save every epoch's weights (epochs/NNN.pt), to pick one later
     device: str = "auto"
 
@@ -117,7 +120,7 @@ def train(config: TrainConfig, run_dir: str | Path, progress: bool = True) -> di
     cfg_path = run_dir / "config.json"
     if cfg_path.exists():
         old = json.loads(cfg_path.read_text())
-        if old != json.loads(json.dumps(config.to_dict())):
+        if _comparable(old, run_dir) != _comparable(json.loads(json.dumps(config.to_dict())), run_dir):
             raise ValueError(f"{cfg_path}: the run folder holds another configuration; "
                              f"use a new folder or the same settings to resume")
     else:
@@ -145,7 +148,7 @@ def train(config: TrainConfig, run_dir: str | Path, progress: bool = True) -> di
     loss_fn = SparsityLoss(config.true_rate, config.false_rate).to(device)
 
     if config.init_from:
-        state = torch.load(config.init_from, map_location=device)
+        state = torch.load(_init_path(config.init_from, run_dir), map_location=device)
         try:
             model.load_state_dict(state["model"])
         except RuntimeError as e:
@@ -217,6 +220,17 @@ def train(config: TrainConfig, run_dir: str | Path, progress: bool = True) -> di
                   f"val={record['val_accuracy']:.3f}  hidden spikes/sample={record['val_hidden_spikes']:.1f}"
                   f"{'  *best' if best is record else ''}", flush=True)
     return best
+
+
+def _init_path(init_from: str, run_dir: Path) -> Path:
+    return (run_dir / init_from).resolve()   # an absolute init_from stays as it is
+
+
+def _comparable(config: dict, run_dir: Path) -> dict:
+    """A config as a restart compares it: init_from as the file it names."""
+    if config.get("init_from"):
+        config = {**config, "init_from": str(_init_path(config["init_from"], run_dir))}
+    return config
 
 
 def _better(record: dict, best: dict) -> bool:
