@@ -11,8 +11,8 @@ from lavasparse.train.trainer import TrainConfig, load_trained, train
 
 
 def small_config(**kw):
-    return TrainConfig(name="t", net=NetConfig(arch="64-32-10"), steps=8, max_rate=1.0, epochs=3,
-                       batch_size=16, train_limit=400, device="cpu", **kw)
+    return TrainConfig(**{"name": "t", "net": NetConfig(arch="64-32-10"), "steps": 8, "max_rate": 1.0, "epochs": 3,
+                          "batch_size": 16, "train_limit": 400, "device": "cpu", **kw})
 
 
 def test_training_learns_and_writes_run_folder(tmp_path):
