@@ -154,3 +154,15 @@ print(row["engine"], row["cross_checked_on_lava"], row["test_accuracy_target"])
     assert res.returncode == 0, res.stderr[-3000:]
     engine, checked, accuracy = res.stdout.split()[-3:]
     assert (engine, checked) == ("emulator", "0") and 0 <= float(accuracy) <= 1
+
+
+def test_every_dataset_has_defaults():
+    from lavasparse.pipeline import DATASET_DEFAULTS, RunSettings
+    from lavasparse.train.data import DATASETS
+
+    assert set(DATASET_DEFAULTS) == set(DATASETS)
+    for name in DATASETS:
+        s = RunSettings(dataset=name)
+        assert s.arch and s.lr > 0 and 0 < s.false_rate < s.true_rate <= 1
+    with pytest.raises(ValueError, match="unknown dataset"):
+        RunSettings(dataset="imagenet")
