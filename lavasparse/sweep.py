@@ -37,7 +37,8 @@ from lavasparse.pipeline import RunSettings, evaluate_on_target
 from lavasparse.train.selection import SearchPlan, largest_passing, pick_epoch
 
 PAPER_SCHEDULES = ("constant", "linear", "quadratic", "alternating", "alternating_linear")
-TABLES = {"table1": 0.0, "table2": 0.01}   # tolerance: iso-accuracy; under 1 point lost
+TABLES = {"table1": 0.0, "table2": 0.01}
+GPU_SHARE = 0.25   # of a GPU per trial by default: a small SNN leaves most of it idle   # tolerance: iso-accuracy; under 1 point lost
 
 
 class TrialsFailed(RuntimeError):
@@ -49,7 +50,7 @@ class SweepConfig(RunSettings):
     schedules: tuple[str, ...] = PAPER_SCHEDULES
     plan: SearchPlan = field(default_factory=SearchPlan)
     cpus_per_trial: int = 1
-    gpus_per_trial: float | None = None   # None: 0.25 when CUDA is there (4 small trials per GPU), else 0
+    gpus_per_trial: float | None = None   # None: GPU_SHARE when CUDA is there, else 0
     max_failures: int = 2                 # retries of a trial that dies
     # 'ray': Ray Tune (this machine, or a cluster); 'local': a process pool on
     # this machine, for where Ray does not install (same retries and resume).
@@ -112,22 +113,24 @@ def _uses_gpu(config: SweepConfig) -> bool:
 
 
 def _run_trials(specs: list[dict], config: SweepConfig, out: Path, address: str | None, round_no: int) -> None:
-    """Run the trials in ``specs``; each writes its result.json."""
+    """Run the trials in ``specs``; each writes its result.json. Each trial
+    takes the CPU threads of the hungriest spec (the round's specs share one)."""
+    threads = max(s["threads"] for s in specs)
     if config.executor == "local":
-        return _run_trials_locally(specs, config)
-    return _run_trials_on_ray(specs, config, out, address, round_no)
+        return _run_trials_locally(specs, config, threads)
+    return _run_trials_on_ray(specs, config, out, address, round_no, threads)
 
 
-def _run_trials_locally(specs: list[dict], config: SweepConfig) -> None:
+def _run_trials_locally(specs: list[dict], config: SweepConfig, threads: int) -> None:
     """A process pool: one trial per ``cpus_per_trial`` cores, or on a GPU
     1 / ``gpus_per_trial`` trials at once (a small SNN leaves most of a GPU
     idle); each retried up to ``max_failures`` times."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    workers = max(1, _machine_cpus() // max(s["threads"] for s in specs))
+    workers = max(1, _machine_cpus() // threads)
     if _uses_gpu(config):
-        workers = min(workers, max(1, int(1 / (config.gpus_per_trial or 0.25))))
+        workers = min(workers, max(1, int(1 / (config.gpus_per_trial or GPU_SHARE))))
     pending = {i: 0 for i in range(len(specs))}
     # spawn: a fresh interpreter per worker (torch and fork do not mix)
     with ProcessPoolExecutor(max_workers=min(workers, len(specs)),
@@ -146,7 +149,7 @@ def _run_trials_locally(specs: list[dict], config: SweepConfig) -> None:
 
 
 def _run_trials_on_ray(specs: list[dict], config: SweepConfig, out: Path, address: str | None,
-                       round_no: int) -> None:
+                       round_no: int, threads: int) -> None:
     # Ray's newer console output prints a table per round even at verbose=0;
     # our own round lines say what runs.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -158,8 +161,8 @@ def _run_trials_on_ray(specs: list[dict], config: SweepConfig, out: Path, addres
         ray.init(address=address, **kw) if address else ray.init(**kw)
     gpus = config.gpus_per_trial
     if gpus is None:
-        gpus = 0.25 if ray.cluster_resources().get("GPU", 0) > 0 and config.device != "cpu" else 0.0
-    cpus = min(max(s["threads"] for s in specs), int(ray.cluster_resources().get("CPU", 1)))
+        gpus = GPU_SHARE if ray.cluster_resources().get("GPU", 0) > 0 and config.device != "cpu" else 0.0
+    cpus = min(threads, int(ray.cluster_resources().get("CPU", 1)))
     trainable = tune.with_resources(_ray_trainable, {"cpu": cpus, "gpu": gpus})
     tuner = tune.Tuner(
         trainable,
