@@ -10,6 +10,7 @@ from pathlib import Path
 def _add_common_args(p: argparse.ArgumentParser) -> None:
     """What train, pipeline and sweep share: data, network, encoding, optimiser."""
     from lavasparse.train.data import DATASETS
+    from lavasparse.train.encode import ENCODINGS
 
     p.add_argument("--dataset", default="digits", choices=DATASETS)
     p.add_argument("--data-dir", help="folder with the dataset's files in their published format "
@@ -20,10 +21,16 @@ def _add_common_args(p: argparse.ArgumentParser) -> None:
                    "(default: one per dataset, see README)")
     p.add_argument("--weight-scale", type=float, default=None, help="SLAYER weight initialisation scale (default 1)")
     p.add_argument("--steps", type=int, default=None, help="time steps per sample (default 16)")
-    p.add_argument("--max-rate", type=float, default=None, help="spikes per step of a white pixel (default 1)")
+    p.add_argument("--max-rate", type=float, default=None, help="spikes per step of a white pixel, rate code (default 1)")
+    p.add_argument("--encoding", default=None, choices=ENCODINGS,
+                   help="input code of images: rate (Bernoulli, default) or latency (one spike per pixel, "
+                        "brighter earlier); for pipeline and sweep, the baseline's")
+    p.add_argument("--val-draws", type=int, default=None,
+                   help="encodings of each validation image, averaged (default 8 for digits, else 1)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default 60)")
     p.add_argument("--batch-size", type=int, default=None, help="samples per optimiser step (default 32)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default 1e-2 for digits, 1e-3 for the others)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default 1e-2 for digits; else 1e-3 rate-coded, 3e-3 latency-coded)")
     p.add_argument("--true-rate", type=float, default=None,
                    help="output spikes per step the loss asks of the true class (default 0.85 for mnist, 0.3 else)")
     p.add_argument("--false-rate", type=float, default=None,
@@ -39,7 +46,8 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
     _add_common_args(p)
     p.add_argument("--schedule", default=None, choices=SCHEDULES)
     p.add_argument("--sigma0", type=float, default=None, nargs="+",
-                   help="spike-count loss weight (per hidden spike); for pipeline, candidates to choose from")
+                   help="cost weight (per hidden spike, synaptic op or nJ); for pipeline, the spike-trained "
+                        "candidates to choose from")
 
 
 def _download_if_asked(a) -> None:
@@ -69,7 +77,8 @@ def cmd_train(a) -> int:
     if a.sigma0 and len(a.sigma0) > 1:
         raise ValueError("train takes one --sigma0")
     cfg = RunSettings(**_run_settings(a)).train_config(a.name or Path(a.out).name, a.schedule or "baseline",
-                                                       a.sigma0[0] if a.sigma0 else 0.0)
+                                                       a.sigma0[0] if a.sigma0 else 0.0, cost=a.cost,
+                                                       prune_density=a.prune_density)
     _download_if_asked(a)
     best = train(cfg, a.out)
     print(json.dumps(best, indent=2))
@@ -180,15 +189,19 @@ def cmd_profile(a) -> int:
 
 
 def cmd_compare(a) -> int:
-    """Compare run folders that the pipeline (or evaluate) has filled."""
-    from lavasparse.pipeline import evaluate_on_target
-    from lavasparse.simulate.compare import write_report
+    """Compare training run folders on the test set, each in its own input code."""
     import numpy as np
 
-    x, labels = np.load(a.input), np.load(a.labels)
-    runs = [evaluate_on_target(Path(r), x, labels, a.engine, a.cross_check, energy_profile=a.energy_profile)
-            for r in a.runs]
-    print(write_report(runs, a.out).split("\n## Per layer")[0])
+    from lavasparse.pipeline import evaluate_on_target, run_test_input
+    from lavasparse.simulate.compare import write_report
+
+    if (a.input is None) != (a.labels is None):
+        raise ValueError("--input and --labels go together")
+    runs = []
+    for r in a.runs:
+        x, labels = (np.load(a.input), np.load(a.labels)) if a.input else run_test_input(Path(r), a.test_limit)
+        runs.append(evaluate_on_target(Path(r), x, labels, a.engine, a.cross_check, energy_profile=a.energy_profile))
+    print(write_report(runs, a.out)[0].split("\n## Per layer")[0])
     return 0
 
 
@@ -197,7 +210,9 @@ def cmd_pipeline(a) -> int:
 
     d = PipelineConfig()
     cfg = PipelineConfig(**_run_settings(a), val_tolerance=a.val_tolerance, schedule=a.schedule or d.schedule,
-                         sigma0=tuple(a.sigma0) if a.sigma0 else d.sigma0)
+                         sigma0=tuple(a.sigma0) if a.sigma0 is not None else d.sigma0,
+                         energy_sigma0=tuple(a.energy_sigma0) if a.energy_sigma0 is not None else d.energy_sigma0,
+                         energy_encoding=a.energy_encoding or d.energy_encoding, prune_density=a.prune_density)
     _download_if_asked(a)
     run_pipeline(cfg, a.out)
     return 0
@@ -212,6 +227,16 @@ def cmd_sweep(a) -> int:
                       cpus_per_trial=a.cpus_per_trial, gpus_per_trial=a.gpus_per_trial, executor=a.executor)
     _download_if_asked(a)
     run_sweep(cfg, a.out, address=a.address, command="lavasparse " + " ".join(sys.argv[1:]))
+    return 0
+
+
+def cmd_study(a) -> int:
+    from lavasparse.study import StudyConfig, load_rows, run_study
+
+    cfg = StudyConfig(**_run_settings(a), rows=load_rows(a.rows), cpus_per_trial=a.cpus_per_trial,
+                      executor=a.executor)
+    _download_if_asked(a)
+    run_study(cfg, a.out, command="lavasparse " + " ".join(sys.argv[1:]))
     return 0
 
 
@@ -239,6 +264,9 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from lavasparse.train.cost import COSTS
+    from lavasparse.train.encode import ENCODINGS
+
     p = argparse.ArgumentParser(prog="lavasparse", description=__doc__)
     sub = p.add_subparsers(dest="verb", required=True)
 
@@ -246,6 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--name", help="run name (default: the folder's name)")
     _add_train_args(t)
+    t.add_argument("--cost", default="spikes", choices=COSTS,
+                   help="what --sigma0 weighs: hidden spikes (Allred et al., default), synaptic ops "
+                        "(input layer included, synapses that export non-zero) or dynamic energy in nJ "
+                        "(--energy-profile)")
+    _add_prune_arg(t)
+    _add_energy_arg(t)
     t.set_defaults(fn=cmd_train)
 
     e = sub.add_parser("export", help="export a run's best model as netx HDF5")
@@ -278,8 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compare", help="report two or more training runs side by side")
     c.add_argument("runs", nargs="+", help="training run folders (the first is the reference)")
-    c.add_argument("--input", required=True, help="test spikes .npy (N, neurons..., T)")
-    c.add_argument("--labels", required=True, help="test labels .npy")
+    c.add_argument("--input", help="test spikes .npy (N, neurons..., T) for every run (default: each run's "
+                   "test set in its own input code)")
+    c.add_argument("--labels", help="test labels .npy (with --input)")
+    c.add_argument("--test-limit", type=int, default=None, help="without --input: the first N test samples")
     c.add_argument("--out", required=True, help="report folder")
     _add_engine_args(c)
     _add_energy_arg(c)
@@ -288,7 +324,13 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("pipeline", help="train baseline + sparse, export, deploy on Lava, profile, compare")
     _add_run_args(pl)
     pl.add_argument("--val-tolerance", type=float, default=0.01,
-                    help="sigma0 choice: largest within this validation accuracy of the baseline (0: iso)")
+                    help="a candidate must keep validation accuracy within this of the baseline's (0: iso); "
+                         "the cheapest such is chosen")
+    pl.add_argument("--energy-sigma0", type=float, nargs="*", default=None,
+                    help="energy-trained candidates (sigma0 per nJ); none: skip them (default 1e-6 3e-6 1e-5)")
+    pl.add_argument("--energy-encoding", default=None, choices=ENCODINGS,
+                    help="input code of the energy-trained candidates (default latency)")
+    _add_prune_arg(pl)
     _add_train_args(pl)
     pl.set_defaults(fn=cmd_pipeline)
 
@@ -313,7 +355,32 @@ def build_parser() -> argparse.ArgumentParser:
                     help="default 0.25 when a GPU is there (4 trials per GPU), else 0")
     _add_common_args(sw)
     sw.set_defaults(fn=cmd_sweep)
+
+    st = sub.add_parser("study", help="train a table of networks from scratch (rows from a JSON file) and "
+                        "measure each on the target")
+    st.add_argument("--rows", required=True, help="JSON list of rows (see lavasparse/study.py)")
+    st.add_argument("--out", required=True, help="output folder (resumable)")
+    st.add_argument("--test-limit", type=int, default=None, help="use only the first N test samples")
+    st.add_argument("--executor", default="local", choices=["ray", "local"])
+    st.add_argument("--cpus-per-trial", type=int, default=1)
+    _add_engine_args(st)
+    _add_energy_arg(st)
+    _add_common_args(st)
+    st.set_defaults(fn=cmd_study)
     return p
+
+
+def _densities(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected densities like 0.1 or 0.1,1.0, got {text!r}") from None
+
+
+def _add_prune_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--prune-density", type=_densities, default=None, metavar="D[,D...]",
+                   help="prune each synaptic layer to this share of surviving synapses (one value per "
+                        "layer, comma-separated; quantisation-aware magnitude pruning while training)")
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:

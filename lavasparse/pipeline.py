@@ -26,9 +26,14 @@ from lavasparse.simulate.energy import DEFAULT_PROFILE, EnergyProfile
 # What a dataset gets where a setting is not given. Architectures: the papers'
 # nets (Allred et al.: LeNet on CIFAR-10; Adams et al.: 784-500-10 on MNIST),
 # small ones where the papers have none. Training settings, measured here:
-# - lr: 1e-2 suits digits' 64 inputs; with MNIST's 784 at full rate it silences
-#   the output layer for good in the first epoch (validation at chance), and so
-#   does 3e-3 at batch 128; 1e-3 learns.
+# - lr (one value, or one per encoding): 1e-2 suits digits' 64 inputs; with
+#   MNIST's 784 rate-coded at full rate it silences the output layer for good in
+#   the first epoch (validation at chance), and so does 3e-3 at batch 128; 1e-3
+#   learns. The latency code sends about a tenth of the input spikes and wants
+#   a larger step: on 12,000 MNIST images (6 epochs, batch 64) latency reached
+#   96.3% validation accuracy at 3e-3 against 94.3% at 1e-3, where rate had
+#   95.6% at 1e-3, 95.1% at 2e-3 and 84.9% at 3e-3.
+# - val_draws: encodings of each validation image (see TrainConfig.val_draws).
 # - true_rate, false_rate: the output spikes per step the loss asks of the true
 #   class and the others. 0.3/0.02 suit digits. On MNIST over 16 steps they
 #   give the true class about 5 spikes, 3% of validation images tie for the
@@ -36,14 +41,14 @@ from lavasparse.simulate.energy import DEFAULT_PROFILE, EnergyProfile
 #   near 95%; 0.85/0.05 reached 96.7% after 3 epochs, where 0.3/0.02 had 93.0%
 #   (batch 64, lr 1e-3, weight scale 2).
 DATASET_DEFAULTS = {
-    "digits": {"arch": "64-128-128-10", "lr": 1e-2},
+    "digits": {"arch": "64-128-128-10", "lr": 1e-2, "val_draws": 8},
     "mnist": {"arch": "784-500-10", "true_rate": 0.85, "false_rate": 0.05},
     "fashion-mnist": {"arch": "1x28x28-c16k5-p2-c32k3-p2-128-10"},
     "cifar10": {"arch": "3x32x32-c6k5p0-p2-c16k5p0-p2-120-84-10"},   # LeNet-5 shape
     "nmnist": {"arch": "2x34x34-512-10"},
     "shd": {"arch": "700-256-20"},
 }
-GENERIC_DEFAULTS = {"lr": 1e-3, "true_rate": 0.3, "false_rate": 0.02}
+GENERIC_DEFAULTS = {"lr": {"rate": 1e-3, "latency": 3e-3}, "true_rate": 0.3, "false_rate": 0.02, "val_draws": 1}
 
 
 @dataclass
@@ -59,10 +64,12 @@ class RunSettings:
     max_rate: float = 1.0
     epochs: int = 60
     batch_size: int = 32
-    lr: float | None = None
+    lr: float | None = None          # None: per dataset and encoding (DATASET_DEFAULTS)
     true_rate: float | None = None   # output spikes per step asked of the true class
     false_rate: float | None = None  # ... and of the others
     seed: int = 0
+    encoding: str = "rate"           # the input code of the baseline (and of Allred's spike-trained runs)
+    val_draws: int | None = None     # encodings of each validation image, averaged
     # 'baseline': fine-tune each sparse network from the baseline's best
     # checkpoint for ``sparse_epochs`` at ``sparse_lr`` (the schedule runs over
     # those epochs); 'scratch': train it from scratch like the baseline, as
@@ -70,7 +77,7 @@ class RunSettings:
     # of validation accuracy even at sigma_0 = 3e-6; fine-tuning keeps it.
     sparse_init: str = "baseline"
     sparse_epochs: int = 20
-    sparse_lr: float | None = None   # None: 0.3 x lr
+    sparse_lr: float | None = None   # None: 0.3 x the run's lr
     train_limit: int | None = None
     test_limit: int | None = None
     device: str = "auto"
@@ -87,53 +94,119 @@ class RunSettings:
         if self.dataset not in DATASET_DEFAULTS:
             raise ValueError(f"unknown dataset {self.dataset!r}: expected one of {list(DATASET_DEFAULTS)}")
         for name, value in {**GENERIC_DEFAULTS, **DATASET_DEFAULTS[self.dataset]}.items():
-            if getattr(self, name) is None:
+            if getattr(self, name) is None and name != "lr":
                 setattr(self, name, value)
-        if self.sparse_lr is None:
-            self.sparse_lr = float(f"{0.3 * self.lr:.3g}")
 
-    def train_config(self, name: str, schedule: str, sigma0: float, init_from: str | None = None):
+    def lr_for(self, encoding: str, finetune: bool = False) -> float:
+        """The learning rate of a run with this input code: ``lr`` when given,
+        else the dataset's default for the encoding; a fine-tuning run takes
+        ``sparse_lr`` when given, else 0.3 x that."""
+        if finetune and self.sparse_lr is not None:
+            return self.sparse_lr
+        lr = self.lr
+        if lr is None:
+            lr = DATASET_DEFAULTS[self.dataset].get("lr", GENERIC_DEFAULTS["lr"])
+            lr = lr[encoding] if isinstance(lr, dict) else lr
+        return float(f"{0.3 * lr:.3g}") if finetune else lr
+
+    def train_config(self, name: str, schedule: str, sigma0: float, init_from: str | None = None,
+                     encoding: str | None = None, cost: str = "spikes",
+                     prune_density: tuple[float, ...] | None = None):
+        """The TrainConfig of one run: the shared settings, this run's
+        schedule, sigma_0, cost, input code (default ``encoding``) and pruning,
+        fine-tuned from ``init_from`` when given."""
         from lavasparse.train.model import NetConfig
         from lavasparse.train.trainer import TrainConfig
 
         finetune = init_from is not None
+        encoding = encoding or self.encoding
         return TrainConfig(name=name, dataset=self.dataset, data_dir=self.data_dir,
                            net=NetConfig(arch=self.arch, weight_scale=self.weight_scale), steps=self.steps,
                            max_rate=self.max_rate, epochs=self.sparse_epochs if finetune else self.epochs,
                            batch_size=self.batch_size, true_rate=self.true_rate, false_rate=self.false_rate,
-                           lr=self.sparse_lr if finetune else self.lr, schedule=schedule, sigma0=sigma0,
+                           lr=self.lr_for(encoding, finetune), schedule=schedule, sigma0=sigma0,
                            seed=self.seed, train_limit=self.train_limit, device=self.device,
-                           init_from=init_from)
+                           init_from=init_from, encoding=encoding, cost=cost,
+                           energy=EnergyProfile.load(self.energy_profile).cost_weights(),
+                           prune_density=prune_density, val_draws=self.val_draws)
 
-    def test_input(self):
-        """(test spikes (N, *in_shape, T) int8, labels): what every engine sees."""
-        from lavasparse.train.data import load_dataset
-        from lavasparse.train.encode import encode_batch
-        from lavasparse.train.model import parse_arch
+    def test_input(self, encoding: str | None = None):
+        """(test spikes (N, *in_shape, T) int8, labels) in ``encoding``
+        (default: the baseline's): what every engine sees."""
+        return encode_test_set(self.dataset, self.data_dir, self.arch, self.steps, self.seed, self.max_rate,
+                               encoding or self.encoding, self.test_limit)
 
-        _, test = load_dataset(self.dataset, self.data_dir)
-        if self.test_limit:
-            test = test.subset(np.arange(min(self.test_limit, len(test))))
-        in_shape = parse_arch(self.arch)[0].in_shape
-        x = encode_batch(test, None, in_shape, self.steps, test_seed(self.seed), self.max_rate)
-        return x.numpy().astype(np.int8), test.labels
+
+def encode_test_set(dataset: str, data_dir: str | None, arch: str, steps: int, seed: int, max_rate: float,
+                    encoding: str, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The test set (its first ``limit`` samples) as input spikes (N, *in_shape,
+    T) int8, drawn with the test seed of ``seed``, and its labels."""
+    from lavasparse.train.data import load_dataset
+    from lavasparse.train.encode import encode_batch
+    from lavasparse.train.model import parse_arch
+
+    _, test = load_dataset(dataset, data_dir)
+    if limit:
+        test = test.subset(np.arange(min(limit, len(test))))
+    x = encode_batch(test, None, parse_arch(arch)[0].in_shape, steps, test_seed(seed), max_rate, encoding)
+    return x.numpy().astype(np.int8), test.labels
+
+
+def run_test_input(run_dir: Path, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The test set as a training run's network sees it (its dataset, input
+    code, steps and seed), with its labels."""
+    from lavasparse.train.trainer import TrainConfig
+
+    c = TrainConfig.from_dict(json.loads((Path(run_dir) / "config.json").read_text()))
+    return encode_test_set(c.dataset, c.data_dir, c.net.arch, c.steps, c.seed, c.max_rate, c.encoding, limit)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """A family of sparse networks the pipeline trains, one per sigma_0, and
+    from which it keeps the cheapest that holds the accuracy: ``label`` names
+    the family's row in the report."""
+
+    label: str
+    cost: str                          # train/cost.py COSTS
+    encoding: str                      # train/encode.py ENCODINGS
+    sigma0: tuple[float, ...]
+    prune_density: tuple[float, ...] | None = None
+
+    def run_name(self, schedule: str, sigma0: float) -> str:
+        return f"{self.cost}-{self.encoding}-{schedule}-{sigma0:.0e}"
 
 
 @dataclass
 class PipelineConfig(RunSettings):
-    """One schedule, a few sigma_0 candidates, the chosen one against the baseline."""
+    """The baseline against two families of sparse networks: spike-trained
+    (Allred et al.'s spike count, the baseline's input code) and
+    energy-trained (the target's dynamic energy, ``energy_encoding``, pruned
+    to ``prune_density`` when given). Each family trains one network per
+    sigma_0 of its list (an empty list skips it) and keeps its cheapest epoch,
+    by dynamic energy on validation, among those whose validation accuracy is
+    within ``val_tolerance`` of the baseline's (0: iso-accuracy); the cheapest
+    of the families' choices is the pipeline's."""
 
     schedule: str = "linear"
-    # Candidates for sigma_0, trained in turn; the largest whose validation
-    # accuracy is within ``val_tolerance`` of the baseline's goes on to the
-    # target (tolerance 0: the paper's iso-accuracy rule, Table 1; 0.01: its
-    # "loses under 1 point" rule, Table 2). One value skips the choice.
     sigma0: tuple[float, ...] = (3e-6, 1e-5, 3e-5)
+    energy_sigma0: tuple[float, ...] = (1e-6, 3e-6, 1e-5)
+    energy_encoding: str = "latency"
+    prune_density: tuple[float, ...] | None = None
     val_tolerance: float = 0.01
 
     def __post_init__(self):
         super().__post_init__()
-        self.sigma0 = tuple(self.sigma0)
+        self.sigma0, self.energy_sigma0 = tuple(self.sigma0), tuple(self.energy_sigma0)
+        if self.prune_density is not None:
+            self.prune_density = tuple(self.prune_density)
+
+    @property
+    def families(self) -> list[Candidates]:
+        fams = [Candidates("spike-trained", "spikes", self.encoding, self.sigma0),
+                Candidates("energy-trained", "energy", self.energy_encoding, self.energy_sigma0,
+                           self.prune_density)]
+        return [f for f in fams if f.sigma0]
 
 
 def test_seed(seed: int) -> int:
@@ -173,7 +246,8 @@ def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray
     write_json(out_dir / "profile.json", profile)
     ref_pred = predict(ref[-1])
     agreement = {
-        "identical_spikes": all(np.array_equal(a, b) for a, b in zip(ref, target.spikes)),
+        "identical_spikes": len(ref) == len(target.spikes) and all(
+            np.array_equal(a, b) for a, b in zip(ref, target.spikes)),
         "prediction_match": float((ref_pred == target.predictions).mean()),
         "layer_spike_ratio": [float(b.sum() / a.sum()) if a.sum() else None for a, b in zip(ref, target.spikes)],
         "target_seconds": target.seconds,
@@ -182,6 +256,7 @@ def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray
     profile["engine"] = target.engine
     return {
         "name": config.name, "schedule": config.schedule, "sigma0": config.sigma0, "checkpoint": which,
+        "encoding": config.encoding, "cost": config.cost, "prune_density": config.prune_density,
         "network": str(net_path), "engine": target.engine,
         "accuracy_float": float((ref_pred == labels).mean()),
         "accuracy_target": float((target.predictions == labels).mean()),
@@ -189,10 +264,30 @@ def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray
     }
 
 
+def choose_from(family: Candidates, logs: dict[str, list[dict]], baseline_accuracy: float,
+                tolerance: float) -> dict:
+    """The family's network: among the eligible epochs of its runs (``logs``:
+    run name -> metrics.jsonl records), the cheapest by validation dynamic
+    energy that keeps the accuracy rule. When none keeps it, the most
+    accurate epoch, with ``passes`` False."""
+    from lavasparse.train.selection import cheapest_passing, eligible_epochs
+
+    cands = [{**e, "run": name} for name, log in logs.items() for e in eligible_epochs(log)]
+    if not cands:
+        raise ValueError(f"{family.label}: no epoch with the cost term on")
+    pick = cheapest_passing(cands, baseline_accuracy, tolerance, "val_energy_dynamic_j")
+    if pick is not None:
+        return {**pick, "passes": True}
+    return {**max(cands, key=lambda e: (e["val_accuracy"], -e["val_energy_dynamic_j"])), "passes": False}
+
+
+def _read_log(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
+
+
 def run_pipeline(config: PipelineConfig, out: str | Path, progress: bool = True) -> dict:
     """Run everything into ``out``; resumes finished or interrupted training."""
     from lavasparse.simulate.compare import write_report
-    from lavasparse.train.selection import Trial, choose_sigma0
     from lavasparse.train.trainer import train
 
     out = Path(out)
@@ -201,54 +296,65 @@ def run_pipeline(config: PipelineConfig, out: str | Path, progress: bool = True)
     t0 = time.time()
     print("== training baseline", flush=True)
     base = train(config.train_config("baseline", "baseline", 0.0), out / "baseline", progress=progress)
-    trials, names = [], {}
-    for s0 in sorted(config.sigma0):
-        name = f"sparse-{config.schedule}-{s0:.0e}"
-        print(f"== training {name} (schedule={config.schedule}, sigma0={s0:g})", flush=True)
-        init = str(Path("..", "baseline", "best.pt")) if config.sparse_init == "baseline" else None  # from out / name
-        best = train(config.train_config(name, config.schedule, s0, init), out / name, progress=progress)
-        trials.append(Trial(s0, best["val_accuracy"], best["val_hidden_spikes"]))
-        names[s0] = name
-    chosen = choose_sigma0(trials, base["val_accuracy"], config.val_tolerance)
-    if chosen is None:
-        chosen = trials[0]
-        print(f"   no sigma0 stayed within {config.val_tolerance} of the baseline's validation accuracy ({100 * base['val_accuracy']:.2f}%); "
-              f"taking the smallest, {chosen.sigma0:g}", flush=True)
-    selection = {
-        "rule": (f"largest sigma0 whose validation accuracy is within {config.val_tolerance} of the baseline's"
+    init = str(Path("..", "baseline", "best.pt")) if config.sparse_init == "baseline" else None  # from out / name
+    picks, selection = [], {
+        "rule": (f"per family, the epoch with the least dynamic energy on validation among those within "
+                 f"{config.val_tolerance} of the baseline's validation accuracy"
                  + (" (iso-accuracy)" if config.val_tolerance == 0 else " (strictly less lost)")),
-        "sparse_init": config.sparse_init,
-        "baseline_val_accuracy": base["val_accuracy"], "baseline_val_hidden_spikes": base["val_hidden_spikes"],
-        "trials": [asdict(t) for t in trials], "chosen": chosen.sigma0,
-    }
-    print("   sigma0 on validation: " + ", ".join(
-        f"{t.sigma0:g}: {100 * t.val_accuracy:.2f}% / {t.val_hidden_spikes:.0f} spikes" for t in trials)
-        + f"  (baseline {100 * base['val_accuracy']:.2f}% / {base['val_hidden_spikes']:.0f}); chosen {chosen.sigma0:g}",
-        flush=True)
-    runs = ["baseline", names[chosen.sigma0]]
+        "sparse_init": config.sparse_init, "baseline_val_accuracy": base["val_accuracy"],
+        "baseline_val_energy_dynamic_j": base["val_energy_dynamic_j"], "families": {}}
+    for fam in config.families:
+        logs = {}
+        for s0 in sorted(fam.sigma0):
+            name = fam.run_name(config.schedule, s0)
+            print(f"== training {name} ({fam.label}: cost {fam.cost}, {fam.encoding} code, schedule "
+                  f"{config.schedule}, sigma0 {s0:g}" + (f", pruned to {fam.prune_density}" if fam.prune_density else "")
+                  + ")", flush=True)
+            cfg = config.train_config(name, config.schedule, s0, init, fam.encoding, fam.cost, fam.prune_density)
+            cfg.keep_epochs = True   # the epoch is chosen on validation
+            train(cfg, out / name, progress=progress)
+            logs[name] = _read_log(out / name)
+        pick = choose_from(fam, logs, base["val_accuracy"], config.val_tolerance)
+        picks.append((fam, pick))
+        selection["families"][fam.label] = {
+            "cost": fam.cost, "encoding": fam.encoding, "prune_density": fam.prune_density,
+            "chosen": {k: pick[k] for k in ("run", "epoch", "sigma", "val_accuracy", "val_energy_dynamic_j",
+                                            "val_hidden_spikes", "val_synops", "passes")},
+            "runs": {name: [{k: e[k] for k in ("epoch", "val_accuracy", "val_energy_dynamic_j")} for e in log]
+                     for name, log in logs.items()}}
+        print(f"   {fam.label}: " + (f"{pick['run']} epoch {pick['epoch']}" if pick["passes"] else
+                                     f"none within {config.val_tolerance} of the baseline; most accurate is "
+                                     f"{pick['run']} epoch {pick['epoch']}")
+              + f", validation {100 * pick['val_accuracy']:.2f}% and {1e9 * pick['val_energy_dynamic_j']:.0f} nJ "
+              f"(baseline {100 * base['val_accuracy']:.2f}%, {1e9 * base['val_energy_dynamic_j']:.0f} nJ)", flush=True)
+    passing = [(fam, p) for fam, p in picks if p["passes"]]
+    chosen = min(passing, key=lambda fp: fp[1]["val_energy_dynamic_j"])[0].label if passing else None
+    selection["chosen"] = chosen
+    print(f"   chosen: {chosen or 'none (no family kept the accuracy)'}", flush=True)
 
-    test_input, labels = config.test_input()
-    write_npy(out / "test_input.npy", test_input)
+    encodings = sorted({config.encoding} | {fam.encoding for fam, _ in picks})
+    inputs = {}
+    for enc in encodings:
+        inputs[enc], labels = config.test_input(enc)
+        write_npy(out / f"test_input_{enc}.npy", inputs[enc])
     write_npy(out / "test_labels.npy", labels)
 
+    where = ("Lava (Loihi2SimCfg, fixed_pt)" if config.engine == "lava" else
+             f"the emulator (cross-checked on Lava: {config.cross_check} samples)")
     results = []
-    for name in runs:
-        where = ("Lava (Loihi2SimCfg, fixed_pt)" if config.engine == "lava" else
-                 f"the emulator (cross-checked on Lava: {config.cross_check} samples)")
-        print(f"== deploying {name} on {where}: {len(labels)} test samples", flush=True)
-        res = evaluate_on_target(out / name, test_input, labels, config.engine, config.cross_check,
-                                 progress=progress, energy_profile=config.energy_profile)
+    for label, run, which, enc in [("baseline", "baseline", "best", config.encoding)] + [
+            (fam.label, p["run"], f"epochs/{p['epoch']:03d}", fam.encoding) for fam, p in picks]:
+        print(f"== deploying {label} ({run}, {which}) on {where}: {len(labels)} test samples", flush=True)
+        res = evaluate_on_target(out / run, inputs[enc], labels, config.engine, config.cross_check,
+                                 progress=progress, which=which, energy_profile=config.energy_profile)
+        res["name"], res["run"] = label, run
         ag = res["agreement"]
         print(f"   SLAYER {100 * res['accuracy_float']:.2f}%  target {100 * res['accuracy_target']:.2f}%  "
               f"spikes identical to SLAYER: {ag['identical_spikes']}  ({ag['target_seconds']:.1f} s)", flush=True)
         results.append(res)
-    md = write_report(results, out, title=f"lavasparse pipeline: {config.dataset}, {config.arch}")
-    with open(out / "report.json") as f:
-        report = json.load(f)
-    report["pipeline"] = asdict(config)
-    report["sigma0_selection"] = selection
-    report["seconds"] = time.time() - t0
-    write_json(out / "report.json", report)
+    md, report = write_report(results, out, title=f"lavasparse pipeline: {config.dataset}, {config.arch}",
+                              extra={"pipeline": asdict(config), "selection": selection,
+                                     "seconds": time.time() - t0})
     print()
     print(md.split("\n## Per layer")[0])
     print(f"Report: {out / 'report.md'} (+ report.json, report.png); {time.time() - t0:.0f} s in all")

@@ -41,14 +41,18 @@ TABLES = {"table1": 0.0, "table2": 0.01}
 GPU_SHARE = 0.25   # of a GPU per trial by default: a small SNN leaves most of it idle   # tolerance: iso-accuracy; under 1 point lost
 
 
+# What a trial's result.json keeps of each epoch's record (metrics.jsonl).
+EPOCH_KEYS = ("epoch", "sigma", "val_accuracy", "val_hidden_spikes", "val_synops", "val_energy_dynamic_j", "density")
+
+
 class TrialsFailed(RuntimeError):
     """Some trials failed even after their retries."""
 
 
 @dataclass
-class SweepConfig(RunSettings):
-    schedules: tuple[str, ...] = PAPER_SCHEDULES
-    plan: SearchPlan = field(default_factory=SearchPlan)
+class TrialSettings:
+    """How trials run: cores and GPU share per trial, retries, executor."""
+
     cpus_per_trial: int = 1
     gpus_per_trial: float | None = None   # None: GPU_SHARE when CUDA is there, else 0
     max_failures: int = 2                 # retries of a trial that dies
@@ -56,15 +60,24 @@ class SweepConfig(RunSettings):
     # this machine, for where Ray does not install (same retries and resume).
     executor: str = "ray"
 
+    def check_executor(self) -> None:
+        if self.executor not in ("ray", "local"):
+            raise ValueError(f"executor must be 'ray' or 'local', got {self.executor!r}")
+
+
+@dataclass
+class SweepConfig(RunSettings, TrialSettings):
+    schedules: tuple[str, ...] = PAPER_SCHEDULES
+    plan: SearchPlan = field(default_factory=SearchPlan)
+
     def __post_init__(self):
         super().__post_init__()
+        self.check_executor()
         self.schedules = tuple(self.schedules)
         if isinstance(self.plan, dict):
             self.plan = SearchPlan(**self.plan)
         from lavasparse.train.schedules import SCHEDULES
 
-        if self.executor not in ("ray", "local"):
-            raise ValueError(f"executor must be 'ray' or 'local', got {self.executor!r}")
         bad = [s for s in self.schedules if s not in SCHEDULES or s == "baseline"]
         if bad:
             raise ValueError(f"unknown schedules {bad}: expected some of {PAPER_SCHEDULES}")
@@ -89,7 +102,7 @@ def run_trial(spec: dict) -> dict:
     log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
     result = {"schedule": config.schedule, "sigma0": config.sigma0, "best_epoch": best["epoch"],
               "val_accuracy": best["val_accuracy"], "val_hidden_spikes": best["val_hidden_spikes"],
-              "epochs": [{k: e[k] for k in ("epoch", "sigma", "val_accuracy", "val_hidden_spikes")} for e in log],
+              "epochs": [{k: e[k] for k in EPOCH_KEYS if k in e} for e in log],
               "train_seconds": time.time() - t0, "host": platform.node()}
     write_json(run_dir / "result.json", result)
     return result
@@ -106,13 +119,13 @@ def _machine_cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def _uses_gpu(config: SweepConfig) -> bool:
+def _uses_gpu(config) -> bool:
     import torch
 
     return torch.cuda.is_available() and config.device != "cpu"
 
 
-def _run_trials(specs: list[dict], config: SweepConfig, out: Path, address: str | None, round_no: int) -> None:
+def _run_trials(specs: list[dict], config: TrialSettings, out: Path, address: str | None, round_no: int) -> None:
     """Run the trials in ``specs``; each writes its result.json. Each trial
     takes the CPU threads of the hungriest spec (the round's specs share one)."""
     threads = max(s["threads"] for s in specs)
@@ -121,7 +134,7 @@ def _run_trials(specs: list[dict], config: SweepConfig, out: Path, address: str 
     return _run_trials_on_ray(specs, config, out, address, round_no, threads)
 
 
-def _run_trials_locally(specs: list[dict], config: SweepConfig, threads: int) -> None:
+def _run_trials_locally(specs: list[dict], config: TrialSettings, threads: int) -> None:
     """A process pool: one trial per ``cpus_per_trial`` cores, or on a GPU
     1 / ``gpus_per_trial`` trials at once (a small SNN leaves most of a GPU
     idle); each retried up to ``max_failures`` times."""
@@ -148,7 +161,7 @@ def _run_trials_locally(specs: list[dict], config: SweepConfig, threads: int) ->
                                            f"retries: {e}") from e
 
 
-def _run_trials_on_ray(specs: list[dict], config: SweepConfig, out: Path, address: str | None,
+def _run_trials_on_ray(specs: list[dict], config: TrialSettings, out: Path, address: str | None,
                        round_no: int, threads: int) -> None:
     # Ray's newer console output prints a table per round even at verbose=0;
     # our own round lines say what runs.

@@ -26,12 +26,14 @@ def summarize(run: dict) -> dict:
         "energy_dynamic_per_sample_j": p["per_sample"]["energy_dynamic_j"],
         "energy_static_per_sample_j": p["per_sample"]["energy_static_j"],
         "inference_time_s": p["per_sample"]["inference_time_s"],
+        "density": [l["density"] for l in p["layers"] if l["density"] is not None],
         "cores": p["cores"],
         "neurobench": p["neurobench"],
         "engine": run.get("engine", "lava"),
         "samples": p["samples"],
         "layers": p["layers"],
-        **{k: run[k] for k in ("network", "schedule", "sigma0", "agreement") if k in run},
+        **{k: run[k] for k in ("network", "run", "checkpoint", "schedule", "sigma0", "encoding", "cost",
+                               "prune_density", "agreement") if k in run},
     }
 
 
@@ -43,13 +45,14 @@ def _reduction(value: float, base: float) -> str:
 
 def markdown_table(rows: list[dict]) -> str:
     base = rows[0]
-    head = ("| run | acc. SLAYER | acc. target | spikes/inf. | reduction | synops/inf. | reduction "
+    head = ("| run | input | cost | acc. SLAYER | acc. target | spikes/inf. | reduction | synops/inf. | reduction "
             "| dynamic (nJ) | static (nJ) | energy/inf. (nJ) | reduction |\n"
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+            "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
     lines = []
     for r in rows:
         lines.append(
-            f"| {r['name']} | {100 * r['accuracy_float']:.2f}% | {100 * r['accuracy_target']:.2f}% "
+            f"| {r['name']} | {r.get('encoding', '-')} | {r.get('cost', '-') if r.get('sigma0') else '-'} "
+            f"| {100 * r['accuracy_float']:.2f}% | {100 * r['accuracy_target']:.2f}% "
             f"| {r['spikes_per_sample']:.1f} | {_reduction(r['spikes_per_sample'], base['spikes_per_sample'])} "
             f"| {r['synops_per_sample']:.0f} | {_reduction(r['synops_per_sample'], base['synops_per_sample'])} "
             f"| {1e9 * r['energy_dynamic_per_sample_j']:.2f} | {1e9 * r['energy_static_per_sample_j']:.2f} "
@@ -58,13 +61,14 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def layer_table(rows: list[dict]) -> str:
-    out = ["| run | layer | neurons | cores | spikes/inf. | spikes/neuron/step | synops/inf. | dynamic (nJ) "
-           "| static (nJ) | energy/inf. (nJ) |",
-           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    out = ["| run | layer | neurons | cores | synapse density | spikes/inf. | spikes/neuron/step | synops/inf. "
+           "| dynamic (nJ) | static (nJ) | energy/inf. (nJ) |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         n = r["samples"]
         for l in r["layers"]:
-            out.append(f"| {r['name']} | {l['name']} | {l['neurons']} | {l['cores']} | {l['spikes'] / n:.1f} "
+            density = "-" if l["density"] is None else f"{100 * l['density']:.1f}%"
+            out.append(f"| {r['name']} | {l['name']} | {l['neurons']} | {l['cores']} | {density} | {l['spikes'] / n:.1f} "
                        f"| {l['spikes_per_neuron_per_step']:.4f} | {l['synops'] / n:.0f} "
                        f"| {1e9 * l['energy_dynamic_j'] / n:.3f} | {1e9 * l['energy_static_j'] / n:.3f} "
                        f"| {1e9 * l['energy_j'] / n:.3f} |")
@@ -132,8 +136,11 @@ def plot_layers(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def write_report(runs: list[dict], out_dir: str | Path, title: str = "lavasparse comparison") -> str:
-    """Write report.md, report.json and report.png into ``out_dir``; return the markdown."""
+def write_report(runs: list[dict], out_dir: str | Path, title: str = "lavasparse comparison",
+                 extra: dict | None = None) -> tuple[str, dict]:
+    """Write report.md, report.json (the rows, the energy profile and
+    ``extra``), report.png and energy_accuracy.png into ``out_dir``; return
+    the markdown and the JSON document."""
     out_dir = Path(out_dir)
     if len(runs) < 2:
         raise ValueError("a comparison needs at least two runs")
@@ -153,7 +160,8 @@ def write_report(runs: list[dict], out_dir: str | Path, title: str = "lavasparse
           + "\n".join(f"| {k} | {f['value']:.4g} | {f['unit']} | {f['status']} | {f['source']} |"
                       for k, f in prof["figures"].items()) + "\n")
     write_text(out_dir / "report.md", md)
-    write_json(out_dir / "report.json", {"runs": rows, "energy_profile": prof})
+    doc = {"runs": rows, "energy_profile": prof, **(extra or {})}
+    write_json(out_dir / "report.json", doc)
     plot_layers(rows, out_dir / "report.png")
     plot_energy_accuracy(rows, out_dir / "energy_accuracy.png")
-    return md
+    return md, doc

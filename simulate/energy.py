@@ -20,6 +20,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from lavasparse.train.cost import EnergyWeights
+
 PROFILE_DIR = Path(__file__).parent / "profiles"
 FIGURES = ("synop_j", "spike_j", "neuron_update_j", "active_update_extra_j", "synop_s", "neuron_update_s",
            "barrier_s", "static_w_per_core")
@@ -63,6 +65,13 @@ class EnergyProfile:
 
     def static_j(self, cores: int, seconds: float) -> float:
         return self.value("static_w_per_core") * cores * seconds
+
+    def cost_weights(self) -> EnergyWeights:
+        """The figures training's energy cost charges (``train/cost.py``),
+        as ``dynamic_j`` charges them."""
+        return EnergyWeights(synop_j=self.value("synop_j"),
+                             spike_j=self.value("spike_j") + self.value("active_update_extra_j"),
+                             neuron_update_j=self.value("neuron_update_j"), profile=self.name)
 
     @property
     def estimates(self) -> list[str]:

@@ -6,7 +6,7 @@ import numpy as np
 from lavasparse.export.netx_format import NetDescription
 
 from .energy import EnergyProfile, default_profile
-from .synops import recurrent_fanout, synaptic_fanout, synaptic_ops
+from .synops import ann_macs, recurrent_fanout, synaptic_fanout, synaptic_ops
 
 
 def footprint_bytes(model) -> int:
@@ -56,7 +56,10 @@ def profile_run(desc: NetDescription, inputs: np.ndarray, layer_spikes: list[np.
             "name": layer.name, "type": layer.kind, "neurons": layer.num_neurons, "cores": use.cores,
             "spikes": count, "spikes_per_neuron_per_step": count / updates,
             "synops": synops, "synapses_dense": use.synapses_dense, "synapses_nonzero": use.synapses_nonzero,
+            # share of the layer's synapses that exist on the chip (non-zero weights); None without synapses
+            "density": use.synapses_nonzero / use.synapses_dense if use.synapses_dense else None,
             "neuron_updates": updates, "energy_dynamic_j": energy.dynamic_j(synops, count, updates),
+            "ann_macs": ann_macs(layer),
         })
         incoming = spikes
     # The time an inference takes, from each layer's average per-step load.
@@ -69,6 +72,7 @@ def profile_run(desc: NetDescription, inputs: np.ndarray, layer_spikes: list[np.
     totals = {k: sum(r[k] for r in rows) for k in keys}
     per_sample = {k: v / n for k, v in totals.items()}
     per_sample["inference_time_s"] = inference_s
+    per_sample["ann_macs"] = sum(r["ann_macs"] for r in rows)   # what the same network costs as an ANN
     weights = sum(r["synapses_dense"] for r in rows)
     neurobench = {
         "Effective_ACs": per_sample["synops"],

@@ -3,15 +3,16 @@
 A spike of an input neuron costs one synaptic operation per non-zero synapse it
 reaches (zero weights hold no synapse in Loihi's sparse encoding). For a conv
 the fan-out depends on position: with padding and stride an edge pixel reaches
-fewer outputs than a centre one, so we count it exactly.
+fewer outputs than a centre one, so we count it exactly (``conv_fanout``,
+the same function training's cost term uses).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from lavasparse.export.netx_format import LayerDesc
+from lavasparse.train.cost import conv_fanout
 
 
 def recurrent_fanout(layer: LayerDesc) -> np.ndarray:
@@ -32,22 +33,21 @@ def synaptic_fanout(layer: LayerDesc) -> np.ndarray:
         return nonzero.sum(axis=0).astype(np.int64).reshape(layer.in_shape)
     if layer.kind != "conv":
         raise ValueError(f"layer {layer.name}: no fan-out rule for {layer.kind!r}")
-    c_in, h_in, w_in = layer.in_shape
-    _, h_out, w_out = layer.shape
-    # Fan-out of input pixel i = number of (output o, kernel tap k) with
-    # i = o*stride + k*dilation - padding and a non-zero tap. The transposed conv
-    # of an all-ones output with the 0/1 kernel counts that per position of the
-    # padded input; we crop the padding ourselves, since with a stride the
-    # right-hand padding is not always reached (conv_transpose2d would crop a
-    # real row there).
-    ones = torch.ones(1, layer.shape[0], h_out, w_out, dtype=torch.float64)
     kernel = torch.as_tensor(nonzero, dtype=torch.float64)
-    fan = F.conv_transpose2d(ones, kernel, stride=layer.stride, dilation=layer.dilation,
-                             groups=layer.groups)[0]
-    ph, pw = layer.padding
-    fan = F.pad(fan, (0, max(0, pw + w_in - fan.shape[2]), 0, max(0, ph + h_in - fan.shape[1])))
-    fan = fan[:, ph:ph + h_in, pw:pw + w_in]
+    fan = conv_fanout(kernel, layer.in_shape, layer.shape, layer.stride, layer.padding, layer.dilation, layer.groups)
     return np.rint(fan.numpy()).astype(np.int64)
+
+
+def ann_macs(layer: LayerDesc) -> int:
+    """Multiply-accumulates of the same layer in an ANN, per inference: every
+    synapse once (a conv's kernel once per output position)."""
+    if layer.weight is None:
+        return 0
+    if layer.kind == "conv":
+        macs = int(np.prod(layer.shape)) * int(np.prod(layer.weight.shape[1:]))
+    else:
+        macs = int(layer.weight.size)
+    return macs + (int(layer.weight_rec.size) if layer.weight_rec is not None else 0)
 
 
 def synaptic_ops(input_spikes: np.ndarray, fanout: np.ndarray) -> int:

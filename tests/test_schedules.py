@@ -44,14 +44,22 @@ def test_single_epoch_and_errors():
     assert set(SCHEDULES) == {"baseline", "constant", "linear", "quadratic", "alternating", "alternating_linear"}
 
 
-def test_choose_sigma0_iso_accuracy_and_one_point():
-    from lavasparse.train.selection import Trial, choose_sigma0
+def test_cheapest_passing_never_takes_a_dearer_candidate():
+    from lavasparse.train.selection import cheapest_passing
 
-    trials = [Trial(1e-4, 0.960, 30), Trial(3e-4, 0.955, 20), Trial(1e-3, 0.951, 10), Trial(3e-3, 0.90, 5)]
-    assert choose_sigma0(trials, 0.955).sigma0 == 3e-4            # Table 1: no accuracy lost
-    assert choose_sigma0(trials, 0.955, tolerance=0.01).sigma0 == 1e-3  # Table 2: under 1 point lost
-    assert choose_sigma0(trials, 0.97) is None
-    # "under 1 point" excludes a loss of exactly one point
-    assert choose_sigma0([Trial(1.0, 0.94, 1)], 0.95, tolerance=0.01) is None
-    assert choose_sigma0([Trial(1.0, 0.53, 1)], 0.54, tolerance=0.01) is None  # 0.54 - 0.01 rounds below 0.53
-    assert choose_sigma0([Trial(1.0, 0.1 + 0.2, 1)], 0.3).sigma0 == 1.0
+    # The case: the largest sigma_0 passed with more spikes than a smaller one.
+    cands = [{"sigma0": 3e-6, "val_accuracy": 1.000, "val_energy": 97.0},
+             {"sigma0": 1e-5, "val_accuracy": 0.993, "val_energy": 108.0},
+             {"sigma0": 3e-5, "val_accuracy": 0.9826, "val_energy": 86.0}]
+    assert cheapest_passing(cands, 0.9965, 0.01, "val_energy")["sigma0"] == 3e-6   # 3e-5 loses 1.39 points
+    assert cheapest_passing(cands, 0.9865, 0.01, "val_energy")["sigma0"] == 3e-5   # now 3e-5 passes and is cheapest
+    assert cheapest_passing(cands, 1.0, 0.0, "val_energy")["sigma0"] == 3e-6       # iso-accuracy
+    assert cheapest_passing(cands, 1.001, 0.0, "val_energy") is None
+    # ties on cost: higher accuracy, then the earlier
+    tie = [{"n": 0, "val_accuracy": 0.95, "c": 1.0}, {"n": 1, "val_accuracy": 0.96, "c": 1.0},
+           {"n": 2, "val_accuracy": 0.96, "c": 1.0}]
+    assert cheapest_passing(tie, 0.95, 0.0, "c")["n"] == 1
+    # "under 1 point" excludes a loss of exactly one point, with k/n rounding
+    assert cheapest_passing([{"val_accuracy": 0.94, "c": 1}], 0.95, 0.01, "c") is None
+    assert cheapest_passing([{"val_accuracy": 0.53, "c": 1}], 0.54, 0.01, "c") is None
+    assert cheapest_passing([{"val_accuracy": 0.1 + 0.2, "c": 1}], 0.3, 0.0, "c") is not None

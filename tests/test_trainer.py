@@ -19,7 +19,7 @@ def test_training_learns_and_writes_run_folder(tmp_path):
     best = train(small_config(), tmp_path, progress=False)
     lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [l["epoch"] for l in lines] == [1, 2, 3]
-    assert {"val_accuracy", "train_class_loss", "train_spike_count", "val_spikes_per_layer"} <= set(lines[0])
+    assert {"val_accuracy", "train_class_loss", "train_cost", "val_spikes_per_layer"} <= set(lines[0])
     assert best["val_accuracy"] == max(l["val_accuracy"] for l in lines)
     assert best["val_accuracy"] > 0.3  # ten classes: chance is 0.1
     model, cfg = load_trained(tmp_path)
@@ -90,7 +90,7 @@ def test_sparsity_term_enters_the_loss():
 
     hidden = torch.ones(2, 4, 3, requires_grad=True)
     out = torch.zeros(2, 10, 3)
-    total, l_class, count = SparsityLoss()( [hidden, out], torch.tensor([0, 1]), sigma=0.5)
+    total, l_class, count, _ = SparsityLoss()([hidden, out], torch.tensor([0, 1]), sigma=0.5)
     assert count.item() == 12 and spike_count([hidden]).item() == 12
     assert total.item() == pytest.approx(l_class.item() + 6)
 

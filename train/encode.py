@@ -1,8 +1,19 @@
-"""Rate encoding of static images into spike trains."""
+"""Encodings of static images into spike trains.
+
+- ``rate``: Bernoulli, each pixel spikes with probability ``max_rate * p`` at
+  every step (Allred et al.'s and IMSNN's input). A white pixel spikes every
+  step, so the input layer sends about ``sum(p) * max_rate * T`` spikes per
+  image, each costing the first layer's fan-out in synaptic ops.
+- ``latency``: time-to-first-spike, one spike per pixel above
+  ``LATENCY_THRESHOLD``, brighter earlier, within the first ``LATENCY_WINDOW``
+  steps (see ``latency_encode``): at most one input spike per pixel per
+  inference, and none for the background.
+"""
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 def rate_encode(images: torch.Tensor | np.ndarray, steps: int, seed: int,
@@ -28,11 +39,57 @@ def rate_encode(images: torch.Tensor | np.ndarray, steps: int, seed: int,
     return (draw < (max_rate * x)[..., None]).to(torch.float32).to(device)
 
 
+ENCODINGS = ("rate", "latency")
+
+# Pixels at or below this value send no spike in the latency code: MNIST's
+# anti-aliased stroke edges are faint, and each of their spikes would cost the
+# first layer's whole fan-out.
+LATENCY_THRESHOLD = 0.1
+# The latency code's spikes all fall in the first LATENCY_WINDOW steps, so the
+# network has the rest to integrate them. On digits (64-128-128-10, 16 steps,
+# 60 epochs) a window of 4 reached 98.6% validation accuracy, the full 16
+# steps 95.5%: with CUBA neurons a spike's weight in the sum falls with its
+# lateness, and late spikes have little time left to act.
+LATENCY_WINDOW = 4
+
+
+def latency_encode(images: torch.Tensor | np.ndarray, steps: int, seed: int,
+                   threshold: float = LATENCY_THRESHOLD, window: int = LATENCY_WINDOW) -> torch.Tensor:
+    """Time-to-first-spike code: a pixel p in (threshold, 1] spikes once, at
+    step ``floor((1 - p) / (1 - threshold) * w + u)`` of the first w =
+    min(window, steps) steps (a white pixel first), with u uniform in [0, 1)
+    drawn with ``seed``: dithered rounding, so that the expected time is exact
+    and the code is not the same in every epoch (the deterministic code let
+    the digits network learn its training set by heart: 100% training, 96.5%
+    validation). Pixels at or below ``threshold`` never spike. Returns float32
+    0/1 of shape (*images.shape, steps)."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if not 0.0 <= threshold < 1.0:
+        raise ValueError(f"threshold must lie in [0, 1), got {threshold}")
+    x = torch.as_tensor(images, dtype=torch.float32)
+    device = x.device
+    x = x.detach().cpu()
+    if x.numel() and (x.min() < 0 or x.max() > 1):
+        raise ValueError("latency_encode expects pixel values in [0, 1]")
+    w = min(window, steps)
+    u = torch.rand(x.shape, generator=torch.Generator().manual_seed(int(seed)))
+    t = torch.floor((1 - x) / (1 - threshold) * w + u).clamp(0, w - 1).long()
+    out = F.one_hot(t, steps).to(torch.float32) * (x > threshold).to(torch.float32)[..., None]
+    return out.to(device)
+
+
 def encode_images(images: torch.Tensor | np.ndarray, in_shape: tuple[int, ...], steps: int, seed: int,
-                  max_rate: float = 1.0) -> torch.Tensor:
-    """``rate_encode`` shaped for a network: (N, *in_shape, steps), e.g. the
-    (N, 1, 8, 8) digits flattened to (N, 64, steps) for a dense input."""
-    spikes = rate_encode(images, steps, seed, max_rate)
+                  max_rate: float = 1.0, encoding: str = "rate") -> torch.Tensor:
+    """Images as input spikes for a network: (N, *in_shape, steps), e.g. the
+    (N, 1, 8, 8) digits flattened to (N, 64, steps) for a dense input.
+    ``encoding`` is one of ENCODINGS; the latency code ignores max_rate."""
+    if encoding == "rate":
+        spikes = rate_encode(images, steps, seed, max_rate)
+    elif encoding == "latency":
+        spikes = latency_encode(images, steps, seed)
+    else:
+        raise ValueError(f"unknown encoding {encoding!r}: expected one of {ENCODINGS}")
     return spikes.reshape(spikes.shape[0], *in_shape, steps)
 
 
@@ -42,14 +99,15 @@ def batch_seed(base_seed: int, epoch: int, batch_index: int) -> int:
 
 
 def encode_batch(data, index: np.ndarray | None, in_shape: tuple[int, ...], steps: int, seed: int,
-                 max_rate: float = 1.0) -> torch.Tensor:
+                 max_rate: float = 1.0, encoding: str = "rate") -> torch.Tensor:
     """Input spikes (B, *in_shape, steps) for samples ``index`` of a dataset
-    (all samples when None): rate-coded images for an ImageDataset, binned
-    events for an EventDataset (which ignores seed and max_rate)."""
+    (all samples when None): encoded images for an ImageDataset (see
+    ``encode_images``), binned events for an EventDataset (which ignores
+    seed, max_rate and encoding)."""
     from .events import EventDataset
 
     index = np.arange(len(data)) if index is None else np.asarray(index)
     if isinstance(data, EventDataset):
         spikes = data.spikes(index, steps)
         return spikes.reshape(spikes.shape[0], *in_shape, steps)
-    return encode_images(data.images[index], in_shape, steps, seed, max_rate)
+    return encode_images(data.images[index], in_shape, steps, seed, max_rate, encoding)

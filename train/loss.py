@@ -1,9 +1,14 @@
-"""The loss of Allred et al.: L = L_class + sigma * spikeCount."""
+"""The loss of Allred et al., L = L_class + sigma * spikeCount, and its
+generalisation to what the target pays: L = L_class + sigma * cost, with cost
+the hidden spike count (the paper), the synaptic ops or the dynamic energy of
+an inference (``cost.py``)."""
 from __future__ import annotations
 
 import torch
 
 import lava.lib.dl.slayer as slayer
+
+from .cost import COSTS, EnergyWeights, InferenceCost, inference_cost
 
 
 def spike_count(hidden_spikes: list[torch.Tensor]) -> torch.Tensor:
@@ -18,19 +23,39 @@ def spike_count(hidden_spikes: list[torch.Tensor]) -> torch.Tensor:
 
 
 class SparsityLoss(torch.nn.Module):
-    """L = L_class + sigma * spikeCount, with L_class SLAYER's spike-rate loss
-    on the output layer (target rates ``true_rate`` for the label, ``false_rate``
-    for the others), summed over output neurons. Both terms are per sample.
-    ``forward`` returns (total, class_loss, spike_count)."""
+    """L = L_class + sigma * cost, with L_class SLAYER's spike-rate loss on the
+    output layer (target rates ``true_rate`` for the label, ``false_rate`` for
+    the others), summed over output neurons, and ``cost`` one of COSTS: hidden
+    spikes per sample (Allred et al.'s spikeCount, the default), synaptic ops
+    per sample, or dynamic energy in nJ per sample (needs ``energy``). Both
+    terms are per sample.
 
-    def __init__(self, true_rate: float = 0.2, false_rate: float = 0.03):
+    ``forward(layer_spikes, labels, sigma, net=None, x=None)`` returns (total,
+    class_loss, cost term, InferenceCost or None); synops and energy need the
+    network and its input spikes (their fan-out and the input layer's spikes).
+    """
+
+    def __init__(self, true_rate: float = 0.2, false_rate: float = 0.03, cost: str = "spikes",
+                 energy: EnergyWeights | None = None):
         super().__init__()
+        if cost not in COSTS:
+            raise ValueError(f"unknown cost {cost!r}: expected one of {COSTS}")
+        if cost == "energy" and energy is None:
+            raise ValueError("the energy cost needs the energy profile's figures (EnergyWeights)")
+        self.cost, self.energy = cost, energy
         self.class_loss = slayer.loss.SpikeRate(true_rate=true_rate, false_rate=false_rate,
                                                 reduction="sum")
 
-    def forward(self, layer_spikes: list[torch.Tensor], labels: torch.Tensor,
-                sigma: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(self, layer_spikes: list[torch.Tensor], labels: torch.Tensor, sigma: float,
+                net=None, x: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, InferenceCost | None]:
         # SpikeRate's 'sum' adds over the batch too: divide, so both terms are per sample.
         l_class = self.class_loss(layer_spikes[-1], labels) / labels.shape[0]
-        count = spike_count(layer_spikes[:-1])
-        return l_class + sigma * count, l_class, count
+        if self.cost == "spikes" and net is None:
+            count = spike_count(layer_spikes[:-1])
+            return l_class + sigma * count, l_class, count, None
+        if net is None or x is None:
+            raise ValueError(f"the {self.cost} cost needs the network and its input spikes")
+        counts = inference_cost(net, x, layer_spikes)
+        term = counts.term(self.cost, self.energy)
+        return l_class + sigma * term, l_class, term, counts

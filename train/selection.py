@@ -1,8 +1,11 @@
-"""Choosing sigma_0 on validation, as Allred et al. do.
+"""Choosing networks on validation.
 
-Table 1 of the paper keeps the largest sigma_0 whose validation accuracy is no
-lower than the baseline's (iso-accuracy); Table 2 the largest that loses under
-1 point. Both are the same rule with a different tolerance.
+Allred et al.'s Table 1 keeps the largest sigma_0 whose validation accuracy is
+no lower than the baseline's (iso-accuracy); Table 2 the largest that loses
+under 1 point: the same rule with a different tolerance (``keeps_accuracy``),
+searched by ``largest_passing``. The pipeline picks differently: among the
+candidates that keep the accuracy, the cheapest as measured on validation
+(``cheapest_passing``), never a dearer one because its sigma_0 is larger.
 """
 from __future__ import annotations
 
@@ -10,16 +13,6 @@ from dataclasses import dataclass
 
 
 _EPS = 1e-9
-
-
-@dataclass(frozen=True)
-class Trial:
-    """One trained candidate: its sigma_0, validation accuracy (fraction) and
-    hidden spikes per validation sample."""
-
-    sigma0: float
-    val_accuracy: float
-    val_hidden_spikes: float
 
 
 def keeps_accuracy(val_accuracy: float, baseline_accuracy: float, tolerance: float = 0.0) -> bool:
@@ -30,31 +23,36 @@ def keeps_accuracy(val_accuracy: float, baseline_accuracy: float, tolerance: flo
     return lost <= _EPS if tolerance == 0.0 else lost < tolerance - _EPS
 
 
-def choose_sigma0(trials: list[Trial], baseline_accuracy: float, tolerance: float = 0.0) -> Trial | None:
-    """The trial with the largest sigma_0 that ``keeps_accuracy``; None when
-    no trial qualifies."""
-    kept = [t for t in trials if keeps_accuracy(t.val_accuracy, baseline_accuracy, tolerance)]
-    return max(kept, key=lambda t: t.sigma0) if kept else None
-
-
-def pick_epoch(epochs: list[dict], baseline_accuracy: float, tolerance: float = 0.0) -> dict | None:
-    """The epoch a trial is judged by: among its epochs that ``keeps_accuracy``
-    (each a dict with epoch, val_accuracy, val_hidden_spikes), the one with
-    the fewest hidden spikes (ties: higher accuracy, then the earlier epoch).
-    None when no epoch passes. Epochs before the spike term was first on
-    (``sigma`` 0) do not count. This is how the number of epochs is chosen
-    on validation: a schedule that switches the spike term off in some
-    epochs cannot win with an epoch where it did nothing for sparsity,
-    unless that epoch also has the fewest spikes."""
-    # Only epochs from the first one with the spike term on: before it, a
-    # fine-tuned trial is its baseline (an alternating schedule can start off).
+def eligible_epochs(epochs: list[dict]) -> list[dict]:
+    """The epochs of a trial that may represent it: those from the first one
+    with the cost term on (``sigma`` > 0). Before it, a fine-tuned trial is
+    its baseline (an alternating schedule can start off), so a schedule
+    cannot win with an epoch where it did nothing for sparsity."""
     on = [e["epoch"] for e in epochs if e.get("sigma", 1.0) > 0]
     first_on = min(on) if on else float("inf")
-    passing = [e for e in epochs
-               if e["epoch"] >= first_on and keeps_accuracy(e["val_accuracy"], baseline_accuracy, tolerance)]
+    return [e for e in epochs if e["epoch"] >= first_on]
+
+
+def cheapest_passing(candidates: list[dict], baseline_accuracy: float, tolerance: float = 0.0,
+                     cost_key: str = "val_hidden_spikes") -> dict | None:
+    """Among ``candidates`` (dicts with val_accuracy and ``cost_key``) that
+    ``keeps_accuracy``, the one with the lowest cost (ties: higher accuracy,
+    then the earlier in the list). None when none passes."""
+    passing = [(i, c) for i, c in enumerate(candidates)
+               if keeps_accuracy(c["val_accuracy"], baseline_accuracy, tolerance)]
     if not passing:
         return None
-    return min(passing, key=lambda e: (e["val_hidden_spikes"], -e["val_accuracy"], e["epoch"]))
+    return min(passing, key=lambda ic: (ic[1][cost_key], -ic[1]["val_accuracy"], ic[0]))[1]
+
+
+def pick_epoch(epochs: list[dict], baseline_accuracy: float, tolerance: float = 0.0,
+               cost_key: str = "val_hidden_spikes") -> dict | None:
+    """The epoch a trial is judged by: among its ``eligible_epochs`` that
+    ``keeps_accuracy`` (each a dict with epoch, val_accuracy and ``cost_key``),
+    the cheapest (ties: higher accuracy, then the earlier epoch). None when no
+    epoch passes. This is how the number of epochs is chosen on validation."""
+    return cheapest_passing(eligible_epochs(sorted(epochs, key=lambda e: e["epoch"])), baseline_accuracy,
+                            tolerance, cost_key)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@ validation, per-epoch metrics, and a run folder that resumes after an interrupt.
 
 Run folder layout:
   config.json     the TrainConfig (a restart must match it)
-  metrics.jsonl   one JSON line per finished epoch
+  metrics.jsonl   one JSON line per finished epoch (accuracy, loss parts,
+                  spikes per layer, synaptic ops, dynamic energy, density)
   last.pt         model, optimiser and epoch, written atomically each epoch
   best.pt         the model state with the best validation accuracy so far
 """
@@ -22,17 +23,21 @@ from lavasparse.fileio import atomic_path, write_json, write_text
 
 from .data import load_dataset, train_val_split
 from .device import resolve_device
-from .encode import batch_seed, encode_batch
+from .cost import COSTS, EnergyWeights, inference_cost
+from .encode import ENCODINGS, batch_seed, encode_batch
 from .loss import SparsityLoss
 from .model import NetConfig, NeuronConfig, SpikingNet, parse_arch
+from .prune import PruneSchedule, apply_masks, current_masks, prune_to_density, surviving_density, synaptic_blocks
 from .schedules import SCHEDULES, sigma
 
 
 @dataclass
 class TrainConfig:
     """Everything a training run depends on. Units: ``steps`` time steps per
-    sample; ``max_rate`` spikes per step for a white pixel; ``sigma0`` loss per
-    hidden spike per sample."""
+    sample; ``max_rate`` spikes per step for a white pixel (rate code);
+    ``sigma0`` loss per unit of ``cost`` per sample: per hidden spike
+    (``spikes``, Allred et al.), per synaptic op (``synops``) or per nJ of
+    dynamic energy (``energy``, with the figures in ``energy``)."""
 
     name: str = "baseline"
     dataset: str = "digits"
@@ -57,8 +62,29 @@ class TrainConfig:
     init_from: str | None = None
     keep_epochs: bool = False        # also save every epoch's weights (epochs/NNN.pt), to pick one later
     device: str = "auto"
+    encoding: str = "rate"           # input code of images: one of encode.ENCODINGS
+    cost: str = "spikes"             # what sigma weighs: one of cost.COSTS
+    # J per operation of the report's energy profile: the energy cost's
+    # figures, and what the validation energy is measured with (None: not measured).
+    energy: EnergyWeights | None = None
+    # Target density of surviving synapses per synaptic layer (prune.py); None: no pruning.
+    prune_density: tuple[float, ...] | None = None
+    # Validation runs each image through this many independent encodings
+    # (rate draws, latency dithers) and averages: on a small set (digits: 287
+    # images) one draw makes the choice of network a coin toss.
+    val_draws: int = 1
 
     def __post_init__(self):
+        if isinstance(self.energy, dict):
+            self.energy = EnergyWeights(**self.energy)
+        if self.prune_density is not None:
+            self.prune_density = tuple(float(d) for d in self.prune_density)
+        if self.encoding not in ENCODINGS:
+            raise ValueError(f"unknown encoding {self.encoding!r}: expected one of {ENCODINGS}")
+        if self.cost not in COSTS:
+            raise ValueError(f"unknown cost {self.cost!r}: expected one of {COSTS}")
+        if self.cost == "energy" and self.energy is None:
+            raise ValueError("cost 'energy' needs the energy profile's figures (TrainConfig.energy)")
         if isinstance(self.net, dict):
             net = dict(self.net)
             net["neuron"] = NeuronConfig(**net.get("neuron", {}))
@@ -86,27 +112,39 @@ def eval_seed(seed: int) -> int:
 
 @torch.no_grad()
 def evaluate(model: SpikingNet, data, steps: int, max_rate: float, seed: int,
-             batch_size: int = 256, device: torch.device | str = "cpu") -> dict:
-    """Accuracy and spikes per sample per layer of ``model`` on ``data``.
+             batch_size: int = 256, device: torch.device | str = "cpu", encoding: str = "rate",
+             energy: EnergyWeights | None = None, draws: int = 1) -> dict:
+    """Accuracy and what ``model`` costs on ``data``, as the target will count it.
 
-    The input spikes are drawn once for the whole set with ``seed`` (see
-    ``encode_batch``), each layer's spikes are cut to its target window, and the
-    class is the output neuron with most spikes (lowest index on ties, as
-    numpy's argmax). Returns accuracy (fraction), predictions, and
-    layer_spikes (total spikes per layer over the set).
+    The input spikes are drawn with ``seed`` (see ``encode_batch``), or with
+    ``draws`` seeds from it, each image once per draw; each layer's spikes are
+    cut to its target window, and the class is the output neuron with most
+    spikes (lowest index on ties, as numpy's argmax). Returns accuracy
+    (fraction, over all draws), predictions (N,) of the first draw, and per
+    image averaged over the draws: layer_spikes and layer_synops (totals per
+    layer over the set) and, with ``energy``, energy_dynamic_j (total over
+    the set).
     """
     model.eval()
-    spikes_in = encode_batch(data, None, model.specs[0].in_shape, steps, seed, max_rate)
     preds, totals = [], np.zeros(model.num_spiking_layers)
-    for start in range(0, len(data), batch_size):
-        x = spikes_in[start:start + batch_size].to(device)
-        out = model.windowed(model(x), steps)
-        counts = out[-1].sum(dim=-1).cpu().numpy()
-        preds.append(counts.argmax(axis=1))
-        totals += np.array([float(s.sum()) for s in out])
+    synops, joules = np.zeros(model.num_spiking_layers), 0.0
+    for draw in range(draws):
+        spikes_in = encode_batch(data, None, model.specs[0].in_shape, steps, seed + draw, max_rate, encoding)
+        for start in range(0, len(data), batch_size):
+            x = spikes_in[start:start + batch_size].to(device)
+            out = model.windowed(model(x), steps)
+            preds.append(out[-1].sum(dim=-1).cpu().numpy().argmax(axis=1))
+            cost = inference_cost(model, x, out)
+            totals += cost.spikes.sum(dim=0).cpu().double().numpy() / draws
+            synops += cost.synops.sum(dim=0).cpu().double().numpy() / draws
+            if energy is not None:
+                joules += 1e-9 * float(cost.energy_nj(energy).double().sum()) / draws
     preds = np.concatenate(preds)
-    return {"accuracy": float((preds == data.labels).mean()), "predictions": preds,
-            "layer_spikes": totals}
+    result = {"accuracy": float((preds == np.tile(data.labels, draws)).mean()), "predictions": preds[:len(data)],
+              "layer_spikes": totals, "layer_synops": synops}
+    if energy is not None:
+        result["energy_dynamic_j"] = joules
+    return result
 
 
 def train(config: TrainConfig, run_dir: str | Path, progress: bool = True) -> dict:
@@ -145,7 +183,8 @@ def train(config: TrainConfig, run_dir: str | Path, progress: bool = True) -> di
     # best checkpoint usually lies, far less noisy.
     lr_sched = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
                 if config.lr_schedule == "cosine" else torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1.0))
-    loss_fn = SparsityLoss(config.true_rate, config.false_rate).to(device)
+    loss_fn = SparsityLoss(config.true_rate, config.false_rate, config.cost, config.energy).to(device)
+    pruning = PruneSchedule.for_run(config.prune_density, config.epochs) if config.prune_density else None
 
     if config.init_from:
         state = torch.load(_init_path(config.init_from, run_dir), map_location=device)
@@ -165,11 +204,14 @@ def train(config: TrainConfig, run_dir: str | Path, progress: bool = True) -> di
         _truncate_metrics(metrics_path, state["epoch"])
         if progress:
             print(f"[{config.name}] resuming at epoch {start_epoch} of {config.epochs}")
+    masks = current_masks(model) if pruning and start_epoch > pruning.start else None
 
     val_seed = eval_seed(config.seed)
     for epoch in range(start_epoch, config.epochs + 1):
         t0 = time.time()
         s = sigma(config.schedule, config.sigma0, epoch, config.epochs)
+        if pruning and epoch >= pruning.start and epoch <= pruning.end:
+            masks = prune_to_density(model, pruning.density_at(epoch))
         model.train()
         order = np.random.default_rng([config.seed, epoch]).permutation(len(train_set))
         sums = np.zeros(4)
@@ -179,29 +221,39 @@ def train(config: TrainConfig, run_dir: str | Path, progress: bool = True) -> di
         for b in bar:
             idx = order[b * config.batch_size:(b + 1) * config.batch_size]
             x = encode_batch(train_set, idx, model.specs[0].in_shape, config.steps,
-                              batch_seed(config.seed, epoch, b), config.max_rate).to(device)
+                             batch_seed(config.seed, epoch, b), config.max_rate, config.encoding).to(device)
             y = torch.as_tensor(train_set.labels[idx], device=device)
             out = model.windowed(model(x), config.steps)
-            loss, l_class, count = loss_fn(out, y, s)
+            # The spike count alone (Allred et al.) needs no fan-out: skip it there.
+            loss, l_class, count, _ = (loss_fn(out, y, s) if config.cost == "spikes"
+                                       else loss_fn(out, y, s, model, x))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
+            if masks is not None:
+                apply_masks(model, masks)
             correct = (out[-1].sum(-1).argmax(1) == y).float().sum().item()
             sums += [loss.item() * len(idx), l_class.item() * len(idx), count.item() * len(idx), correct]
             bar.set_postfix(loss=f"{sums[0] / max(1, (b + 1) * config.batch_size):.3f}")
         bar.close()
         lr_sched.step()
         n = len(train_set)
-        val = evaluate(model, val_set, config.steps, config.max_rate, val_seed, device=device)
+        val = evaluate(model, val_set, config.steps, config.max_rate, val_seed, device=device,
+                       encoding=config.encoding, energy=config.energy, draws=config.val_draws)
         record = {
             "epoch": epoch, "sigma": s,
             "train_loss": sums[0] / n, "train_class_loss": sums[1] / n,
-            "train_spike_count": sums[2] / n, "train_accuracy": sums[3] / n,
+            "train_cost": sums[2] / n, "train_accuracy": sums[3] / n,
             "val_accuracy": val["accuracy"],
             "val_spikes_per_layer": (val["layer_spikes"] / len(val_set)).tolist(),
             "val_hidden_spikes": float(val["layer_spikes"][:-1].sum() / len(val_set)),
+            "val_synops_per_layer": (val["layer_synops"] / len(val_set)).tolist(),
+            "val_synops": float(val["layer_synops"].sum() / len(val_set)),
+            "density": [surviving_density(b) for b in synaptic_blocks(model)],
             "seconds": time.time() - t0,
         }
+        if "energy_dynamic_j" in val:
+            record["val_energy_dynamic_j"] = val["energy_dynamic_j"] / len(val_set)
         if best is None or _better(record, best):
             best = record
             with atomic_path(best_path) as tmp:
@@ -217,7 +269,8 @@ def train(config: TrainConfig, run_dir: str | Path, progress: bool = True) -> di
         if progress:
             print(f"[{config.name}] epoch {epoch:3d}/{config.epochs}  sigma={s:.2e}  "
                   f"loss={record['train_loss']:.4f}  train={record['train_accuracy']:.3f}  "
-                  f"val={record['val_accuracy']:.3f}  hidden spikes/sample={record['val_hidden_spikes']:.1f}"
+                  f"val={record['val_accuracy']:.3f}  hidden spikes/sample={record['val_hidden_spikes']:.1f}  "
+                  f"synops/sample={record['val_synops']:.0f}"
                   f"{'  *best' if best is record else ''}", flush=True)
     return best
 

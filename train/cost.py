@@ -1,0 +1,163 @@
+"""What an inference costs on the target, computed from a SLAYER network while
+it trains: spikes, synaptic operations and dynamic energy, per sample, with
+gradients, so that training can lower what the chip pays.
+
+Synaptic operations follow the profiler (``simulate/profile.py``): every spike
+that enters a synaptic layer, the input layer's included, costs one op per
+synapse it reaches, and a synapse exists only where its weight survives
+export, i.e. SLAYER's 8-bit quantisation (``pre_hook_fx``, the function the
+netx export writes with) leaves it non-zero. The fan-out that counts is that
+hard count; its gradient is that of a smooth gate ``tanh(|w| / width)``
+(straight-through), so small weights are pushed to zero, in proportion to how
+often their input spikes. ``tests/test_cost.py`` checks that the estimate equals
+the profiler's figures on the target for an exported network.
+
+Units: spikes and synaptic ops per sample; energy in nJ per sample, from an
+``EnergyWeights`` (J per operation, taken from the report's energy profile).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+COSTS = ("spikes", "synops", "energy")
+
+# Width of the gate's gradient, in quantisation steps (SLAYER's 2 / w_scale =
+# 1/32 of a unit weight). Trained first-layer weights of 784-500-10 sit at a
+# few steps (init std 0.04 = 1.3 steps at weight scale 2); 4 steps lets the
+# gradient reach most of them and leaves the large, useful ones alone.
+GATE_WIDTH_STEPS = 4.0
+
+
+@dataclass(frozen=True)
+class EnergyWeights:
+    """Dynamic energy per operation, in joules, as the energy profile charges
+    it (``simulate/energy.py``): ``spike_j`` includes the active neuron
+    update's extra. ``profile`` names where the figures come from."""
+
+    synop_j: float
+    spike_j: float
+    neuron_update_j: float
+    profile: str = ""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class InferenceCost:
+    """Per-sample counts of one batch, each (batch, layers): ``spikes`` of
+    every spiking layer, ``synops`` of every synaptic layer (the ops its
+    incoming spikes cost), ``neurons`` per spiking layer and ``steps``."""
+
+    spikes: torch.Tensor
+    synops: torch.Tensor
+    neurons: list[int]
+    steps: int
+
+    @property
+    def hidden_spikes(self) -> torch.Tensor:
+        return self.spikes[:, :-1].sum(dim=1)
+
+    @property
+    def total_synops(self) -> torch.Tensor:
+        return self.synops.sum(dim=1)
+
+    @property
+    def neuron_updates(self) -> int:
+        return sum(self.neurons) * self.steps
+
+    def energy_nj(self, weights: EnergyWeights) -> torch.Tensor:
+        """Dynamic energy per sample (nJ), as ``EnergyProfile.dynamic_j``."""
+        joules = (self.total_synops * weights.synop_j + self.spikes.sum(dim=1) * weights.spike_j
+                  + self.neuron_updates * weights.neuron_update_j)
+        return 1e9 * joules
+
+    def term(self, cost: str, weights: EnergyWeights | None = None) -> torch.Tensor:
+        """The batch mean of ``cost`` (one of COSTS): hidden spikes (Allred et
+        al.'s spikeCount), synaptic ops, or dynamic energy in nJ."""
+        if cost == "spikes":
+            return self.hidden_spikes.mean()
+        if cost == "synops":
+            return self.total_synops.mean()
+        if cost == "energy":
+            if weights is None:
+                raise ValueError("the energy cost needs the energy profile's figures (EnergyWeights)")
+            return self.energy_nj(weights).mean()
+        raise ValueError(f"unknown cost {cost!r}: expected one of {COSTS}")
+
+
+def surviving_synapses(block) -> torch.Tensor:
+    """1.0 for every synapse of a SLAYER block whose weight exports non-zero,
+    0.0 elsewhere, shaped like the weight; gradient of tanh(|w| / width)."""
+    weight = block.synapse.weight
+    with torch.no_grad():
+        hard = (block.synapse.pre_hook_fx(weight) != 0).to(weight.dtype)
+    if not weight.requires_grad:
+        return hard
+    width = GATE_WIDTH_STEPS * 2.0 / block.neuron.w_scale
+    soft = torch.tanh(weight.abs() / width)
+    return hard + soft - soft.detach()
+
+
+def conv_fanout(kernel: torch.Tensor, in_shape: tuple[int, int, int], out_shape: tuple[int, int, int],
+                stride, padding, dilation=(1, 1), groups: int = 1) -> torch.Tensor:
+    """Synapses leaving each input pixel of a conv, shaped ``in_shape`` (C, H, W),
+    from a (out, in / groups, kh, kw) kernel of synapse weights (1 where a
+    synapse exists; any real values, for a differentiable count).
+
+    The fan-out of input pixel i is the number of (output o, kernel tap k) with
+    i = o*stride + k*dilation - padding: the transposed conv of an all-ones
+    output counts it per position of the padded input. The padding is cropped
+    here, since with a stride the right-hand padding is not always reached
+    (conv_transpose2d would crop a real row there)."""
+    _, h_in, w_in = in_shape
+    ones = torch.ones(1, out_shape[0], out_shape[1], out_shape[2], dtype=kernel.dtype, device=kernel.device)
+    fan = F.conv_transpose2d(ones, kernel, stride=tuple(stride), dilation=tuple(dilation), groups=groups)[0]
+    ph, pw = padding
+    fan = F.pad(fan, (0, max(0, pw + w_in - fan.shape[2]), 0, max(0, ph + h_in - fan.shape[1])))
+    return fan[:, ph:ph + h_in, pw:pw + w_in]
+
+
+def block_fanout(spec, block) -> torch.Tensor:
+    """Synapses that survive export leaving each input neuron of a dense, conv
+    or pool block, shaped ``spec.in_shape``. A pool counts as the depthwise
+    conv it exports as (kernel = stride = pool size)."""
+    gate = surviving_synapses(block)
+    if spec.kind == "dense":
+        return gate.reshape(gate.shape[0], -1).sum(dim=0).reshape(spec.in_shape)
+    kernel = gate[..., 0]                                    # drop SLAYER's time axis
+    if spec.kind == "conv":
+        return conv_fanout(kernel, spec.in_shape, spec.out_shape, (spec.stride,) * 2, (spec.padding,) * 2)
+    if spec.kind == "pool":
+        channels = spec.in_shape[0]
+        kernel = kernel.expand(channels, 1, *kernel.shape[2:])
+        return conv_fanout(kernel, spec.in_shape, spec.out_shape, (spec.stride,) * 2, (0, 0), groups=channels)
+    raise ValueError(f"no fan-out for a {spec.kind!r} block")
+
+
+def inference_cost(net, x: torch.Tensor, layer_spikes: list[torch.Tensor]) -> InferenceCost:
+    """The counts of one batch: ``x`` the input spikes (B, *in_shape, T) and
+    ``layer_spikes`` every spiking layer's spikes cut to its window
+    (``SpikingNet.windowed``), as the target produces them. Differentiable
+    through the spikes (SLAYER's surrogate) and the fan-out (the gate)."""
+    if len(layer_spikes) != net.num_spiking_layers:
+        raise ValueError(f"{len(layer_spikes)} spike tensors for {net.num_spiking_layers} spiking layers")
+    steps = x.shape[-1]
+    spikes, synops, neurons = [], [], []
+    incoming, spiking = x, iter(layer_spikes)
+    for spec, block in zip(net.specs, net.blocks):
+        if spec.kind == "flatten":
+            continue
+        # Events that reach this layer in its window: a non-zero entry is one spike.
+        events = incoming.reshape(incoming.shape[0], *spec.in_shape, -1)
+        events = (events != 0).to(x.dtype) if not events.requires_grad else events
+        fan = block_fanout(spec, block)
+        synops.append((events.sum(dim=-1) * fan).reshape(events.shape[0], -1).sum(dim=1))
+        out = next(spiking)
+        spikes.append(out.reshape(out.shape[0], -1).sum(dim=1))
+        neurons.append(int(torch.tensor(spec.out_shape).prod()))
+        incoming = out
+    return InferenceCost(torch.stack(spikes, dim=1), torch.stack(synops, dim=1), neurons, steps)
