@@ -25,7 +25,7 @@ from lavasparse.export.netx_export import export_netx
 from lavasparse.export.netx_format import read_network
 from lavasparse.simulate.emulator import Emulator
 from lavasparse.simulate.engines import first_difference
-from lavasparse.train.encode import encode_images
+from lavasparse.train.encode import InputCode, encode_images
 from lavasparse.train.model import NetConfig, SpikingNet
 
 NETS = {
@@ -43,7 +43,7 @@ def inputs(arch_in, n, steps, data_dir):
         images = test.images[:n]
     else:
         images = np.random.default_rng(0).random((n, 1, 28, 28)).astype(np.float32) * 0.27
-    return encode_images(images, arch_in, steps, seed=1, max_rate=0.5).numpy().astype(np.int8)
+    return encode_images(images, arch_in, steps, seed=1, code=InputCode(max_rate=0.5)).numpy().astype(np.int8)
 
 
 def main() -> int:

@@ -1,12 +1,14 @@
-"""Training throughput with and without the spike-count loss, same network,
-same batches, one machine: samples per second of forward + backward +
-optimiser step, on the CPU and, when there is one, the GPU.
+"""Training throughput with and without each cost term, same network, same
+batches, one machine: samples per second of forward + backward + optimiser
+step, on the CPU and, when there is one, the GPU.
 
-"Without" trains on SLAYER's spike-rate loss alone; "with" adds
-sigma * spikeCount over the hidden layers (Allred et al.), so the difference
-is what the sparsity term costs. Encoding is done once beforehand and not
-timed. Runs alternate (without, with, without, ...) so that drift in the
-machine's speed hits both; the table shows the median of the repeats.
+"None" trains on SLAYER's spike-rate loss alone; the others add sigma * cost:
+the hidden spike count (Allred et al.), the synaptic ops (fan-out gate over
+every synapse, input layer included) or the dynamic energy (train/cost.py),
+so the differences are what each term costs. Encoding is done once
+beforehand and not timed. Runs rotate (none, spikes, synops, energy, none,
+...) so that drift in the machine's speed hits all; the table shows the
+median of the repeats.
 
   .venv/bin/python benchmarks/training_throughput.py [--arch 784-500-10] [--device cpu cuda]
 """
@@ -22,6 +24,8 @@ import torch
 
 from lavasparse.train.device import prepare_cuda_jit, resolve_device
 from lavasparse.train.encode import encode_images
+from lavasparse.simulate.energy import default_profile
+from lavasparse.train.cost import COSTS
 from lavasparse.train.loss import SparsityLoss
 from lavasparse.train.model import NetConfig, SpikingNet
 
@@ -42,22 +46,24 @@ def measure(arch: str, device: torch.device, batch: int, steps: int, iters: int,
     torch.manual_seed(0)
     net = SpikingNet(NetConfig(arch=arch, weight_scale=2.0)).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    loss_fn = SparsityLoss().to(device)
+    losses = {c: SparsityLoss(cost=c, energy=default_profile().cost_weights()).to(device) for c in COSTS}
     imgs, labels, source = images(batch * iters, data_dir)
     in_shape = net.specs[0].in_shape
     xs = [encode_images(imgs[i * batch:(i + 1) * batch], in_shape, steps, seed=i).to(device) for i in range(iters)]
     ys = [torch.as_tensor(labels[i * batch:(i + 1) * batch], device=device) for i in range(iters)]
 
-    def run(sigma: float) -> float:
+    def run(cost: str | None) -> float:
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
         for x, y in zip(xs, ys):
             out = net.windowed(net(x), steps)
-            if sigma:
-                loss, _, _ = loss_fn(out, y, sigma)
-            else:   # the class loss alone: no spike count in the graph
-                loss = loss_fn.class_loss(out[-1], y) / y.shape[0]
+            if cost is None:   # the class loss alone: no cost in the graph
+                loss = losses["spikes"].class_loss(out[-1], y) / y.shape[0]
+            elif cost == "spikes":   # as the trainer calls it: no fan-out needed
+                loss = losses[cost](out, y, 1e-5)[0]
+            else:
+                loss = losses[cost](out, y, 1e-7, net, x)[0]
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -65,12 +71,12 @@ def measure(arch: str, device: torch.device, batch: int, steps: int, iters: int,
             torch.cuda.synchronize()
         return batch * iters / (time.perf_counter() - t0)
 
-    run(0.0)   # warm-up (and the CUDA JIT build)
-    without, with_ = [], []
+    run(None)   # warm-up (and the CUDA JIT build)
+    times = {c: [] for c in (None, *COSTS)}
     for _ in range(repeats):
-        without.append(run(0.0))
-        with_.append(run(1e-5))
-    return statistics.median(without), statistics.median(with_), source
+        for c in times:
+            times[c].append(run(c))
+    return {c: statistics.median(v) for c, v in times.items()}, source
 
 
 def main() -> int:
@@ -89,15 +95,17 @@ def main() -> int:
             print(f"({name}: no GPU here, skipped)")
             continue
         device = resolve_device(name)
-        w, s, source = measure(a.arch, device, a.batch, a.steps, a.iters, a.repeats, Path(a.data_dir))
+        rates, source = measure(a.arch, device, a.batch, a.steps, a.iters, a.repeats, Path(a.data_dir))
         label = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-        rows.append((label, w, s, 100 * (w / s - 1)))
+        rows.append((label, rates))
     print(f"\nnetwork {a.arch}, batch {a.batch}, T = {a.steps} steps, {a.iters} batches per run, median of "
           f"{a.repeats} runs; inputs: {source}\n")
-    print("| device | samples/s without spike loss | samples/s with spike loss | time added by the loss |")
-    print("|---|---:|---:|---:|")
-    for label, w, s, cost in rows:
-        print(f"| {label} | {w:.0f} | {s:.0f} | {cost:+.1f}% |")
+    print("| device | samples/s, no cost | " + " | ".join(f"samples/s, {c} (time added)" for c in COSTS) + " |")
+    print("|---|---:|" + "---:|" * len(COSTS))
+    for label, rates in rows:
+        base = rates[None]
+        print(f"| {label} | {base:.0f} | " + " | ".join(f"{rates[c]:.0f} ({100 * (base / rates[c] - 1):+.1f}%)"
+                                                    for c in COSTS) + " |")
     return 0
 
 

@@ -25,6 +25,8 @@ def _add_common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoding", default=None, choices=ENCODINGS,
                    help="input code of images: rate (Bernoulli, default) or latency (one spike per pixel, "
                         "brighter earlier); for pipeline and sweep, the baseline's")
+    p.add_argument("--latency-window", type=int, default=None,
+                   help="steps in which the latency code's spikes fall (default 8 for digits, else 4)")
     p.add_argument("--val-draws", type=int, default=None,
                    help="encodings of each validation image, averaged (default 8 for digits, else 1)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default 60)")
@@ -212,7 +214,8 @@ def cmd_pipeline(a) -> int:
     cfg = PipelineConfig(**_run_settings(a), val_tolerance=a.val_tolerance, schedule=a.schedule or d.schedule,
                          sigma0=tuple(a.sigma0) if a.sigma0 is not None else d.sigma0,
                          energy_sigma0=tuple(a.energy_sigma0) if a.energy_sigma0 is not None else d.energy_sigma0,
-                         energy_encoding=a.energy_encoding or d.energy_encoding, prune_density=a.prune_density)
+                         energy_encoding=a.energy_encoding or d.energy_encoding,
+                         energy_init=a.energy_init or d.energy_init, prune_density=a.prune_density)
     _download_if_asked(a)
     run_pipeline(cfg, a.out)
     return 0
@@ -330,6 +333,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="energy-trained candidates (sigma0 per nJ); none: skip them (default 1e-6 3e-6 1e-5)")
     pl.add_argument("--energy-encoding", default=None, choices=ENCODINGS,
                     help="input code of the energy-trained candidates (default latency)")
+    pl.add_argument("--energy-init", default=None, choices=["baseline", "scratch"],
+                    help="train the energy-trained candidates from scratch (default) or fine-tune the baseline")
     _add_prune_arg(pl)
     _add_train_args(pl)
     pl.set_defaults(fn=cmd_pipeline)

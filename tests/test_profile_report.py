@@ -74,7 +74,7 @@ def test_compare_report(tmp_path, tmp_net):
     half = profile_run(desc, x // 2, slayer_spikes(net, x // 2))  # no input: fewer spikes
     runs = [{"name": "baseline", "accuracy_float": 0.9, "accuracy_target": 0.9, "profile": full},
             {"name": "sparse", "accuracy_float": 0.89, "accuracy_target": 0.88, "profile": half}]
-    md = write_report(runs, tmp_path / "rep")
+    md, _ = write_report(runs, tmp_path / "rep")
     report = json.loads((tmp_path / "rep" / "report.json").read_text())
     for key in ("name", "accuracy_float", "accuracy_target", "spikes_per_sample",
                 "synops_per_sample", "energy_per_sample_j"):

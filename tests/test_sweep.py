@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from lavasparse.train.selection import SearchPlan, keeps_accuracy, largest_passing, pick_epoch
+from lavasparse.train.selection import SearchPlan, eligible_epochs, keeps_accuracy, largest_passing, pick_epoch
 
 
 def _run_search(threshold: float, plan: SearchPlan) -> tuple[float | None, list[float]]:
@@ -90,6 +90,18 @@ def test_small_sweep_on_digits(tmp_path, capsys):
             assert all(pick_epoch(u["epochs"], base["val_accuracy"], tol) is None for u in larger)
             assert r["engine"] == "emulator" and r["cross_checked_on_lava"] == 2 and r["identical_to_slayer"]
             assert 0 <= r["test_accuracy_target"] <= 1 and r["hidden_spikes_per_sample"] >= 0
+        # Beside the paper's rule, the cheapest epoch of any trial that keeps the table's accuracy.
+        cheap = doc[f"{table}_cheapest"]
+        passing = [e for t in doc["trials"] if t["schedule"] != "baseline" for e in eligible_epochs(t["epochs"])
+                   if keeps_accuracy(e["val_accuracy"], base["val_accuracy"], tol)]
+        if passing:
+            assert cheap["val_energy_dynamic_j"] == min(e["val_energy_dynamic_j"] for e in passing)
+            assert cheap["rule"] == "cheapest" and cheap["identical_to_slayer"]
+            assert all(cheap["val_energy_dynamic_j"] <= e["val_energy_dynamic_j"]
+                       for r in rows[1:] if r["sigma0"] is not None
+                       for t in [trials[(r["schedule"], r["sigma0"])]] for e in t["epochs"] if e["epoch"] == r["epochs"])
+        else:
+            assert cheap is None
     for f in ("tables.md", "tables.json", "front.png", "sweep.json"):
         assert (tmp_path / f).exists()
     assert "## Table 1" in (tmp_path / "tables.md").read_text()
@@ -163,6 +175,7 @@ def test_every_dataset_has_defaults():
     assert set(DATASET_DEFAULTS) == set(DATASETS)
     for name in DATASETS:
         s = RunSettings(dataset=name)
-        assert s.arch and s.lr > 0 and 0 < s.false_rate < s.true_rate <= 1
+        assert s.arch and s.lr_for("rate") > 0 and s.lr_for("latency") > 0 and 0 < s.false_rate < s.true_rate <= 1
+        assert s.val_draws >= 1 and s.latency_window >= 1
     with pytest.raises(ValueError, match="unknown dataset"):
         RunSettings(dataset="imagenet")

@@ -24,7 +24,7 @@ from lavasparse.fileio import atomic_path, write_json, write_text
 from .data import load_dataset, train_val_split
 from .device import resolve_device
 from .cost import COSTS, EnergyWeights, inference_cost
-from .encode import ENCODINGS, batch_seed, encode_batch
+from .encode import LATENCY_WINDOW, InputCode, batch_seed, encode_batch
 from .loss import SparsityLoss
 from .model import NetConfig, NeuronConfig, SpikingNet, parse_arch
 from .prune import PruneSchedule, apply_masks, current_masks, prune_to_density, surviving_density, synaptic_blocks
@@ -63,6 +63,7 @@ class TrainConfig:
     keep_epochs: bool = False        # also save every epoch's weights (epochs/NNN.pt), to pick one later
     device: str = "auto"
     encoding: str = "rate"           # input code of images: one of encode.ENCODINGS
+    latency_window: int = LATENCY_WINDOW   # the latency code's spikes fall in the first this many steps
     cost: str = "spikes"             # what sigma weighs: one of cost.COSTS
     # J per operation of the report's energy profile: the energy cost's
     # figures, and what the validation energy is measured with (None: not measured).
@@ -79,8 +80,7 @@ class TrainConfig:
             self.energy = EnergyWeights(**self.energy)
         if self.prune_density is not None:
             self.prune_density = tuple(float(d) for d in self.prune_density)
-        if self.encoding not in ENCODINGS:
-            raise ValueError(f"unknown encoding {self.encoding!r}: expected one of {ENCODINGS}")
+        self.input_code   # checks the encoding
         if self.cost not in COSTS:
             raise ValueError(f"unknown cost {self.cost!r}: expected one of {COSTS}")
         if self.cost == "energy" and self.energy is None:
@@ -95,6 +95,10 @@ class TrainConfig:
             raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}: expected 'cosine' or 'constant'")
         if self.schedule == "baseline" and self.sigma0:
             raise ValueError("the baseline schedule takes no sigma0")
+
+    @property
+    def input_code(self) -> InputCode:
+        return InputCode(self.encoding, self.max_rate, self.latency_window)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -111,8 +115,8 @@ def eval_seed(seed: int) -> int:
 
 
 @torch.no_grad()
-def evaluate(model: SpikingNet, data, steps: int, max_rate: float, seed: int,
-             batch_size: int = 256, device: torch.device | str = "cpu", encoding: str = "rate",
+def evaluate(model: SpikingNet, data, steps: int, code: InputCode, seed: int,
+             batch_size: int = 256, device: torch.device | str = "cpu",
              energy: EnergyWeights | None = None, draws: int = 1) -> dict:
     """Accuracy and what ``model`` costs on ``data``, as the target will count it.
 
@@ -129,7 +133,7 @@ def evaluate(model: SpikingNet, data, steps: int, max_rate: float, seed: int,
     preds, totals = [], np.zeros(model.num_spiking_layers)
     synops, joules = np.zeros(model.num_spiking_layers), 0.0
     for draw in range(draws):
-        spikes_in = encode_batch(data, None, model.specs[0].in_shape, steps, seed + draw, max_rate, encoding)
+        spikes_in = encode_batch(data, None, model.specs[0].in_shape, steps, seed + draw, code)
         for start in range(0, len(data), batch_size):
             x = spikes_in[start:start + batch_size].to(device)
             out = model.windowed(model(x), steps)
@@ -221,7 +225,7 @@ def train(config: TrainConfig, run_dir: str | Path, progress: bool = True) -> di
         for b in bar:
             idx = order[b * config.batch_size:(b + 1) * config.batch_size]
             x = encode_batch(train_set, idx, model.specs[0].in_shape, config.steps,
-                             batch_seed(config.seed, epoch, b), config.max_rate, config.encoding).to(device)
+                             batch_seed(config.seed, epoch, b), config.input_code).to(device)
             y = torch.as_tensor(train_set.labels[idx], device=device)
             out = model.windowed(model(x), config.steps)
             # The spike count alone (Allred et al.) needs no fan-out: skip it there.
@@ -238,8 +242,8 @@ def train(config: TrainConfig, run_dir: str | Path, progress: bool = True) -> di
         bar.close()
         lr_sched.step()
         n = len(train_set)
-        val = evaluate(model, val_set, config.steps, config.max_rate, val_seed, device=device,
-                       encoding=config.encoding, energy=config.energy, draws=config.val_draws)
+        val = evaluate(model, val_set, config.steps, config.input_code, val_seed, device=device,
+                       energy=config.energy, draws=config.val_draws)
         record = {
             "epoch": epoch, "sigma": s,
             "train_loss": sums[0] / n, "train_class_loss": sums[1] / n,

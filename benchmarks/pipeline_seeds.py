@@ -1,0 +1,114 @@
+"""The README's main command on several seeds: does its conclusion hold on
+any machine? Training diverges between CPUs (float summation order), so one
+run's figures say little; the spread over seeds says how far to trust them.
+
+For each seed it runs ``lavasparse pipeline`` (digits by default, the README's
+settings; resumable: a finished seed is read back, not rerun) into
+OUT/seed-N, then prints per seed the test accuracy on the target and the
+energy per inference of the baseline and of each family's network, their
+reductions, and the mean and spread (standard deviation, min, max) over
+seeds, and says whether the digits target holds on every seed: the chosen
+network costs at least 50% less energy than the baseline and loses under 1
+point of test accuracy. Writes OUT/seeds.md and OUT/seeds.json.
+
+  .venv/bin/python benchmarks/pipeline_seeds.py --out runs/seeds [--seeds 0 1 2] [-- pipeline options]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from lavasparse.cli import build_parser
+from lavasparse.fileio import write_json, write_text
+
+ENERGY_TARGET = 0.50      # at least this share of the baseline's energy saved
+ACCURACY_LOSS_LIMIT = 0.01  # under this much test accuracy lost
+
+
+def run_seed(seed: int, out: Path, extra: list[str]) -> dict:
+    report = out / "report.json"
+    if not report.exists():
+        args = build_parser().parse_args(["pipeline", "--out", str(out), "--seed", str(seed), *extra])
+        if args.fn(args) != 0:
+            raise RuntimeError(f"the pipeline failed for seed {seed}")
+    return json.loads(report.read_text())
+
+
+def summarize(seed: int, report: dict) -> dict:
+    runs = {r["name"]: r for r in report["runs"]}
+    base = runs["baseline"]
+    chosen = report["selection"]["chosen"]
+    row = {"seed": seed, "chosen": chosen, "seconds": report.get("seconds"),
+           "baseline_accuracy": base["accuracy_target"], "baseline_energy_j": base["energy_per_sample_j"]}
+    for name, r in runs.items():
+        if name == "baseline":
+            continue
+        row[name] = {"accuracy": r["accuracy_target"], "energy_j": r["energy_per_sample_j"],
+                     "energy_reduction": 1 - r["energy_per_sample_j"] / base["energy_per_sample_j"],
+                     "synops_reduction": 1 - r["synops_per_sample"] / base["synops_per_sample"],
+                     "accuracy_lost": base["accuracy_target"] - r["accuracy_target"],
+                     "passes_validation": report["selection"]["families"][name]["chosen"]["passes"]}
+    pick = row.get(chosen) if chosen else None
+    row["target_met"] = bool(pick and pick["energy_reduction"] >= ENERGY_TARGET
+                             and pick["accuracy_lost"] < ACCURACY_LOSS_LIMIT)
+    return row
+
+
+def _spread(values: list[float], scale: float = 100.0, unit: str = "%") -> str:
+    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    return (f"{scale * statistics.mean(values):.1f}{unit} ± {scale * sd:.1f} "
+            f"(min {scale * min(values):.1f}, max {scale * max(values):.1f})")
+
+
+def markdown(rows: list[dict], command: str) -> str:
+    families = sorted({k for r in rows for k, v in r.items() if isinstance(v, dict)})
+    lines = ["# The pipeline on several seeds", "", f"Command: `{command}`", "",
+             "| seed | baseline acc. | baseline energy (nJ) | " +
+             " | ".join(f"{f}: acc. / energy (nJ) / energy saved" for f in families) + " | chosen | target met |",
+             "|---:|---:|---:|" + "---|" * len(families) + "---|---|"]
+    for r in rows:
+        cells = []
+        for f in families:
+            v = r.get(f)
+            cells.append("-" if v is None else f"{100 * v['accuracy']:.2f}% / {1e9 * v['energy_j']:.0f} / "
+                                               f"{100 * v['energy_reduction']:.1f}%"
+                                               + ("" if v["passes_validation"] else " (failed validation)"))
+        lines.append(f"| {r['seed']} | {100 * r['baseline_accuracy']:.2f}% | {1e9 * r['baseline_energy_j']:.0f} | "
+                     + " | ".join(cells) + f" | {r['chosen'] or 'none'} | {'yes' if r['target_met'] else 'NO'} |")
+    lines += ["", "Mean ± standard deviation over seeds:", ""]
+    lines.append(f"- baseline test accuracy: {_spread([r['baseline_accuracy'] for r in rows])}")
+    for f in families:
+        have = [r[f] for r in rows if f in r]
+        lines.append(f"- {f}: energy saved {_spread([v['energy_reduction'] for v in have])}; synaptic ops saved "
+                     f"{_spread([v['synops_reduction'] for v in have])}; test accuracy lost "
+                     f"{_spread([v['accuracy_lost'] for v in have], unit=' points')}")
+    met = sum(r["target_met"] for r in rows)
+    lines += ["", f"Target (the chosen network saves >= {100 * ENERGY_TARGET:.0f}% energy and loses < "
+              f"{100 * ACCURACY_LOSS_LIMIT:.0f} point of test accuracy): met on {met} of {len(rows)} seeds."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("pipeline_args", nargs=argparse.REMAINDER, help="after --: options for lavasparse pipeline")
+    a = p.parse_args()
+    extra = [x for x in a.pipeline_args if x != "--"]
+    out = Path(a.out)
+    t0 = time.time()
+    rows = [summarize(s, run_seed(s, out / f"seed-{s}", extra)) for s in a.seeds]
+    command = "benchmarks/pipeline_seeds.py " + " ".join(sys.argv[1:])
+    md = markdown(rows, command)
+    write_text(out / "seeds.md", md)
+    write_json(out / "seeds.json", {"command": command, "rows": rows, "seconds": time.time() - t0})
+    print(md)
+    return 0 if all(r["target_met"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
