@@ -175,16 +175,19 @@ def cmd_profile(a) -> int:
     n = prof["samples"]
     print(f"per inference ({n} samples, {prof['steps']} steps; energy profile {table.name}"
           + (f", estimated figures: {', '.join(table.estimates)}" if table.estimates else "") + ")")
-    print(f"{'layer':>12s} {'neurons':>8s} {'cores':>5s} {'spikes':>10s} {'spk/neur/step':>14s} {'synops':>12s} "
-          f"{'dynamic (nJ)':>13s} {'static (nJ)':>12s} {'total (nJ)':>11s}")
+    print(f"{'layer':>12s} {'neurons':>8s} {'cores':>5s} {'density':>8s} {'spikes':>10s} {'spk/neur/step':>14s} "
+          f"{'synops':>12s} {'dynamic (nJ)':>13s} {'static (nJ)':>12s} {'total (nJ)':>11s}")
     for r in prof["layers"]:
-        print(f"{r['name']:>12s} {r['neurons']:8d} {r['cores']:5d} {r['spikes'] / n:10.1f} "
+        density = "-" if r["density"] is None else f"{100 * r['density']:.1f}%"
+        print(f"{r['name']:>12s} {r['neurons']:8d} {r['cores']:5d} {density:>8s} {r['spikes'] / n:10.1f} "
               f"{r['spikes_per_neuron_per_step']:14.4f} {r['synops'] / n:12.0f} {1e9 * r['energy_dynamic_j'] / n:13.3f} "
               f"{1e9 * r['energy_static_j'] / n:12.3f} {1e9 * r['energy_j'] / n:11.3f}")
     ps = prof["per_sample"]
-    print(f"{'total':>12s} {sum(r['neurons'] for r in prof['layers']):8d} {prof['cores']:5d} {ps['spikes']:10.1f} "
+    print(f"{'total':>12s} {sum(r['neurons'] for r in prof['layers']):8d} {prof['cores']:5d} {'':>8s} {ps['spikes']:10.1f} "
           f"{'':>14s} {ps['synops']:12.0f} {1e9 * ps['energy_dynamic_j']:13.3f} {1e9 * ps['energy_static_j']:12.3f} "
           f"{1e9 * ps['energy_j']:11.3f}")
+    print(f"synaptic ops are {100 * ps['synops'] / ps['ann_macs']:.1f}% of the same network's ANN MACs "
+          f"({ps['ann_macs']:,}); input spikes {prof['input_spikes'] / n:.1f} per inference")
     print(f"inference time {1e6 * ps['inference_time_s']:.2f} us; NeuroBench: " +
           ", ".join(f"{k} {v:.4g}" for k, v in prof["neurobench"].items()))
     return 0
@@ -215,7 +218,8 @@ def cmd_pipeline(a) -> int:
                          sigma0=tuple(a.sigma0) if a.sigma0 is not None else d.sigma0,
                          energy_sigma0=tuple(a.energy_sigma0) if a.energy_sigma0 is not None else d.energy_sigma0,
                          energy_encoding=a.energy_encoding or d.energy_encoding,
-                         energy_init=a.energy_init or d.energy_init, prune_density=a.prune_density)
+                         energy_init=a.energy_init or d.energy_init, prune_density=a.prune_density,
+                         code_baseline=a.code_baseline)
     _download_if_asked(a)
     run_pipeline(cfg, a.out)
     return 0
@@ -330,7 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="a candidate must keep validation accuracy within this of the baseline's (0: iso); "
                          "the cheapest such is chosen")
     pl.add_argument("--energy-sigma0", type=float, nargs="*", default=None,
-                    help="energy-trained candidates (sigma0 per nJ); none: skip them (default 1e-6 3e-6 1e-5)")
+                    help="energy-trained candidates (sigma0 per nJ); none: skip them (default 3e-7 1e-6)")
+    pl.add_argument("--no-code-baseline", dest="code_baseline", action="store_false",
+                    help="do not train the baseline in the energy-trained networks' input code")
     pl.add_argument("--energy-encoding", default=None, choices=ENCODINGS,
                     help="input code of the energy-trained candidates (default latency)")
     pl.add_argument("--energy-init", default=None, choices=["baseline", "scratch"],

@@ -14,15 +14,17 @@ def test_pipeline_end_to_end(tmp_path, capsys):
                          sigma0=(1e-3, 1e-2), energy_sigma0=(1e-5,), sparse_epochs=2, val_draws=2, device="cpu")
     report = run_pipeline(cfg, tmp_path, progress=False)
     names = [r["name"] for r in report["runs"]]
-    assert names == ["baseline", "spike-trained", "energy-trained"]
+    assert names == ["baseline", "spike-trained", "latency-coded", "energy-trained"]
     runs = {r["name"]: r for r in report["runs"]}
     assert runs["baseline"]["encoding"] == "rate" and runs["energy-trained"]["encoding"] == "latency"
+    assert runs["latency-coded"]["encoding"] == "latency" and runs["latency-coded"]["sigma0"] == 0
     assert runs["spike-trained"]["cost"] == "spikes" and runs["energy-trained"]["cost"] == "energy"
     sel = report["selection"]
     base_val = sel["baseline_val_accuracy"]
     for label, fam in sel["families"].items():
-        assert set(fam["runs"]) == ({"spikes-rate-linear-1e-03", "spikes-rate-linear-1e-02"} if label == "spike-trained"
-                                    else {"energy-latency-linear-1e-05"})
+        assert set(fam["runs"]) == {"spike-trained": {"spikes-rate-linear-1e-03", "spikes-rate-linear-1e-02"},
+                                    "latency-coded": {"baseline-latency"},
+                                    "energy-trained": {"energy-latency-linear-1e-05"}}[label]
         assert all(len(log) == 2 if label == "spike-trained" else len(log) == 4 for log in fam["runs"].values())
         chosen = fam["chosen"]
         assert runs[label]["run"] == chosen["run"] and runs[label]["checkpoint"] == f"epochs/{chosen['epoch']:03d}"
