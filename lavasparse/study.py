@@ -11,7 +11,8 @@ Rows come from a JSON file, a list of ``Row`` fields::
 
 Every row trains from scratch for the same epochs with the shared settings
 (``RunSettings``); trials run two at a time on a 2-core machine (``TrialSettings``)
-and resume where they stopped. Each row is then judged by one epoch, chosen
+and resume where they stopped; rows may be added to a study and only they
+train. Each row is then judged by one epoch, chosen
 on validation: the reference row (``baseline``) by its most accurate epoch,
 every other row by its cheapest epoch (dynamic energy on validation) whose
 validation accuracy is no lower than the reference's (iso-accuracy); a row
@@ -131,9 +132,13 @@ def run_study(config: StudyConfig, out: str | Path, command: str | None = None, 
     out.mkdir(parents=True, exist_ok=True)
     settings = json.loads(json.dumps(asdict(config)))
     saved = out / "study.json"
-    if saved.exists() and json.loads(saved.read_text()) != settings:
-        raise ValueError(f"{saved}: this folder holds a study with other settings or rows; use a new folder "
-                         f"or the same settings to resume")
+    if saved.exists():
+        old = json.loads(saved.read_text())
+        same = {k: v for k, v in old.items() if k != "rows"} == {k: v for k, v in settings.items() if k != "rows"}
+        kept = {r["name"]: r for r in settings["rows"]}
+        if not same or any(kept.get(r["name"], r) != r for r in old["rows"]):
+            raise ValueError(f"{saved}: this folder holds a study with other settings or rows; use a new folder, "
+                             f"or the same settings (rows may be added) to resume")
     write_json(saved, settings)
     t0 = time.time()
     provenance = _provenance()   # the code that trains is the code checked out now
@@ -157,7 +162,7 @@ def run_study(config: StudyConfig, out: str | Path, command: str | None = None, 
     for row in config.rows:
         pick = ref_pick if row.baseline else choose_epoch(row, results[row.name]["epochs"], ref_pick["val_accuracy"])
         ev = _on_target(config, out, row, pick["epoch"], inputs[row.encoding], labels, progress)
-        rows.append(_table_row(row, pick, ev))
+        rows.append({**_table_row(row, pick, ev), "trained_at_commit": results[row.name].get("commit")})
     base = next(r for r in rows if r["baseline"])
     for r in rows:
         r["energy_reduction_x"] = base["energy_per_sample_j"] / r["energy_per_sample_j"]

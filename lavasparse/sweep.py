@@ -103,7 +103,7 @@ def run_trial(spec: dict) -> dict:
     result = {"schedule": config.schedule, "sigma0": config.sigma0, "best_epoch": best["epoch"],
               "val_accuracy": best["val_accuracy"], "val_hidden_spikes": best["val_hidden_spikes"],
               "epochs": [{k: e[k] for k in EPOCH_KEYS if k in e} for e in log],
-              "train_seconds": time.time() - t0, "host": platform.node()}
+              "train_seconds": time.time() - t0, "host": platform.node(), "commit": _provenance()["commit"]}
     write_json(run_dir / "result.json", result)
     return result
 
