@@ -1,6 +1,9 @@
 """Training throughput with and without each cost term, same network, same
 batches, one machine: samples per second of forward + backward + optimiser
-step, on the CPU and, when there is one, the GPU.
+step, on the CPU and, when there is one, the GPU; and (``--epoch-images``)
+the seconds of one whole training epoch as the trainer runs it (encoding,
+steps, validation), which is what the cost term's budget (under 10% added) is
+about.
 
 "None" trains on SLAYER's spike-rate loss alone; the others add sigma * cost:
 the hidden spike count (Allred et al.), the synaptic ops (fan-out gate over
@@ -10,12 +13,14 @@ beforehand and not timed. Runs rotate (none, spikes, synops, energy, none,
 ...) so that drift in the machine's speed hits all; the table shows the
 median of the repeats.
 
-  .venv/bin/python benchmarks/training_throughput.py [--arch 784-500-10] [--device cpu cuda]
+  .venv/bin/python benchmarks/training_throughput.py [--arch 784-500-10] [--device cpu cuda] [--epoch-images 6000]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +33,7 @@ from lavasparse.simulate.energy import default_profile
 from lavasparse.train.cost import COSTS
 from lavasparse.train.loss import SparsityLoss
 from lavasparse.train.model import NetConfig, SpikingNet
+from lavasparse.train.trainer import TrainConfig, train
 
 
 def images(n: int, data_dir: Path) -> tuple[np.ndarray, np.ndarray, str]:
@@ -79,6 +85,27 @@ def measure(arch: str, device: torch.device, batch: int, steps: int, iters: int,
     return {c: statistics.median(v) for c, v in times.items()}, source
 
 
+def measure_epochs(arch: str, device: str, images: int, repeats: int, data_dir: Path) -> dict:
+    """Seconds of one training epoch (the trainer's own ``seconds``: encoding,
+    training steps, validation) on the first ``images`` MNIST training images,
+    per cost (None: the class loss alone), median of ``repeats`` rotated runs,
+    each in a fresh folder from the same initial weights."""
+    energy = default_profile().cost_weights()
+    sigma0 = {None: 0.0, "spikes": 1e-5, "synops": 1e-7, "energy": 1e-6}
+    seconds = {c: [] for c in sigma0}
+    for _ in range(repeats):
+        for cost, s0 in sigma0.items():
+            config = TrainConfig(name=f"epoch-{cost}", dataset="mnist", data_dir=str(data_dir),
+                                 net=NetConfig(arch=arch, weight_scale=2.0), max_rate=1.0, epochs=1,
+                                 batch_size=64, lr=1e-3, schedule="baseline" if cost is None else "constant",
+                                 sigma0=s0, cost=cost or "spikes", energy=energy, train_limit=images,
+                                 device=device)
+            with tempfile.TemporaryDirectory() as run_dir:
+                train(config, run_dir, progress=False)
+                seconds[cost].append(json.loads((Path(run_dir) / "metrics.jsonl").read_text().splitlines()[0])["seconds"])
+    return {c: statistics.median(v) for c, v in seconds.items()}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", default="784-500-10")
@@ -88,6 +115,8 @@ def main() -> int:
     p.add_argument("--iters", type=int, default=20, help="batches per timed run")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[1].parent / "shared/data/mnist"))
+    p.add_argument("--epoch-images", type=int, default=6000,
+                   help="also time one trainer epoch on this many MNIST training images (0: skip)")
     a = p.parse_args()
     rows = []
     for name in a.device:
@@ -106,6 +135,20 @@ def main() -> int:
         base = rates[None]
         print(f"| {label} | {base:.0f} | " + " | ".join(f"{rates[c]:.0f} ({100 * (base / rates[c] - 1):+.1f}%)"
                                                     for c in COSTS) + " |")
+    if not a.epoch_images or not (Path(a.data_dir) / "train-images-idx3-ubyte.gz").exists():
+        return 0
+    print(f"\none training epoch as the trainer runs it (encoding, steps, validation of 20%), "
+          f"{a.arch}, {a.epoch_images} MNIST images, batch 64, T = 16, median of {a.repeats} runs\n")
+    print("| device | s/epoch, no cost | " + " | ".join(f"s/epoch, {c} (time added)" for c in COSTS) + " |")
+    print("|---|---:|" + "---:|" * len(COSTS))
+    for name in a.device:
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            continue
+        secs = measure_epochs(a.arch, name, a.epoch_images, a.repeats, Path(a.data_dir))
+        label = name if name.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
+        base = secs[None]
+        print(f"| {label} | {base:.2f} | " + " | ".join(f"{secs[c]:.2f} ({100 * (secs[c] / base - 1):+.1f}%)"
+                                                       for c in COSTS) + " |")
     return 0
 
 

@@ -98,12 +98,13 @@ def run_trial(spec: dict) -> dict:
     config = TrainConfig.from_dict(spec["train"])
     run_dir = Path(spec["run_dir"])
     t0 = time.time()
+    commit = _provenance()["commit"]   # the code this stretch trains with, before a later commit moves HEAD
     best = train(config, run_dir, progress=False)
     log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
     result = {"schedule": config.schedule, "sigma0": config.sigma0, "best_epoch": best["epoch"],
               "val_accuracy": best["val_accuracy"], "val_hidden_spikes": best["val_hidden_spikes"],
               "epochs": [{k: e[k] for k in EPOCH_KEYS if k in e} for e in log],
-              "train_seconds": time.time() - t0, "host": platform.node(), "commit": _provenance()["commit"]}
+              "train_seconds": time.time() - t0, "host": platform.node(), "commit": commit}
     write_json(run_dir / "result.json", result)
     return result
 

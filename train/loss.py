@@ -56,6 +56,9 @@ class SparsityLoss(torch.nn.Module):
             return l_class + sigma * count, l_class, count, None
         if net is None or x is None:
             raise ValueError(f"the {self.cost} cost needs the network and its input spikes")
-        counts = inference_cost(net, x, layer_spikes)
+        # With the term off (sigma 0: an alternating schedule's off epochs, a
+        # linear schedule's first) its gradient is zero: count without a graph.
+        with torch.set_grad_enabled(torch.is_grad_enabled() and sigma != 0):
+            counts = inference_cost(net, x, layer_spikes)
         term = counts.term(self.cost, self.energy)
         return l_class + sigma * term, l_class, term, counts
