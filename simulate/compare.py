@@ -83,8 +83,9 @@ def neurobench_table(rows: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
-def plot_energy_accuracy(rows: list[dict], path: Path) -> None:
-    """Energy per inference (dynamic and total) against accuracy on the target, one point per run."""
+def plot_energy_accuracy(rows: list[dict], path: Path, log_energy: bool = False) -> None:
+    """Energy per inference (dynamic and total) against accuracy on the target,
+    one point per run; ``log_energy`` for rows that differ by orders of magnitude."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -97,6 +98,8 @@ def plot_energy_accuracy(rows: list[dict], path: Path) -> None:
                    facecolors="none", zorder=3)
         ax.plot([1e9 * r["energy_dynamic_per_sample_j"], 1e9 * r["energy_per_sample_j"]], [acc, acc],
                 color=f"C{i}", lw=1)
+    if log_energy:
+        ax.set_xscale("log")
     ax.set_xlabel("energy per inference (nJ): open = dynamic only, filled = dynamic + static")
     ax.set_ylabel("test accuracy on the target (%)")
     ax.set_title("energy against accuracy")
