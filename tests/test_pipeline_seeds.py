@@ -1,0 +1,56 @@
+"""benchmarks/pipeline_seeds.py's arithmetic: the target check per seed and
+the paired interval of the accuracy lost, on a report written here."""
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+_spec = importlib.util.spec_from_file_location(
+    "pipeline_seeds", Path(__file__).resolve().parents[1] / "benchmarks" / "pipeline_seeds.py")
+seeds = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(seeds)
+
+
+def test_paired_loss():
+    labels = np.zeros(100, dtype=int)
+    base = np.zeros(100, dtype=int)
+    chosen = base.copy()
+    chosen[:5] = 1                       # 5 images only the baseline gets right
+    base[95:] = 1                        # 5 others only the chosen one gets right, 10 discordant in all
+    chosen[90:95] = 1
+    base[90:95] = 1                      # 5 both get wrong: not counted
+    pl = seeds.paired_loss(base, chosen, labels)
+    assert (pl["only_baseline_right"], pl["only_chosen_right"], pl["lost"]) == (5, 5, 0.0)
+    assert pl["high"] == pytest.approx(1.96 * np.sqrt(10) / 100)
+    with pytest.raises(ValueError, match="predictions of 100, 99"):
+        seeds.paired_loss(base, chosen[:99], labels)
+
+
+def _run(name, network, acc, energy):
+    return {"name": name, "network": network, "accuracy_target": acc, "energy_per_sample_j": energy,
+            "synops_per_sample": energy * 1e12}
+
+
+def test_summarize_reads_the_targets_spikes(tmp_path):
+    out = tmp_path / "seed-7"
+    labels = np.arange(20) % 10
+    out.mkdir()
+    np.save(out / "test_labels.npy", labels)
+    for where, wrong in (("baseline", 1), ("energy-run/eval-epochs004", 3)):
+        (out / where).mkdir(parents=True)
+        spikes = np.zeros((20, 10, 4))
+        spikes[np.arange(20), (labels + (np.arange(20) < wrong)) % 10, :2] = 1   # `wrong` images misclassified
+        np.savez(out / where / "target_spikes.npz", dense1=np.zeros((20, 5, 4)), dense2=spikes)
+    report = {"runs": [_run("baseline", "elsewhere/seed-7/baseline/network.net", 0.95, 1e-6),
+                       _run("energy-trained", "elsewhere/seed-7/energy-run/eval-epochs004/network.net", 0.85, 4e-7)],
+              "selection": {"chosen": "energy-trained", "families": {"energy-trained": {"chosen": {"passes": True}}}}}
+    row = seeds.summarize(7, json.loads(json.dumps(report)), out)
+    pl = row["chosen_accuracy_lost_paired"]
+    assert (pl["only_baseline_right"], pl["only_chosen_right"], pl["images"]) == (2, 0, 20)
+    assert pl["lost"] == pytest.approx(0.10)
+    assert row["energy-trained"]["energy_reduction"] == pytest.approx(0.6)
+    assert not row["target_met"]                      # 10 points lost
+    md = seeds.markdown([row], "test")
+    assert "| 7 |" in md and "2 vs 0 images" in md and "met on 0 of 1 seeds" in md
