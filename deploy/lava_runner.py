@@ -48,6 +48,26 @@ class LavaRun:
         return predict(self.spikes[-1])
 
 
+LAYOUTS = ("chw", "whc")   # our (C, H, W) order, or Lava's and lava-dl's examples' (W, H, C)
+
+
+def load_input(path: str | Path, layout: str = "chw") -> np.ndarray:
+    """An input array from ``path`` (.npy), in our (C, H, W) order.
+
+    ``layout`` says how the file holds a 3-d input: "chw" (ours) or "whc"
+    (Lava's (x, y, z), as lava-dl's own example inputs are), each with time
+    last and an optional batch axis first: (W, H, C, T) or (N, W, H, C, T).
+    Flat inputs, (n, T) or (N, n, T), are the same in both."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r}: expected one of {LAYOUTS}")
+    x = np.load(path)
+    if layout == "whc" and x.ndim == 4:
+        return x.transpose(2, 1, 0, 3)
+    if layout == "whc" and x.ndim == 5:
+        return x.transpose(0, 3, 2, 1, 4)
+    return x
+
+
 def as_batch(inputs: np.ndarray, desc: NetDescription) -> np.ndarray:
     """Input as (N, *input_shape, T); accept (*input_shape, T) for one sample.
 
@@ -60,7 +80,8 @@ def as_batch(inputs: np.ndarray, desc: NetDescription) -> np.ndarray:
     if inputs.ndim != len(shape) + 2 or inputs.shape[1:-1] != shape or inputs.shape[-1] < 1:
         dims = ", ".join(map(str, shape))
         raise ValueError(f"input of shape {inputs.shape} does not fit {desc.path}: expected "
-                         f"({dims}, T) or (N, {dims}, T)")
+                         f"({dims}, T) or (N, {dims}, T) in (C, H, W) order"
+                         + (" (an input in Lava's (W, H, C) order takes --layout whc)" if len(shape) == 3 else ""))
     if not np.all(np.isfinite(inputs)) or not np.array_equal(inputs, np.round(inputs)):
         raise ValueError("input must hold integers (spikes, or graded input currents)")
     return inputs.astype(np.int32)

@@ -123,7 +123,7 @@ def cmd_check(a) -> int:
 def cmd_deploy(a) -> int:
     import numpy as np
 
-    from lavasparse.deploy.lava_runner import run_on_lava
+    from lavasparse.deploy.lava_runner import load_input, run_on_lava
     from lavasparse.deploy.resources import check_network
     from lavasparse.export.netx_format import read_network
     from lavasparse.fileio import write_npz
@@ -136,7 +136,7 @@ def cmd_deploy(a) -> int:
                              f"--ignore-limits runs it in the simulator anyway")
         print(f"warning: {a.net} does not fit Loihi 2; running anyway (--ignore-limits):\n  - {problems}",
               file=sys.stderr)
-    run = run_on_lava(a.net, np.load(a.input))
+    run = run_on_lava(a.net, load_input(a.input, a.layout))
     print(f"{run.lava_steps} Lava steps in {run.seconds:.1f} s")
     for name, s in zip(run.layer_names, run.spikes):
         print(f"  {name:>12s}: {int((s != 0).sum())} spikes")
@@ -153,7 +153,7 @@ def cmd_deploy(a) -> int:
 def cmd_profile(a) -> int:
     import numpy as np
 
-    from lavasparse.deploy.lava_runner import as_batch
+    from lavasparse.deploy.lava_runner import as_batch, load_input
     from lavasparse.export.netx_format import read_network
     from lavasparse.fileio import write_json
     from lavasparse.simulate.energy import EnergyProfile
@@ -162,7 +162,7 @@ def cmd_profile(a) -> int:
 
     table = EnergyProfile.load(a.energy_profile)
     desc = read_network(a.net)
-    batch = as_batch(np.load(a.input), desc)
+    batch = as_batch(load_input(a.input, a.layout), desc)
     run = run_target(a.net, batch, a.engine, a.cross_check)
     prof = profile_run(desc, batch, run.spikes, table)
     prof["engine"] = run.engine
@@ -197,6 +197,7 @@ def cmd_compare(a) -> int:
     """Compare training run folders on the test set, each in its own input code."""
     import numpy as np
 
+    from lavasparse.deploy.lava_runner import load_input
     from lavasparse.pipeline import evaluate_on_target, run_test_input
     from lavasparse.simulate.compare import write_report
 
@@ -204,7 +205,8 @@ def cmd_compare(a) -> int:
         raise ValueError("--input and --labels go together")
     runs = []
     for r in a.runs:
-        x, labels = (np.load(a.input), np.load(a.labels)) if a.input else run_test_input(Path(r), a.test_limit)
+        x, labels = ((load_input(a.input, a.layout), np.load(a.labels)) if a.input
+                     else run_test_input(Path(r), a.test_limit))
         runs.append(evaluate_on_target(Path(r), x, labels, a.engine, a.cross_check, energy_profile=a.energy_profile))
     print(write_report(runs, a.out)[0].split("\n## Per layer")[0])
     return 0
@@ -251,6 +253,15 @@ def _add_net_input_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("net", help="netx HDF5 network description (ours or anyone's)")
     p.add_argument("--input", required=True,
                    help=".npy of shape (neurons..., T) or (N, neurons..., T), in the file's (C, H, W) order")
+    _add_layout_arg(p)
+
+
+def _add_layout_arg(p: argparse.ArgumentParser) -> None:
+    from lavasparse.deploy.lava_runner import LAYOUTS
+
+    p.add_argument("--layout", default="chw", choices=LAYOUTS,
+                   help="how --input holds a 3-d input: chw, our (C, H, W) order (default), or whc, Lava's "
+                        "(W, H, C), as lava-dl's own example inputs are; flat inputs are the same in both")
 
 
 def _add_energy_arg(p: argparse.ArgumentParser) -> None:
@@ -322,6 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--input", help="test spikes .npy (N, neurons..., T) for every run (default: each run's "
                    "test set in its own input code)")
     c.add_argument("--labels", help="test labels .npy (with --input)")
+    _add_layout_arg(c)
     c.add_argument("--test-limit", type=int, default=None, help="without --input: the first N test samples")
     c.add_argument("--out", required=True, help="report folder")
     _add_engine_args(c)

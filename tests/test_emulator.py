@@ -295,3 +295,29 @@ def test_emulator_on_lava_dl_files(name, shape):
     assert sum(int(s.sum()) for s in lava.spikes) > 0
     for lname, a, b in zip(lava.layer_names, lava.spikes, em.spikes):
         assert np.array_equal(a, b), f"{name} {lname}: {int((a != b).sum())} spikes differ"
+
+
+def test_profile_and_deploy_take_lavas_layout(tmp_path, capsys):
+    """--layout whc: the same spikes in Lava's (W, H, C) order give the same
+    profile as in ours; a (W, H, C) array read as (C, H, W) is refused, with the hint."""
+    import json
+
+    from lavasparse.cli import main
+
+    net = make_net("2x6x5-c4k3-10", steps=6)     # H != W and C > 1: every transposition shows
+    export_netx(net, tmp_path / "n.net")
+    x = random_spikes((3, 2, 6, 5, 6), p=0.4, seed=5)
+    assert x.sum() > 0
+    np.save(tmp_path / "chw.npy", x)
+    np.save(tmp_path / "whc.npy", x.transpose(0, 3, 2, 1, 4))
+    np.save(tmp_path / "whc1.npy", x[0].transpose(2, 1, 0, 3))       # one sample, no batch axis
+    for name, layout in (("chw", "chw"), ("whc", "whc"), ("whc1", "whc")):
+        assert main(["profile", str(tmp_path / "n.net"), "--input", str(tmp_path / f"{name}.npy"), "--layout", layout,
+                     "--cross-check", "0", "--json", str(tmp_path / f"{name}.json")]) == 0
+    a, b, one = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("chw", "whc", "whc1"))
+    assert a["input_spikes"] > 0 and a["layers"][0]["spikes"] > 0     # something spiked: the comparison means something
+    assert a["layers"] == b["layers"] and a["input_spikes"] == b["input_spikes"]
+    assert one["samples"] == 1 and one["input_spikes"] == int(x[0].sum())
+    capsys.readouterr()
+    assert main(["profile", str(tmp_path / "n.net"), "--input", str(tmp_path / "whc.npy"), "--cross-check", "0"]) == 2
+    assert "--layout whc" in capsys.readouterr().err
