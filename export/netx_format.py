@@ -162,6 +162,11 @@ def _read_layer(path: Path, g: h5py.Group, index: int, prev_shape, any_neuron: b
     shape = tuple(int(v) for v in np.asarray(g["shape"][()]).reshape(-1))
     if not shape or min(shape) < 1:
         raise NetFileError(f"{where}/shape: must be positive, got {shape}")
+    if kind == "dense":
+        # netx builds a dense layer flat, (prod(shape),), whatever the file's
+        # shape says: lava-dl's own pilotnet_lif stores its dense layers as
+        # (100, 1, 1), ... and Lava's spikes for them are (100,).
+        shape = (int(np.prod(shape)),)
     neuron = _read_neuron(where, g, any_neuron) if "neuron" in g else None
     desc = LayerDesc(index, kind, shape, prev_shape, neuron=neuron,
                      origin=g.attrs.get("lavasparse_origin"))

@@ -43,8 +43,9 @@ Semantics mirrored from lava-nc 0.10.0 / lava-dl 0.6.0 (read from their source):
   - Binary synapses count a non-zero input as 1 (``s_in.astype(bool)``);
     graded ones (``input_message_bits > 0``) multiply by the payload.
   - Conv: raw integer weights (netx passes no exponent), correlation as
-    SLAYER's conv, computed by Lava in float32 (exact below 2**24, refused
-    above), result clamped to signed 24 bits. netx ignores conv delays.
+    SLAYER's conv, computed here in float32 (exact below 2**24, refused
+    above), result wrapped to signed 24 bits as Lava's ``signed_clamp`` does
+    (a modulo, not a saturation). netx ignores conv delays.
   - LIF: ``u = sign(u*(4096-du)) * (|u*(4096-du)| >> 12) + (a << 6)``, wrapped to
     24 bits as Lava wraps it; ``v = decay(v, dv) + u + (bias << 6)`` clipped to
     +-(2**23 - 1); spike when ``v > vth << 6``; ``v = 0`` after a spike.
@@ -185,7 +186,9 @@ class _Synapse:
             frames = x[h:].reshape(steps * b, *x.shape[2:]).to(torch.float32)
             out = F.conv2d(frames, w, stride=d.stride, padding=d.padding, dilation=d.dilation, groups=d.groups)
             if bound >= 2 ** 23:
-                out.clamp_(-(2 ** 23), 2 ** 23 - 1)  # Lava's signed 24-bit clamp of the conv output
+                # Lava's PyConvModelFixed.clamp_precision is utils.signed_clamp,
+                # which wraps: (x + 2**23) % 2**24 - 2**23 (in float64: exact).
+                out = torch.remainder(out.to(torch.float64) + 2 ** 23, 2 ** 24) - 2 ** 23
             return out.reshape(steps, b, -1)
         if self.graded and bound >= 2 ** 31:
             raise UnsupportedNetwork(f"graded dense sums up to {bound} would overflow Lava's int32 dot product")

@@ -321,3 +321,55 @@ def test_profile_and_deploy_take_lavas_layout(tmp_path, capsys):
     capsys.readouterr()
     assert main(["profile", str(tmp_path / "n.net"), "--input", str(tmp_path / "whc.npy"), "--cross-check", "0"]) == 2
     assert "--layout whc" in capsys.readouterr().err
+
+
+def _pilotnet_lif():
+    from pathlib import Path
+
+    import lava.lib.dl.slayer as slayer   # lava.lib.dl is a namespace package: no __file__
+
+    return Path(slayer.__file__).resolve().parents[4] / "tests" / "lava" / "lib" / "dl" / "netx" / "gts" / "pilotnet_lif"
+
+
+@pytest.mark.slow
+def test_emulator_on_lava_dl_pilotnet_lif():
+    """lava-dl's PilotNet LIF: stride-2 convs, a (2, 1) stride with (1, 0)
+    padding, channel-wise biases, a flatten, then dense layers the file shapes
+    (100, 1, 1), ... which netx builds flat. Its own input (W, H, C, T), times
+    the input layer's 'weight' 40 (0/1 alone never reaches the input neuron's
+    threshold): one sample of 16 steps, every spike as in Lava."""
+    from lavasparse.deploy.lava_runner import load_input
+
+    d = _pilotnet_lif()
+    x = load_input(d / "input.npy", "whc")[..., :16][None].astype(np.int32) * 40
+    desc = read_network(d / "network.net")
+    em = Emulator(desc).run(x)
+    lava = run_on_lava(d / "network.net", x, progress=False)
+    assert [a.shape for a in lava.spikes] == [b.shape for b in em.spikes]
+    assert int(lava.spikes[1].sum()) == 101310        # conv1 (input0: 565197)
+    for lname, a, b in zip(lava.layer_names, lava.spikes, em.spikes):
+        assert np.array_equal(a, b), f"pilotnet_lif {lname}: {int((a != b).sum())} spikes differ"
+
+
+def test_conv_output_wraps_as_lava_does(tmp_path):
+    """Lava's fixed-point Conv wraps its output to signed 24 bits
+    (utils.signed_clamp is a modulo): a sum of 9 * 254 * 4000 = 9,144,000 is
+    -7,633,216 there, not 2**23 - 1, and the neuron does not spike."""
+    path = tmp_path / "wrap.net"
+    with h5py.File(path, "w") as f:
+        f["layer/0/type"] = np.array([b"input"])
+        f["layer/0/shape"] = np.array([1, 3, 3])
+        g = f.create_group("layer/1")
+        g["type"] = np.array([b"conv"])
+        g["shape"] = np.array([1, 1, 1])
+        g["weight"] = np.full((1, 1, 3, 3), 254.0, np.float32)
+        for k, v in (("stride", [1, 1]), ("padding", [0, 0]), ("dilation", [1, 1])):
+            g[k] = np.array(v)
+        g["groups"] = 1
+        for k, v in (("type", "LOIHI"), ("iDecay", 4096), ("vDecay", 4096), ("vThMant", 1000), ("refDelay", 1)):
+            g[f"neuron/{k}"] = v
+    x = np.full((1, 1, 3, 3, 4), 4000, np.int32)
+    em = Emulator(read_network(path), input_message_bits=16).run(x, record_states=True)
+    lava = run_on_lava(path, x, progress=False, record_states=True, input_message_bits=16)
+    assert em.spikes[0].sum() == 0 and np.array_equal(lava.spikes[0], em.spikes[0])
+    assert np.array_equal(lava.currents[0], em.currents[0]) and np.array_equal(lava.voltages[0], em.voltages[0])

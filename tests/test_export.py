@@ -150,3 +150,19 @@ def test_recurrent_layer_and_netx_quirks(tmp_path):
     with h5py.File(path, "a") as f:
         del f["layer/2/neuron"]
     assert read_network(path).layers[2].neuron["vThMant"] == 1 << 17
+
+
+def test_dense_layers_are_flat_as_netx_builds_them():
+    """lava-dl's pilotnet_lif stores its dense layers' shapes as (100, 1, 1),
+    ...; netx builds them (100,), and so do we (Lava's spikes are (100, T))."""
+    from pathlib import Path
+
+    import lava.lib.dl.slayer as slayer   # lava.lib.dl is a namespace package: no __file__
+
+    path = (Path(slayer.__file__).resolve().parents[4] / "tests" / "lava" / "lib" / "dl" / "netx" / "gts"
+            / "pilotnet_lif" / "network.net")
+    desc = read_network(path)
+    assert [l.shape for l in desc.layers if l.kind == "dense"] == [(100,), (50,), (10,), (1,)]
+    assert desc.layers[6].kind == "flatten" and desc.layers[6].shape == (2560,)
+    conv4 = desc.layers[4]
+    assert (conv4.shape, conv4.stride, conv4.padding) == ((64, 4, 22), (2, 1), (1, 0))   # (H, W) order
