@@ -35,6 +35,7 @@ import numpy as np
 
 from lavasparse.cli import build_parser
 from lavasparse.fileio import write_json, write_text
+from lavasparse.pipeline import eval_dir
 
 ENERGY_TARGET = 0.50      # at least this share of the baseline's energy saved
 ACCURACY_LOSS_LIMIT = 0.01  # under this much test accuracy lost
@@ -51,14 +52,10 @@ def run_seed(seed: int, out: Path, extra: list[str]) -> dict:
 
 def target_predictions(out: Path, run: dict) -> np.ndarray | None:
     """The class the target chose for each test image (the output layer's most
-    spiking neuron, lowest index on ties), from the target_spikes.npz beside
-    the run's network file; None where that file is not there. The report's
-    paths start from where the pipeline ran: they are taken from the seed
-    folder's name on."""
-    parts = Path(run["network"]).parts
-    if out.name not in parts:
-        return None
-    where = out.joinpath(*parts[len(parts) - parts[::-1].index(out.name):-1], "target_spikes.npz")
+    spiking neuron, lowest index on ties), from the target_spikes.npz the
+    pipeline wrote for the report's ``run`` (``pipeline.eval_dir``); None where
+    that file is not there."""
+    where = eval_dir(out, run["run"], run["checkpoint"]) / "target_spikes.npz"
     if not where.exists():
         return None
     with np.load(where) as spikes:

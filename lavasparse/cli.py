@@ -282,6 +282,7 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from lavasparse.pipeline import INITS
     from lavasparse.train.cost import COSTS
     from lavasparse.train.encode import ENCODINGS
 
@@ -351,7 +352,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="do not train the baseline in the energy-trained networks' input code")
     pl.add_argument("--energy-encoding", default=None, choices=ENCODINGS,
                     help="input code of the energy-trained candidates (default latency)")
-    pl.add_argument("--energy-init", default=None, choices=["baseline", "scratch"],
+    pl.add_argument("--energy-init", default=None, choices=INITS,
                     help="train the energy-trained candidates from scratch (default) or fine-tune the baseline")
     _add_prune_arg(pl)
     _add_train_args(pl)

@@ -25,7 +25,7 @@ import numpy as np
 from lavasparse.fileio import write_json, write_npy, write_npz
 from lavasparse.simulate.energy import DEFAULT_PROFILE, EnergyProfile
 from lavasparse.train.encode import LATENCY_WINDOW, InputCode, encode_batch
-from lavasparse.train.selection import cheapest_passing, eligible_epochs
+from lavasparse.train.selection import cheapest_passing, eligible_epochs, most_accurate
 
 
 # What a dataset gets where a setting is not given. Architectures: the papers'
@@ -302,6 +302,14 @@ def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray
     }
 
 
+def eval_dir(out: Path, run: str, which: str) -> Path:
+    """Where the pipeline puts the target's files (network.net,
+    target_spikes.npz, profile.json) for checkpoint ``which`` of ``run``: the
+    run folder for its best checkpoint, else eval-<checkpoint>/ beside it, so
+    that the run's own best checkpoint keeps network.net."""
+    return out / run if which == "best" else out / run / f"eval-{which.replace('/', '')}"
+
+
 def choose_from(family: Candidates, logs: dict[str, list[dict]], baseline_accuracy: float,
                 tolerance: float) -> dict:
     """The family's network. Each run (``logs``: run name -> metrics.jsonl
@@ -320,11 +328,11 @@ def choose_from(family: Candidates, logs: dict[str, list[dict]], baseline_accura
         epochs = eligible_epochs(log) if family.has_cost else log
         if not epochs:
             raise ValueError(f"{family.label}: {name} has no epoch with the cost term on")
-        best.append({**max(epochs, key=lambda e: (e["val_accuracy"], -e["val_energy_dynamic_j"])), "run": name})
+        best.append({**most_accurate(epochs), "run": name})
     pick = cheapest_passing(best, baseline_accuracy, tolerance, "val_energy_dynamic_j")
     if pick is not None:
         return {**pick, "passes": True}
-    return {**max(best, key=lambda e: (e["val_accuracy"], -e["val_energy_dynamic_j"])), "passes": False}
+    return {**most_accurate(best), "passes": False}
 
 
 def _read_log(run_dir: Path) -> list[dict]:
@@ -393,10 +401,9 @@ def run_pipeline(config: PipelineConfig, out: str | Path, progress: bool = True)
     for label, run, which, enc in [("baseline", "baseline", "best", config.encoding)] + [
             (fam.label, p["run"], f"epochs/{p['epoch']:03d}", fam.encoding) for fam, p in picks]:
         print(f"== deploying {label} ({run}, {which}) on {engine}: {len(labels)} test samples", flush=True)
-        # a chosen epoch's files go beside it, so that the run's own best checkpoint keeps network.net
-        where = out / run if which == "best" else out / run / f"eval-{which.replace('/', '')}"
         res = evaluate_on_target(out / run, inputs[enc], labels, config.engine, config.cross_check,
-                                 progress=progress, which=which, out_dir=where, energy_profile=config.energy_profile)
+                                 progress=progress, which=which, out_dir=eval_dir(out, run, which),
+                                 energy_profile=config.energy_profile)
         res["name"], res["run"] = label, run
         ag = res["agreement"]
         print(f"   SLAYER {100 * res['accuracy_float']:.2f}%  target {100 * res['accuracy_target']:.2f}%  "

@@ -40,7 +40,7 @@ from lavasparse.fileio import write_json, write_npy, write_text
 from lavasparse.pipeline import RunSettings, evaluate_on_target
 from lavasparse.simulate.compare import plot_energy_accuracy
 from lavasparse.sweep import TrialSettings, _dirty_note, _provenance, _run_trials
-from lavasparse.train.selection import cheapest_passing, eligible_epochs
+from lavasparse.train.selection import cheapest_passing, eligible_epochs, most_accurate
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def choose_epoch(row: Row, epochs: list[dict], reference_accuracy: float | None)
     pick = cheapest_passing(cands, reference_accuracy, 0.0, "val_energy_dynamic_j")
     if pick is not None:
         return {**pick, "iso": True}
-    return {**max(cands, key=lambda e: (e["val_accuracy"], -e["val_energy_dynamic_j"])), "iso": False}
+    return {**most_accurate(cands), "iso": False}
 
 
 def run_study(config: StudyConfig, out: str | Path, command: str | None = None, progress: bool = True) -> dict:

@@ -331,7 +331,8 @@ def run_sweep(config: SweepConfig, out: str | Path, address: str | None = None, 
                 "hidden_spikes_per_sample": p["hidden_spikes_per_sample"],
                 "hidden_spike_reduction": 1 - p["hidden_spikes_per_sample"] / base_spikes if base_spikes else None,
                 "synops_per_sample": p["per_sample"]["synops"], "energy_per_sample_j": p["per_sample"]["energy_j"],
-                "val_energy_dynamic_j": pick.get("val_energy_dynamic_j") if pick else None, "engine": ev["engine"], "cross_checked_on_lava": ev["agreement"]["cross_checked_on_lava"],
+                "val_energy_dynamic_j": pick.get("val_energy_dynamic_j") if pick else None,
+                "engine": ev["engine"], "cross_checked_on_lava": ev["agreement"]["cross_checked_on_lava"],
                 "identical_to_slayer": ev["agreement"]["identical_spikes"]}
 
     def cheapest(tol: float) -> dict | None:

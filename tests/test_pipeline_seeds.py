@@ -28,9 +28,9 @@ def test_paired_loss():
         seeds.paired_loss(base, chosen[:99], labels)
 
 
-def _run(name, network, acc, energy):
-    return {"name": name, "network": network, "accuracy_target": acc, "energy_per_sample_j": energy,
-            "synops_per_sample": energy * 1e12}
+def _run(name, run, checkpoint, acc, energy):
+    return {"name": name, "run": run, "checkpoint": checkpoint, "accuracy_target": acc,
+            "energy_per_sample_j": energy, "synops_per_sample": energy * 1e12}
 
 
 def test_summarize_reads_the_targets_spikes(tmp_path):
@@ -43,8 +43,8 @@ def test_summarize_reads_the_targets_spikes(tmp_path):
         spikes = np.zeros((20, 10, 4))
         spikes[np.arange(20), (labels + (np.arange(20) < wrong)) % 10, :2] = 1   # `wrong` images misclassified
         np.savez(out / where / "target_spikes.npz", dense1=np.zeros((20, 5, 4)), dense2=spikes)
-    report = {"runs": [_run("baseline", "elsewhere/seed-7/baseline/network.net", 0.95, 1e-6),
-                       _run("energy-trained", "elsewhere/seed-7/energy-run/eval-epochs004/network.net", 0.85, 4e-7)],
+    report = {"runs": [_run("baseline", "baseline", "best", 0.95, 1e-6),
+                       _run("energy-trained", "energy-run", "epochs/004", 0.85, 4e-7)],
               "selection": {"chosen": "energy-trained", "families": {"energy-trained": {"chosen": {"passes": True}}}}}
     row = seeds.summarize(7, json.loads(json.dumps(report)), out)
     pl = row["chosen_accuracy_lost_paired"]

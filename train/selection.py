@@ -33,6 +33,11 @@ def eligible_epochs(epochs: list[dict]) -> list[dict]:
     return [e for e in epochs if e["epoch"] >= first_on]
 
 
+def most_accurate(candidates: list[dict], cost_key: str = "val_energy_dynamic_j") -> dict:
+    """The candidate with the best validation accuracy; on ties the cheaper by ``cost_key``."""
+    return max(candidates, key=lambda e: (e["val_accuracy"], -e[cost_key]))
+
+
 def cheapest_passing(candidates: list[dict], baseline_accuracy: float, tolerance: float = 0.0,
                      cost_key: str = "val_hidden_spikes") -> dict | None:
     """Among ``candidates`` (dicts with val_accuracy and ``cost_key``) that
