@@ -423,13 +423,14 @@ def _add_sparse_args(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from lavasparse.fileio import FolderBusy
     from lavasparse.simulate.engines import CrossCheckError
     from lavasparse.sweep import TrialsFailed
 
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (ValueError, FileNotFoundError, CrossCheckError, TrialsFailed) as e:
+    except (ValueError, FileNotFoundError, CrossCheckError, TrialsFailed, FolderBusy) as e:
         print(f"lavasparse {args.verb}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

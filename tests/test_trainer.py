@@ -101,3 +101,71 @@ def test_train_package_does_not_import_lava_magma():
             "print(bad); sys.exit(1 if bad else 0)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_second_training_on_a_busy_folder_is_refused_by_name(tmp_path):
+    """Two processes: this one holds the run folder's lock (as a running
+    `train` does); `lavasparse train` on the same folder is refused, names the
+    folder and the holder, and writes nothing."""
+    import os
+
+    from lavasparse.fileio import folder_lock
+
+    run = tmp_path / "run"
+    with folder_lock(run):
+        r = subprocess.run([sys.executable, "-m", "lavasparse.cli", "train", "--out", str(run), "--epochs", "1",
+                            "--train-limit", "64"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stderr
+    assert str(run) in r.stderr and f"pid {os.getpid()}" in r.stderr
+    assert not (run / "config.json").exists() and not (run / "metrics.jsonl").exists()
+    # The lock goes with its holder: the folder trains now.
+    train(small_config(epochs=1), run, progress=False)
+    assert (run / "last.pt").exists()
+
+
+def _dies_writing(name: str, epoch: int):
+    """An atomic_path that raises KeyboardInterrupt (a kill) instead of
+    writing ``name`` at ``epoch`` (counted by how often ``name`` was written)."""
+    real = trainer.atomic_path
+    seen = {"n": 0}
+
+    def atomic_path(path):
+        from pathlib import Path
+        if Path(path).name == name:
+            seen["n"] += 1
+            if seen["n"] == epoch:
+                raise KeyboardInterrupt(f"killed writing {name}")
+        return real(path)
+    return atomic_path
+
+
+@pytest.mark.parametrize("name,nth", [("last.pt", 1), ("best.pt", 1), ("001.pt", 1), ("last.pt", 2),
+                                      ("002.pt", 1), ("metrics.jsonl", 2)])
+def test_a_crash_anywhere_in_an_epochs_writes_leaves_a_consistent_folder(tmp_path, monkeypatch, name, nth):
+    """Killed while writing any of an epoch's files (the first epoch's too),
+    the run resumes to the model of an uninterrupted run, with each epoch's
+    metrics once, best.pt the best record's epoch, every epoch file, and no
+    temporary file left."""
+    cfg = small_config(keep_epochs=True)
+    straight = train(cfg, tmp_path / "straight", progress=False)
+    run = tmp_path / "cut"
+    import lavasparse.fileio
+
+    dying = _dies_writing(name, nth)
+    monkeypatch.setattr(trainer, "atomic_path", dying)
+    monkeypatch.setattr(lavasparse.fileio, "atomic_path", dying)   # write_text's, for metrics.jsonl
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg, run, progress=False)
+    monkeypatch.undo()
+    (run / ".last.pt.stale.tmp").write_bytes(b"half a checkpoint")   # what a SIGKILL mid-write leaves
+    (run / "epochs").mkdir(exist_ok=True)
+    (run / "epochs" / ".003.pt.stale.tmp").write_bytes(b"")
+    best = train(cfg, run, progress=False)
+    lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [l["epoch"] for l in lines] == [1, 2, 3]
+    assert best["epoch"] == straight["epoch"]
+    assert torch.load(run / "best.pt")["epoch"] == best["epoch"]
+    assert sorted(p.name for p in (run / "epochs").iterdir()) == ["001.pt", "002.pt", "003.pt"]
+    assert not list(run.rglob("*.tmp"))
+    a, b = torch.load(tmp_path / "straight" / "last.pt")["model"], torch.load(run / "last.pt")["model"]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

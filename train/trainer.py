@@ -5,8 +5,12 @@ Run folder layout:
   config.json     the TrainConfig (a restart must match it)
   metrics.jsonl   one JSON line per finished epoch (accuracy, loss parts,
                   spikes per layer, synaptic ops, dynamic energy, density)
-  last.pt         model, optimiser and epoch, written atomically each epoch
+  last.pt         model, optimiser, epoch and every epoch's record, written
+                  atomically each epoch: the commit point the other files
+                  are made consistent with on resume
   best.pt         the model state with the best validation accuracy so far
+  epochs/NNN.pt   every epoch's model (keep_epochs)
+  .lock           held while a process trains here (a second one is refused)
 """
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lavasparse.fileio import atomic_path, write_json, write_text
+from lavasparse.fileio import atomic_path, folder_lock, remove_stale_temporaries, write_json, write_text
 
 from .data import load_dataset, train_val_split
 from .device import resolve_device
@@ -155,10 +159,16 @@ def train(config: TrainConfig, run_dir: str | Path, progress: bool = True) -> di
     """Train (or resume) the run in ``run_dir``; returns the best epoch's record.
 
     A run folder whose config.json differs from ``config`` is refused rather
-    than silently mixed.
+    than silently mixed, and so is a folder another process is training in
+    (FolderBusy). Temporary files a killed run left are removed first.
     """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    with folder_lock(run_dir, "training run"):
+        remove_stale_temporaries(run_dir)
+        return _train(config, run_dir, progress)
+
+
+def _train(config: TrainConfig, run_dir: Path, progress: bool) -> dict:
     cfg_path = run_dir / "config.json"
     if cfg_path.exists():
         old = json.loads(cfg_path.read_text())
@@ -197,17 +207,19 @@ def train(config: TrainConfig, run_dir: str | Path, progress: bool = True) -> di
         except RuntimeError as e:
             raise ValueError(f"{config.init_from}: does not fit architecture {config.net.arch} ({e})") from None
 
-    start_epoch, best = 1, None
-    last_path, best_path, metrics_path = run_dir / "last.pt", run_dir / "best.pt", run_dir / "metrics.jsonl"
+    start_epoch, best, records = 1, None, []
+    last_path = run_dir / "last.pt"
     if last_path.exists():
         state = torch.load(last_path, map_location=device)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         lr_sched.load_state_dict(state["lr_schedule"])
         start_epoch, best = state["epoch"] + 1, state["best"]
-        _truncate_metrics(metrics_path, state["epoch"])
+        records = _restore_run_folder(run_dir, state, config)
         if progress:
             print(f"[{config.name}] resuming at epoch {start_epoch} of {config.epochs}")
+    else:
+        _restore_run_folder(run_dir, None, config)
     masks = current_masks(model) if pruning and start_epoch > pruning.start else None
 
     val_seed = eval_seed(config.seed)
@@ -260,16 +272,15 @@ def train(config: TrainConfig, run_dir: str | Path, progress: bool = True) -> di
             record["val_energy_dynamic_j"] = val["energy_dynamic_j"] / len(val_set)
         if best is None or _better(record, best):
             best = record
-            with atomic_path(best_path) as tmp:
-                torch.save({"model": model.state_dict(), "epoch": epoch, "config": config.to_dict()}, tmp)
-        if config.keep_epochs:
-            with atomic_path(run_dir / "epochs" / f"{epoch:03d}.pt") as tmp:
-                torch.save({"model": model.state_dict(), "epoch": epoch}, tmp)
-        with open(metrics_path, "a") as f:
-            f.write(json.dumps(record) + "\n")
+        records.append(record)
+        # last.pt first: it is the epoch's commit point, and holds what the
+        # other files are rebuilt from if the process dies after it
+        # (_restore_run_folder).
         with atomic_path(last_path) as tmp:
             torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "lr_schedule": lr_sched.state_dict(), "epoch": epoch, "best": best}, tmp)
+                        "lr_schedule": lr_sched.state_dict(), "epoch": epoch, "best": best,
+                        "records": records}, tmp)
+        _write_epoch_files(run_dir, model.state_dict(), epoch, best, records, config)
         if progress:
             print(f"[{config.name}] epoch {epoch:3d}/{config.epochs}  sigma={s:.2e}  "
                   f"loss={record['train_loss']:.4f}  train={record['train_accuracy']:.3f}  "
@@ -297,12 +308,54 @@ def _better(record: dict, best: dict) -> bool:
     return record["val_hidden_spikes"] < best["val_hidden_spikes"]
 
 
-def _truncate_metrics(path: Path, last_epoch: int) -> None:
-    """Drop metric lines past the last checkpointed epoch (written before a crash)."""
-    if not path.exists():
-        return
-    keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["epoch"] <= last_epoch]
-    write_text(path, "".join(ln + "\n" for ln in keep))
+def _write_epoch_files(run_dir: Path, model_state: dict, epoch: int, best: dict, records: list[dict],
+                       config: TrainConfig) -> None:
+    """What follows an epoch's last.pt: best.pt when this epoch is the best,
+    epochs/NNN.pt with ``keep_epochs``, and metrics.jsonl (whole, atomically,
+    from ``records``, so its lines are always the committed epochs, once each)."""
+    if best["epoch"] == epoch:
+        with atomic_path(run_dir / "best.pt") as tmp:
+            torch.save({"model": model_state, "epoch": epoch, "config": config.to_dict()}, tmp)
+    if config.keep_epochs:
+        with atomic_path(run_dir / "epochs" / f"{epoch:03d}.pt") as tmp:
+            torch.save({"model": model_state, "epoch": epoch}, tmp)
+    write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+
+
+def _restore_run_folder(run_dir: Path, state: dict | None, config: TrainConfig) -> list[dict]:
+    """Make the run folder agree with its last checkpoint ``state`` (None: no
+    epoch committed) after a crash anywhere in an epoch's writes; returns the
+    committed epochs' records.
+
+    - metrics.jsonl: exactly the committed epochs (a crash used to leave
+      an epoch's line twice, or a line for an epoch that was then retrained);
+    - best.pt, epochs/NNN.pt: rewritten from last.pt when the process died
+      after last.pt but before them; epoch files past the checkpoint removed.
+    A last.pt written before records were kept in it: metrics.jsonl is cut
+    to its epochs instead."""
+    metrics = run_dir / "metrics.jsonl"
+    last_epoch = state["epoch"] if state else 0
+    for f in sorted((run_dir / "epochs").glob("*.pt")):
+        if f.stem.isdigit() and int(f.stem) > last_epoch:
+            f.unlink()
+    if state is None:
+        for f in (metrics, run_dir / "best.pt"):
+            f.unlink(missing_ok=True)
+        return []
+    records = state.get("records")
+    if records is None:
+        lines = metrics.read_text().splitlines() if metrics.exists() else []
+        by_epoch = {json.loads(ln)["epoch"]: json.loads(ln) for ln in lines if ln}
+        records = [by_epoch[e] for e in sorted(by_epoch) if e <= last_epoch]
+    best = state["best"]
+    best_path = run_dir / "best.pt"
+    best_ok = best_path.exists() and torch.load(best_path, map_location="cpu")["epoch"] == best["epoch"]
+    epoch_file_missing = config.keep_epochs and not (run_dir / "epochs" / f"{last_epoch:03d}.pt").exists()
+    if (best["epoch"] == last_epoch and not best_ok) or epoch_file_missing or state.get("records") is not None:
+        _write_epoch_files(run_dir, state["model"], last_epoch, best, records, config)
+    else:
+        write_text(metrics, "".join(json.dumps(r) + "\n" for r in records))
+    return records
 
 
 def load_trained(run_dir: str | Path, which: str = "best", device: str = "cpu") -> tuple[SpikingNet, TrainConfig]:
