@@ -346,9 +346,47 @@ def test_emulator_on_lava_dl_pilotnet_lif():
     em = Emulator(desc).run(x)
     lava = run_on_lava(d / "network.net", x, progress=False)
     assert [a.shape for a in lava.spikes] == [b.shape for b in em.spikes]
-    assert int(lava.spikes[1].sum()) == 101310        # conv1 (input0: 565197)
+    assert all(int(s.sum()) > 0 for s in lava.spikes[:-1]), "a layer before the output never spiked"
     for lname, a, b in zip(lava.layer_names, lava.spikes, em.spikes):
         assert np.array_equal(a, b), f"pilotnet_lif {lname}: {int((a != b).sum())} spikes differ"
+
+
+def test_emulator_matches_lava_dl_pilotnet_lif_ground_truth():
+    """lava-dl ships Intel's record of PilotNet LIF driven by one image as the
+    input neuron's bias (gts/pilotnet_lif: image.npy, and every layer's
+    spikes, current u and voltage v over 24 steps, from the hardware test
+    test_hdf5_nx.py). The image as a constant input current does the same to
+    the input neuron (bias and a_in both enter shifted by 6): every layer's
+    spikes and u equal the record, step by step, layer l's window being steps
+    l..l+15; v too wherever the neuron did not spike (the record holds 128
+    after a spike where Lava's model holds 0). An independent reference: it
+    gives conv1 101,310 spikes and conv2 44,841, as we do."""
+    d = _pilotnet_lif()
+    if not (d / "image.npy").exists():
+        pytest.fail(f"{d}: lava-dl's PilotNet record is missing (lava-dl's wheel ships it)")
+    image = np.load(d / "image.npy")                       # (W, H, C) input bias
+    steps = 16
+    x = np.repeat(image.transpose(2, 1, 0)[None, ..., None], steps, -1).astype(np.int32)
+    run = Emulator(read_network(d / "network.net")).run(x, record_states=True)
+    # The output neuron's record (fc-3, float64 over 25 steps, reset at step 8)
+    # comes from another kind of run: it lines up with neither Lava nor the
+    # other records, so it is not compared.
+    records = ["conv-0", "conv-1", "conv-2", "conv-3", "conv-4", "fc-0", "fc-1", "fc-2"]
+    assert len(run.spikes) == len(records) + 2             # + the input neuron, + the output neuron
+    inp = np.load(d / "input-s.npy")                       # the input neuron's spikes
+    assert np.array_equal(run.spikes[0][0], inp[..., :steps].transpose(2, 1, 0, 3))
+    for l, name in enumerate(records, start=1):
+        truth = [np.load(d / f"{name}{part}.npy") for part in ("", "-u", "-v")]
+        ours = [a[l][0] for a in (run.spikes, run.currents, run.voltages)]
+        if ours[0].ndim == 4:                              # (C, H, W, T) -> the record's (W, H, C, T)
+            ours = [a.transpose(2, 1, 0, 3) for a in ours]
+        truth = [a[..., l:l + steps] for a in truth]
+        assert truth[0].shape == ours[0].shape, name
+        assert truth[0].any(), f"{name}: no spike in the record's window"
+        assert np.array_equal(truth[0].astype(bool), ours[0].astype(bool)), f"{name}: spikes differ"
+        assert np.array_equal(truth[1], ours[1]), f"{name}: current u differs"
+        quiet = ~ours[0].astype(bool)
+        assert np.array_equal(truth[2][quiet], ours[2][quiet]), f"{name}: voltage v differs"
 
 
 def test_conv_output_wraps_as_lava_does(tmp_path):
