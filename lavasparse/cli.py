@@ -29,6 +29,8 @@ def _add_common_args(p: argparse.ArgumentParser) -> None:
                    help="steps in which the latency code's spikes fall (default 8 for digits, else 4)")
     p.add_argument("--val-draws", type=int, default=None,
                    help="encodings of each validation image, averaged (default 8 for digits, else 1)")
+    p.add_argument("--test-draws", type=int, default=None,
+                   help="encodings of each test image the target runs, averaged (default 8 for digits, else 1)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default 60)")
     p.add_argument("--batch-size", type=int, default=None, help="samples per optimiser step (default 32)")
     p.add_argument("--lr", type=float, default=None,
@@ -203,12 +205,14 @@ def cmd_compare(a) -> int:
 
     if (a.input is None) != (a.labels is None):
         raise ValueError("--input and --labels go together")
-    runs = []
+    runs, draws = [], 1
     for r in a.runs:
-        x, labels = ((load_input(a.input, a.layout), np.load(a.labels)) if a.input
-                     else run_test_input(Path(r), a.test_limit))
+        if a.input:
+            x, labels = load_input(a.input, a.layout), np.load(a.labels)
+        else:
+            x, labels, draws = run_test_input(Path(r), a.test_limit, a.test_draws)
         runs.append(evaluate_on_target(Path(r), x, labels, a.engine, a.cross_check, energy_profile=a.energy_profile))
-    print(write_report(runs, a.out)[0].split("\n## Per layer")[0])
+    print(write_report(runs, a.out, test_draws=draws)[0].split("\n## Per layer")[0])
     return 0
 
 
@@ -335,7 +339,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "test set in its own input code)")
     c.add_argument("--labels", help="test labels .npy (with --input)")
     _add_layout_arg(c)
-    c.add_argument("--test-limit", type=int, default=None, help="without --input: the first N test samples")
+    c.add_argument("--test-limit", type=int, default=None, help="without --input: the first N test images")
+    c.add_argument("--test-draws", type=int, default=None,
+                   help="without --input: encodings of each test image (default: the dataset's, 8 for digits, else 1)")
     c.add_argument("--out", required=True, help="report folder")
     _add_engine_args(c)
     _add_energy_arg(c)

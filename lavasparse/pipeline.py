@@ -39,6 +39,11 @@ from lavasparse.train.selection import cheapest_passing, eligible_epochs, most_a
 #   96.3% validation accuracy at 3e-3 against 94.3% at 1e-3, where rate had
 #   95.6% at 1e-3, 95.1% at 2e-3 and 84.9% at 3e-3.
 # - val_draws: encodings of each validation image (see TrainConfig.val_draws).
+# - test_draws: encodings of each test image the target runs; accuracy and
+#   cost are averaged over them. A rate- or dither-coded network's accuracy
+#   on one draw carries the code's noise: on digits (360 test images), seeds
+#   0 to 4, a network's accuracy on one draw and on 8 differ by up to 0.8
+#   points (0.45 on average), as much as the differences the pipeline reports.
 # - latency_window: digits' 17 grey levels lose in a window of 4 steps: from
 #   scratch (60 epochs, latency code, 8 draws of the test set) 94.5% test
 #   accuracy with 4, 96.5% with 8, where the rate-coded net has 96.3%.
@@ -49,7 +54,7 @@ from lavasparse.train.selection import cheapest_passing, eligible_epochs, most_a
 #   near 95%; 0.85/0.05 reached 96.7% after 3 epochs, where 0.3/0.02 had 93.0%
 #   (batch 64, lr 1e-3, weight scale 2).
 DATASET_DEFAULTS = {
-    "digits": {"arch": "64-128-128-10", "lr": 1e-2, "val_draws": 8, "latency_window": 8},
+    "digits": {"arch": "64-128-128-10", "lr": 1e-2, "val_draws": 8, "test_draws": 8, "latency_window": 8},
     "mnist": {"arch": "784-500-10", "true_rate": 0.85, "false_rate": 0.05},
     "fashion-mnist": {"arch": "1x28x28-c16k5-p2-c32k3-p2-128-10"},
     "cifar10": {"arch": "3x32x32-c6k5p0-p2-c16k5p0-p2-120-84-10"},   # LeNet-5 shape
@@ -58,6 +63,7 @@ DATASET_DEFAULTS = {
 }
 INITS = ("baseline", "scratch")
 GENERIC_DEFAULTS = {"lr": {"rate": 1e-3, "latency": 3e-3}, "true_rate": 0.3, "false_rate": 0.02, "val_draws": 1,
+                    "test_draws": 1,
                     "latency_window": LATENCY_WINDOW}
 
 
@@ -80,6 +86,7 @@ class RunSettings:
     seed: int = 0
     encoding: str = "rate"           # the input code of the baseline (and of Allred's spike-trained runs)
     val_draws: int | None = None     # encodings of each validation image, averaged
+    test_draws: int | None = None    # encodings of each test image on the target, averaged
     latency_window: int | None = None  # steps the latency code's spikes fall in (train/encode.py)
     # 'baseline': fine-tune each sparse network from the baseline's best
     # checkpoint for ``sparse_epochs`` at ``sparse_lr`` (the schedule runs over
@@ -107,6 +114,9 @@ class RunSettings:
         for name, value in {**GENERIC_DEFAULTS, **DATASET_DEFAULTS[self.dataset]}.items():
             if getattr(self, name) is None and name != "lr":
                 setattr(self, name, value)
+        for name in ("val_draws", "test_draws"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
 
     def lr_for(self, encoding: str, finetune: bool = False) -> float:
         """The learning rate of a run with this input code: ``lr`` when given,
@@ -143,34 +153,42 @@ class RunSettings:
                            latency_window=self.latency_window)
 
     def test_input(self, encoding: str | None = None):
-        """(test spikes (N, *in_shape, T) int8, labels) in ``encoding``
-        (default: the baseline's): what every engine sees."""
+        """(test spikes (D*N, *in_shape, T) int8, labels (D*N,)) in ``encoding``
+        (default: the baseline's), D = ``test_draws``: what every engine sees."""
         code = InputCode(encoding or self.encoding, self.max_rate, self.latency_window)
-        return encode_test_set(self.dataset, self.data_dir, self.arch, self.steps, self.seed, code, self.test_limit)
+        return encode_test_set(self.dataset, self.data_dir, self.arch, self.steps, self.seed, code, self.test_limit,
+                               self.test_draws)
 
 
 def encode_test_set(dataset: str, data_dir: str | None, arch: str, steps: int, seed: int, code,
-                    limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The test set (its first ``limit`` samples) as input spikes (N, *in_shape,
-    T) int8 in ``code`` (an InputCode), drawn with the test seed of ``seed``,
-    and its labels."""
+                    limit: int | None = None, draws: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """The test set (its first ``limit`` images) as input spikes (D*N,
+    *in_shape, T) int8 in ``code`` (an InputCode), and the labels (D*N,): D =
+    ``draws`` encodings of each image, draw-major (sample d*N + i is image i's
+    draw d), draw d with seed test_seed(seed) + d, as validation draws its."""
     from lavasparse.train.data import load_dataset
     from lavasparse.train.model import parse_arch
 
     _, test = load_dataset(dataset, data_dir)
     if limit:
         test = test.subset(np.arange(min(limit, len(test))))
-    x = encode_batch(test, None, parse_arch(arch)[0].in_shape, steps, test_seed(seed), code)
-    return x.numpy().astype(np.int8), test.labels
+    in_shape = parse_arch(arch)[0].in_shape
+    x = np.concatenate([encode_batch(test, None, in_shape, steps, test_seed(seed) + d, code).numpy().astype(np.int8)
+                        for d in range(draws)])
+    return x, np.tile(test.labels, draws)
 
 
-def run_test_input(run_dir: Path, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def run_test_input(run_dir: Path, limit: int | None = None,
+                   draws: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """The test set as a training run's network sees it (its dataset, input
-    code, steps and seed), with its labels."""
+    code, steps and seed), ``draws`` encodings of each image (None: the
+    dataset's default, as the pipeline uses), with its labels and the draws."""
     from lavasparse.train.trainer import TrainConfig
 
     c = TrainConfig.from_dict(json.loads((Path(run_dir) / "config.json").read_text()))
-    return encode_test_set(c.dataset, c.data_dir, c.net.arch, c.steps, c.seed, c.input_code, limit)
+    draws = draws or RunSettings(dataset=c.dataset).test_draws
+    x, labels = encode_test_set(c.dataset, c.data_dir, c.net.arch, c.steps, c.seed, c.input_code, limit, draws)
+    return x, labels, draws
 
 
 @dataclass(frozen=True)
@@ -400,7 +418,8 @@ def run_pipeline(config: PipelineConfig, out: str | Path, progress: bool = True)
     results = []
     for label, run, which, enc in [("baseline", "baseline", "best", config.encoding)] + [
             (fam.label, p["run"], f"epochs/{p['epoch']:03d}", fam.encoding) for fam, p in picks]:
-        print(f"== deploying {label} ({run}, {which}) on {engine}: {len(labels)} test samples", flush=True)
+        print(f"== deploying {label} ({run}, {which}) on {engine}: {len(labels) // config.test_draws} test images"
+              + (f" x {config.test_draws} encodings" if config.test_draws > 1 else ""), flush=True)
         res = evaluate_on_target(out / run, inputs[enc], labels, config.engine, config.cross_check,
                                  progress=progress, which=which, out_dir=eval_dir(out, run, which),
                                  energy_profile=config.energy_profile)
@@ -411,7 +430,7 @@ def run_pipeline(config: PipelineConfig, out: str | Path, progress: bool = True)
         results.append(res)
     md, report = write_report(results, out, title=f"lavasparse pipeline: {config.dataset}, {config.arch}",
                               extra={"pipeline": asdict(config), "selection": selection,
-                                     "seconds": time.time() - t0})
+                                     "seconds": time.time() - t0}, test_draws=config.test_draws)
     print()
     print(md.split("\n## Per layer")[0])
     print(f"Report: {out / 'report.md'} (+ report.json, report.png); {time.time() - t0:.0f} s in all")

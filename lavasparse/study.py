@@ -38,7 +38,7 @@ from pathlib import Path
 
 from lavasparse.fileio import write_json, write_npy, write_text
 from lavasparse.pipeline import RunSettings, evaluate_on_target
-from lavasparse.simulate.compare import plot_energy_accuracy
+from lavasparse.simulate.compare import plot_energy_accuracy, test_set_words
 from lavasparse.sweep import TrialSettings, _dirty_note, _provenance, _run_trials
 from lavasparse.train.selection import cheapest_passing, eligible_epochs, most_accurate
 
@@ -169,7 +169,7 @@ def run_study(config: StudyConfig, out: str | Path, command: str | None = None, 
         r["energy_reduction_x"] = base["energy_per_sample_j"] / r["energy_per_sample_j"]
         r["energy_dynamic_reduction_x"] = base["energy_dynamic_per_sample_j"] / r["energy_dynamic_per_sample_j"]
     doc = {"dataset": config.dataset, "arch": config.arch, "epochs": config.epochs,
-           "test_samples": int(len(labels)), "energy_profile": config.energy_profile,
+           "test_samples": int(len(labels)), "test_draws": config.test_draws, "energy_profile": config.energy_profile,
            "rule": "reference: most accurate epoch on validation; other rows: the epoch with the least dynamic "
                    "energy on validation among those with validation accuracy >= the reference's (iso)",
            "command": command, **provenance, "seconds": time.time() - t0,
@@ -225,7 +225,7 @@ def tables_markdown(doc: dict) -> str:
     base = next(r for r in doc["rows"] if r["baseline"])
     lines = [f"# {doc['dataset']} {doc['arch']}: what each network costs on the target", "",
              f"Every row trained from scratch for {doc['epochs']} epochs with the same settings; test set "
-             f"{doc['test_samples']} samples on the target (engine per row, identical to SLAYER spike for spike "
+             f"{test_set_words(doc['test_samples'], doc.get('test_draws', 1))} on the target (engine per row, identical to SLAYER spike for spike "
              f"where marked). Energy profile `{doc['energy_profile']}`. Rule: {doc['rule']}. "
              f"ANN MACs of this architecture: {base['ann_macs']:,}.", "",
              f"Command: `{doc['command']}`  ", f"Commit: {doc['commit']}{_dirty_note(doc['dirty'])}  ",

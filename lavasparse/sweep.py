@@ -34,6 +34,7 @@ from pathlib import Path
 
 from lavasparse.fileio import atomic_path, write_json, write_npy, write_text
 from lavasparse.pipeline import RunSettings, evaluate_on_target
+from lavasparse.simulate.compare import test_set_words
 from lavasparse.train.selection import SearchPlan, cheapest_passing, eligible_epochs, largest_passing, pick_epoch
 
 PAPER_SCHEDULES = ("constant", "linear", "quadratic", "alternating", "alternating_linear")
@@ -350,7 +351,7 @@ def run_sweep(config: SweepConfig, out: str | Path, address: str | None = None, 
         tables[table] = [row("baseline", 0.0, tol)] + [row(s, found["chosen"][table][s], tol)
                                                        for s in config.schedules]
         tables[f"{table}_cheapest"] = cheapest(tol)
-    doc = {"dataset": config.dataset, "arch": config.arch, "test_samples": int(len(labels)),
+    doc = {"dataset": config.dataset, "arch": config.arch, "test_samples": int(len(labels)), "test_draws": config.test_draws,
            "rules": {"table1": "largest sigma_0 with validation accuracy >= the baseline's (iso-accuracy)",
                      "table2": "largest sigma_0 losing under 1 point of validation accuracy"},
            "search": asdict(config.plan), "sparse_init": config.sparse_init,
@@ -381,7 +382,7 @@ def _same_settings(old: dict, new: dict) -> bool:
 
 def tables_markdown(doc: dict) -> str:
     lines = [f"# Sparsity sweep: {doc['dataset']}, {doc['arch']}", "",
-             f"Test set: {doc['test_samples']} samples, on the target (engine per row). "
+             f"Test set: {test_set_words(doc['test_samples'], doc.get('test_draws', 1))}, on the target (engine per row). "
              f"Sparse networks: {'fine-tuned from the baseline' if doc['sparse_init'] == 'baseline' else 'trained from scratch'}; "
              f"sigma_0 by geometric bracketing (x{doc['search']['factor']:g} from {doc['search']['start']:g}) "
              f"and {doc['search']['bisect_steps']} bisection steps, on validation (80/20 split); each trial is "

@@ -139,11 +139,17 @@ def plot_layers(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def test_set_words(samples: int, draws: int = 1) -> str:
+    """'360 images x 8 encodings each (2880 samples)', or '360 samples'."""
+    return f"{samples // draws} images x {draws} encodings each ({samples} samples)" if draws > 1 else f"{samples} samples"
+
+
 def write_report(runs: list[dict], out_dir: str | Path, title: str = "lavasparse comparison",
-                 extra: dict | None = None) -> tuple[str, dict]:
+                 extra: dict | None = None, test_draws: int = 1) -> tuple[str, dict]:
     """Write report.md, report.json (the rows, the energy profile and
     ``extra``), report.png and energy_accuracy.png into ``out_dir``; return
-    the markdown and the JSON document."""
+    the markdown and the JSON document. ``test_draws``: encodings of each test
+    image among the samples (said in the report)."""
     out_dir = Path(out_dir)
     if len(runs) < 2:
         raise ValueError("a comparison needs at least two runs")
@@ -151,7 +157,7 @@ def write_report(runs: list[dict], out_dir: str | Path, title: str = "lavasparse
     engines = sorted({r["engine"] for r in rows})
     prof = runs[0]["profile"]["energy_profile"]
     estimates = [k for k, f in prof["figures"].items() if f["status"] != "published"]
-    md = (f"# {title}\n\nTest set: {rows[0]['samples']} samples; figures per inference, measured on the "
+    md = (f"# {title}\n\nTest set: {test_set_words(rows[0]['samples'], test_draws)}; figures per inference, measured on the "
           f"target ({', '.join(engines)}); reductions relative to {rows[0]['name']} (negative: more).\n\n"
           f"Energy profile `{prof['name']}`: {prof['description']}"
           + (f" Estimated, not published: {', '.join(estimates)}." if estimates else "") + "\n\n"

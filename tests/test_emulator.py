@@ -20,7 +20,11 @@ EXAMPLES = int(os.environ.get("LAVASPARSE_PROPERTY_EXAMPLES", "30"))
 
 
 def _neuron(g, rng, draw_bias: bool, shape, max_vth: int):
-    g.create_dataset("neuron/type", (1,), "S10", [b"CUBA"])
+    if rng.random() < 0.5:
+        g.create_dataset("neuron/type", (1,), "S10", [b"CUBA"])
+    else:   # as lava-dl's PilotNet LIF writes them: LOIHI, with fields netx reads past
+        g.create_dataset("neuron/type", (1,), "S10", [b"LOIHI"])
+        g["neuron/theta"], g["neuron/tauRho"], g["neuron/scaleRho"], g["neuron/wgtExp"] = 1600, 0.5, 1.0, 0
     g["neuron/iDecay"] = int(rng.choice([0, 4096, rng.integers(0, 4097)]))
     g["neuron/vDecay"] = int(rng.choice([0, 4096, rng.integers(0, 4097)]))
     g["neuron/vThMant"] = int(rng.integers(1, max_vth))
@@ -58,7 +62,9 @@ def networks(draw):
     """A random netx network as (seed, input shape, input neuron?, weight style,
     layers, bias?, graded input?): convs (then flatten) or dense only; dense
     layers may be recurrent, have synaptic delays, or no neuron (netx's
-    default integrator); the input may be graded spikes."""
+    default integrator); the input may be graded spikes. What lava-dl's
+    PilotNet LIF has is drawn too: stride, padding and dilation per axis,
+    channel biases, LOIHI neurons, dense layers shaped (n, 1, 1) after a conv."""
     seed = draw(st.integers(0, 2 ** 31 - 1))
     spatial = draw(st.booleans())
     in_shape = ((draw(st.integers(1, 3)), draw(st.integers(4, 7)), draw(st.integers(4, 7))) if spatial
@@ -71,9 +77,13 @@ def networks(draw):
             groups = draw(st.sampled_from([1, shape[0]]))
             c_out = groups * draw(st.integers(1, 2))
             kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-            stride, pad, dil = draw(st.integers(1, 2)), draw(st.integers(0, 1)), draw(st.integers(1, 2))
-            ho = (shape[1] + 2 * pad - dil * (kh - 1) - 1) // stride + 1
-            wo = (shape[2] + 2 * pad - dil * (kw - 1) - 1) // stride + 1
+            # Each per axis, (H, W) as the file holds them: PilotNet has stride
+            # (2, 1) with padding (1, 0).
+            stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+            pad = (draw(st.integers(0, 1)), draw(st.integers(0, 1)))
+            dil = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+            ho = (shape[1] + 2 * pad[0] - dil[0] * (kh - 1) - 1) // stride[0] + 1
+            wo = (shape[2] + 2 * pad[1] - dil[1] * (kw - 1) - 1) // stride[1] + 1
             if ho < 1 or wo < 1:
                 break
             layers.append(("conv", (c_out, ho, wo), dict(w=(c_out, shape[0] // groups, kh, kw), stride=stride,
@@ -88,7 +98,9 @@ def networks(draw):
         # weights too, which Lava accepts only when they have the same shape.
         delay = draw(delays()) if not rec or n == shape[0] else None
         no_neuron = draw(st.integers(0, 9)) == 0
-        layers.append(("dense", (n,), dict(rec=rec, delay=delay, no_neuron=no_neuron)))
+        # After convs, some dense layers are written (n, 1, 1), as PilotNet's are.
+        flat_3d = spatial and draw(st.booleans())
+        layers.append(("dense", (n,), dict(rec=rec, delay=delay, no_neuron=no_neuron, shape_3d=flat_3d)))
         shape = (n,)
     graded = not input_neuron and draw(st.booleans())
     return seed, in_shape, input_neuron, style, layers, draw(st.booleans()), graded
@@ -118,12 +130,12 @@ def write_network(path, seed, in_shape, input_neuron, style, layers, bias, grade
             if kind == "flatten":
                 prev = (int(np.prod(prev)),)
                 continue
-            g["shape"] = np.array(shape)
+            g["shape"] = np.array((*shape, 1, 1) if p.get("shape_3d") else shape)
             if kind == "conv":
                 g["weight"] = _weights(rng, p["w"], style)
-                g["stride"] = np.array([p["stride"]] * 2)
-                g["padding"] = np.array([p["pad"]] * 2)
-                g["dilation"] = np.array([p["dil"]] * 2)
+                g["stride"] = np.array(p["stride"])
+                g["padding"] = np.array(p["pad"])
+                g["dilation"] = np.array(p["dil"])
                 g["groups"] = p["groups"]
             else:
                 g["weight"] = _weights(rng, (shape[0], prev[0]), style)

@@ -74,3 +74,19 @@ def test_train_val_split():
     assert len(va) == 20 and len(tr) == 80 and not set(tr) & set(va)
     assert np.array_equal(va, train_val_split(100, 0.2, seed=1)[1])
     assert not np.array_equal(va, train_val_split(100, 0.2, seed=2)[1])
+
+
+def test_test_set_draws_are_draw_major_fresh_encodings():
+    """encode_test_set with draws: sample d*N + i is image i's draw d; draw 0
+    is the one-draw encoding; later draws are fresh noise of the same images."""
+    from lavasparse.pipeline import encode_test_set
+    from lavasparse.train.encode import InputCode
+
+    one, labels1 = encode_test_set("digits", None, "64-16-10", 8, 0, InputCode("rate", 1.0), limit=20)
+    three, labels3 = encode_test_set("digits", None, "64-16-10", 8, 0, InputCode("rate", 1.0), limit=20, draws=3)
+    assert one.shape == (20, 64, 8) and three.shape == (60, 64, 8)
+    assert np.array_equal(labels3, np.tile(labels1, 3))
+    assert np.array_equal(three[:20], one)
+    assert not np.array_equal(three[20:40], one) and not np.array_equal(three[40:], three[20:40])
+    rate = three.reshape(3, 20, 64, 8).mean(axis=(0, 3))        # each image's pixels keep their rate
+    assert np.abs(rate - one.mean(axis=-1)).mean() < 0.2

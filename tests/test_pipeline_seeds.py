@@ -28,6 +28,22 @@ def test_paired_loss():
         seeds.paired_loss(base, chosen[:99], labels)
 
 
+def test_paired_loss_over_draws_is_taken_over_images():
+    """Two draws of 4 images (draw-major): per image, the baseline is right
+    2/2, 2/2, 1/2, 0/2 and the chosen network 1/2, 2/2, 1/2, 1/2: differences
+    0.5, 0, 0, -0.5; lost 0; the interval from those 4 differences, not from
+    8 samples."""
+    labels = np.zeros(8, dtype=int)
+    base = np.array([0, 0, 0, 1,   0, 0, 1, 1])
+    chosen = np.array([0, 0, 0, 0,   1, 0, 1, 1])
+    pl = seeds.paired_loss(base, chosen, labels, draws=2)
+    assert (pl["images"], pl["draws"], pl["lost"]) == (4, 2, 0.0)
+    assert (pl["only_baseline_right"], pl["only_chosen_right"]) == (1, 1)
+    assert pl["high"] == pytest.approx(1.96 * np.sqrt(0.5 ** 2 + 0.5 ** 2) / 4)
+    with pytest.raises(ValueError, match="3 draws"):
+        seeds.paired_loss(base, chosen, labels, draws=3)
+
+
 def _run(name, run, checkpoint, acc, energy):
     return {"name": name, "run": run, "checkpoint": checkpoint, "accuracy_target": acc,
             "energy_per_sample_j": energy, "synops_per_sample": energy * 1e12}
