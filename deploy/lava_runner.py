@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from lavasparse.deploy.lava_guard import STOP_TIMEOUT_S, LavaRunGuard
 from lavasparse.export.netx_format import NetDescription, read_network
 
 
@@ -148,15 +149,45 @@ def _recurrent_dense_model():
     return {RecurrentDense: PyRecurrentDenseModel}
 
 
+def _attach_probes(net, data: np.ndarray, total: int, has_input_neuron: bool, record_states: bool):
+    """Feed ``data`` (Lava order, ``total`` steps) into ``net`` and probe every
+    layer: a spike sink per layer, and with ``record_states`` a Monitor pair
+    (current u, voltage v) per layer. Returns (sinks, monitor pairs)."""
+    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.source import RingBuffer as Source
+    from lava.proc.monitor.process import Monitor
+
+    source = Source(data=data)
+    if has_input_neuron:
+        source.s_out.connect(net.in_layer.neuron.a_in)
+    else:
+        source.s_out.connect(net.inp)
+    sinks = []
+    for layer in net.layers:
+        sink = Sink(shape=layer.out.shape, buffer=total)
+        layer.out.connect(sink.a_in)
+        sinks.append(sink)
+    monitors = []
+    if record_states:
+        for layer in net.layers:
+            pair = (Monitor(), Monitor())
+            pair[0].probe(target=layer.neuron.u, num_steps=total)
+            pair[1].probe(target=layer.neuron.v, num_steps=total)
+            monitors.append(pair)
+    return sinks, monitors
+
+
 def run_on_lava(net_path: str | Path, inputs: np.ndarray, chunk_steps: int = 2000,
                 progress: bool = True, record_states: bool = False,
-                input_message_bits: int = 0) -> LavaRun:
+                input_message_bits: int = 0, stop_timeout_s: float = STOP_TIMEOUT_S) -> LavaRun:
     """Run ``inputs`` (N, *input_shape, T) through the network in ``net_path``.
 
     The array is what enters the first layer: for an ``input`` layer with a
     neuron it is added to that neuron's input current (``in_layer.neuron.a_in``,
     as lava-dl's tutorials do); otherwise it is the spike input of the first
-    synaptic layer. The runtime is always stopped, on error and on Ctrl-C too.
+    synaptic layer. The runtime is always stopped, on error, Ctrl-C and SIGTERM
+    too, within ``stop_timeout_s`` seconds (then its workers are killed), and
+    leaves no process or shared memory behind (``lava_guard.LavaRunGuard``).
     ``record_states`` also probes every layer's current u and voltage v (a
     Monitor per variable: slower; meant for checks on small runs).
     ``input_message_bits > 0`` makes the first synapse take graded spikes (the
@@ -166,9 +197,6 @@ def run_on_lava(net_path: str | Path, inputs: np.ndarray, chunk_steps: int = 200
     from lava.lib.dl import netx
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.io.sink import RingBuffer as Sink
-    from lava.proc.io.source import RingBuffer as Source
-    from lava.proc.monitor.process import Monitor
 
     desc = read_network(net_path)
     x = as_batch(inputs, desc)
@@ -186,46 +214,28 @@ def run_on_lava(net_path: str | Path, inputs: np.ndarray, chunk_steps: int = 200
     data = np.moveaxis(data, 0, -2).reshape(*data.shape[1:-1], n * steps)
     data = np.concatenate([data, np.zeros((*data.shape[:-1], total - n * steps), np.int32)], -1)
 
-    net = netx.hdf5.Network(net_config=str(net_path), reset_interval=steps, reset_offset=offset,
-                            input_message_bits=input_message_bits)
-    if len(net.layers) != num_layers:
-        raise RuntimeError(f"{net_path}: netx built {len(net.layers)} layers, we expected {num_layers}")
-    source = Source(data=data)
-    if desc.has_input_neuron:
-        source.s_out.connect(net.in_layer.neuron.a_in)
-    else:
-        source.s_out.connect(net.inp)
-    sinks = []
-    for layer in net.layers:
-        sink = Sink(shape=layer.out.shape, buffer=total)
-        layer.out.connect(sink.a_in)
-        sinks.append(sink)
-    monitors = []
-    if record_states:
-        for layer in net.layers:
-            pair = (Monitor(), Monitor())
-            pair[0].probe(target=layer.neuron.u, num_steps=total)
-            pair[1].probe(target=layer.neuron.v, num_steps=total)
-            monitors.append(pair)
-
-    t0 = time.time()
-    bar = tqdm(total=total, desc=f"Lava {Path(net_path).name}", unit="step",
-               disable=None if progress else True, leave=False)
-    try:
-        done = 0
-        while done < total:
-            k = min(chunk_steps, total - done)
-            net.run(condition=RunSteps(num_steps=k),
-                    run_cfg=Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=_recurrent_dense_model()))
-            done += k
-            bar.update(k)
+    with LavaRunGuard(stop_timeout_s) as guard:
+        net = netx.hdf5.Network(net_config=str(net_path), reset_interval=steps, reset_offset=offset,
+                                input_message_bits=input_message_bits)
+        guard.net = net
+        if len(net.layers) != num_layers:
+            raise RuntimeError(f"{net_path}: netx built {len(net.layers)} layers, we expected {num_layers}")
+        sinks, monitors = _attach_probes(net, data, total, desc.has_input_neuron, record_states)
+        t0 = time.time()
+        with tqdm(total=total, desc=f"Lava {Path(net_path).name}", unit="step",
+                  disable=None if progress else True, leave=False) as bar:
+            done = 0
+            while done < total:
+                k = min(chunk_steps, total - done)
+                net.run(condition=RunSteps(num_steps=k),
+                        run_cfg=Loihi2SimCfg(select_tag="fixed_pt",
+                                             exception_proc_model_map=_recurrent_dense_model()))
+                done += k
+                bar.update(k)
         records = [np.asarray(s.data.get()) for s in sinks]
         # A Monitor's data: {process name: {var name: (steps, *shape)}}; to (*shape, steps).
         states = [[np.moveaxis(next(iter(next(iter(m.get_data().values())).values())), 0, -1) for m in pair]
                   for pair in monitors]
-    finally:
-        bar.close()
-        net.stop()
     seconds = time.time() - t0
 
     def windows(recs: list[np.ndarray], dtype) -> list[np.ndarray]:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -429,6 +430,7 @@ def _add_sparse_args(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from lavasparse.deploy.lava_guard import LavaStopTimeout
     from lavasparse.fileio import FolderBusy
     from lavasparse.simulate.engines import CrossCheckError
     from lavasparse.sweep import TrialsFailed
@@ -436,12 +438,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (ValueError, FileNotFoundError, CrossCheckError, TrialsFailed, FolderBusy) as e:
+    except (ValueError, FileNotFoundError, CrossCheckError, TrialsFailed, FolderBusy, LavaStopTimeout) as e:
         print(f"lavasparse {args.verb}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"lavasparse {args.verb}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:
+        # Ctrl-C, or SIGTERM / SIGHUP during a Lava run (lava_guard.LavaRunInterrupted):
+        # one line and the shell's status for a death by that signal, 128 + its number.
+        signum = getattr(e, "signum", signal.SIGINT)
+        print(f"lavasparse {args.verb}: interrupted ({signal.Signals(signum).name})", file=sys.stderr)
+        return 128 + signum
 
 
 if __name__ == "__main__":
