@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import select
 import shutil
@@ -414,6 +415,10 @@ class Outcome:
     extra: dict = field(default_factory=dict)
 
 
+# How a failed allocation reads when it is not a MemoryError (torch's CPU allocator, C++).
+_ALLOCATION_FAILED = re.compile(r"(unable to|can't|cannot|failed to) allocate|DefaultCPUAllocator|bad_alloc", re.I)
+
+
 def preload(emulate: bool) -> None:
     """Import what the children use, once, before forking them."""
     import lavasparse.deploy.resources  # noqa: F401
@@ -449,8 +454,7 @@ def examine(path: Path, emulate: bool) -> dict:
     except BaseException as e:  # noqa: BLE001 -- the point is to see every kind of failure
         return {"ok": False, "exc": type(e).__name__, "stage": stage, "message": str(e)[:400],
                 "is_value_error": isinstance(e, ValueError), "names_file": str(path) in str(e),
-                "memory": isinstance(e, MemoryError) or (not isinstance(e, ValueError)
-                                                         and "alloc" in str(e).lower())}
+                "memory": isinstance(e, MemoryError) or bool(_ALLOCATION_FAILED.search(str(e)))}
     return {"ok": True, "stage": stage}
 
 
