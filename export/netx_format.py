@@ -583,6 +583,9 @@ def _read_bias(desc: LayerDesc, g: h5py.Group, where: str) -> np.ndarray | None:
 
 # ---- Neurons ------------------------------------------------------------------------------
 
+# CUBA/LOIHI neuron fields netx 0.6.0 passes to Lava's LIF: (lowest, highest, why).
+LIF_FIELD_RANGES = {"iDecay": (0, MAX_DECAY, "a decay in 4096ths"), "vDecay": (0, MAX_DECAY, "a decay in 4096ths"),
+                    "vThMant": (1, MAX_THRESHOLD_MANT, "Lava shifts it left by 6 in int32")}
 # CUBA/LOIHI neuron fields netx 0.6.0 ignores, and the value under which
 # ignoring them changes nothing: any other value would silently not happen.
 IGNORED_NEURON_FIELDS = {"refDelay": 1, "wgtExp": 0, "gradedSpike": 0}
@@ -628,8 +631,7 @@ def _read_neuron(where: str, ng: h5py.Group, shape: tuple[int, ...], any_neuron:
     # shifts them: a float there (even 80.0) stops the run in a worker process.
     integer = "netx hands it to Lava's fixed-point LIF unconverted"
     neuron = {"type": neuron_type}
-    for key, lo, hi, why in (("iDecay", 0, MAX_DECAY, "a decay of 4096ths"), ("vDecay", 0, MAX_DECAY, "a decay of 4096ths"),
-                             ("vThMant", 1, MAX_THRESHOLD_MANT, "Lava shifts it left by 6 in int32")):
+    for key, (lo, hi, why) in LIF_FIELD_RANGES.items():
         neuron[key] = _neuron_values(ng, key, f"{where}/{key}", shape, integer)
         _whole_in_range(np.asarray(neuron[key]), f"{where}/{key}", lo, hi, why)
     for key, value in IGNORED_NEURON_FIELDS.items():
