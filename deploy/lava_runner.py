@@ -50,6 +50,12 @@ class LavaRun:
 
 
 LAYOUTS = ("chw", "whc")   # our (C, H, W) order, or Lava's and lava-dl's examples' (W, H, C)
+# An input current enters an input neuron's a_in, which Lava's fixed-point LIF
+# shifts left by 6 in int32: beyond 2**25 - 1 it would wrap silently.
+MAX_INPUT_CURRENT = (1 << 25) - 1
+# Graded payloads leave the input source as int32 (Lava's RingBuffer, fixed_pt).
+MAX_INPUT_MESSAGE_BITS = 32
+_NPY_MAGIC = b"\x93NUMPY"
 
 
 def load_input(path: str | Path, layout: str = "chw") -> np.ndarray:
@@ -58,10 +64,15 @@ def load_input(path: str | Path, layout: str = "chw") -> np.ndarray:
     ``layout`` says how the file holds a 3-d input: "chw" (ours) or "whc"
     (Lava's (x, y, z), as lava-dl's own example inputs are), each with time
     last and an optional batch axis first: (W, H, C, T) or (N, W, H, C, T).
-    Flat inputs, (n, T) or (N, n, T), are the same in both."""
+    Flat inputs, (n, T) or (N, n, T), are the same in both.
+
+    The file is refused, naming it, unless it is a regular file holding one
+    .npy array of numbers (bool, integers or floats) with every byte it
+    declares; its header is read before its data, and pickles are never
+    loaded. Values are checked against the network by ``as_batch``."""
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}: expected one of {LAYOUTS}")
-    x = np.load(path)
+    x = load_array(path, "input")
     if layout == "whc" and x.ndim == 4:
         return x.transpose(2, 1, 0, 3)
     if layout == "whc" and x.ndim == 5:
@@ -69,23 +80,127 @@ def load_input(path: str | Path, layout: str = "chw") -> np.ndarray:
     return x
 
 
-def as_batch(inputs: np.ndarray, desc: NetDescription) -> np.ndarray:
-    """Input as (N, *input_shape, T); accept (*input_shape, T) for one sample.
+def load_array(path: str | Path, what: str) -> np.ndarray:
+    """One numeric .npy array from ``path``; ValueError naming the file otherwise."""
+    from lavasparse.fileio import not_a_regular_file
 
-    Raises ValueError stating the expected shape.
+    problem = not_a_regular_file(path)
+    if problem:
+        raise ValueError(f"{path}: {problem} (the {what} must be a .npy file)")
+    shape, dtype = _npy_header(path, what)
+    if dtype.kind not in "biuf":
+        raise ValueError(f"{path}: the {what} holds {dtype} values; expected numbers (bool, integers or floats)")
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise ValueError(f"{path}: the {what} cannot be read ({str(e)[:120]})") from None
+    if x.shape != shape:
+        raise ValueError(f"{path}: the {what} declares shape {shape} but holds {x.shape}")
+    return x
+
+
+def _npy_header(path: str | Path, what: str) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) from a .npy header, and a check that the file holds
+    every byte the header declares, before any data is read."""
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as f:
+            if f.read(len(_NPY_MAGIC)) != _NPY_MAGIC:
+                raise ValueError(f"{path}: the {what} is not a .npy array (an .npz archive, a pickle or "
+                                 f"another format)")
+            f.seek(0)
+            version = fmt.read_magic(f)
+            read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+            shape, _, dtype = read(f)
+            data_start = f.tell()
+    except (ValueError, OSError, EOFError, SyntaxError) as e:
+        if str(e).startswith(f"{path}:"):
+            raise
+        raise ValueError(f"{path}: the {what} has no readable .npy header ({str(e)[:120]})") from None
+    if dtype.hasobject:
+        raise ValueError(f"{path}: the {what} holds Python objects; only numeric arrays are read (no pickles)")
+    need = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    have = Path(path).stat().st_size - data_start
+    if have < need:
+        raise ValueError(f"{path}: the {what} declares shape {shape} of {dtype} ({need:,} bytes) but the file "
+                         f"holds {have:,}: truncated")
+    return tuple(int(n) for n in shape), dtype
+
+
+def input_range(desc: NetDescription, input_message_bits: int = 0) -> tuple[int, int, str]:
+    """(lowest, highest, what they are) for the values of an input to ``desc``.
+
+    Into an input neuron the array is a current (graded by nature); into the
+    first synapse it is spikes, 0 or 1 (Lava's synapse counts any non-zero
+    value as 1, so 5 or -1 would silently count as 1), unless the run takes
+    graded input (``input_message_bits``, as netx's Network takes it), whose
+    payloads must fit that many signed bits."""
+    if desc.has_input_neuron:
+        return (-MAX_INPUT_CURRENT, MAX_INPUT_CURRENT,
+                "input currents into the input neuron (Lava shifts them left by 6 in int32)")
+    if input_message_bits > 0:
+        if input_message_bits > MAX_INPUT_MESSAGE_BITS:
+            raise ValueError(f"input_message_bits = {input_message_bits}: at most {MAX_INPUT_MESSAGE_BITS} "
+                             f"(Lava sends input payloads as int32)")
+        half = 1 << (input_message_bits - 1)
+        return -half, half - 1, f"graded spikes of {input_message_bits} message bits"
+    return 0, 1, "spikes into the first synapse (graded input needs input_message_bits)"
+
+
+def as_batch(inputs: np.ndarray, desc: NetDescription, input_message_bits: int = 0,
+             origin: str | Path | None = None) -> np.ndarray:
+    """Input as (N, *input_shape, T) int32; accept (*input_shape, T) for one sample.
+
+    Raises ValueError, naming ``origin`` (the input's file) when given,
+    stating the expected shape or the values allowed (``input_range``) and
+    the first value found outside them.
     """
+    name = f"{origin}: " if origin is not None else "input: "
     shape = tuple(desc.input_shape)
     inputs = np.asarray(inputs)
+    if inputs.dtype.kind not in "biuf":
+        raise ValueError(f"{name}{inputs.dtype} values; expected numbers (spikes or input currents)")
     if inputs.shape[:-1] == shape:
         inputs = inputs[None]
-    if inputs.ndim != len(shape) + 2 or inputs.shape[1:-1] != shape or inputs.shape[-1] < 1:
+    if inputs.ndim != len(shape) + 2 or inputs.shape[1:-1] != shape:
         dims = ", ".join(map(str, shape))
-        raise ValueError(f"input of shape {inputs.shape} does not fit {desc.path}: expected "
+        raise ValueError(f"{name}shape {inputs.shape} does not fit {desc.path}: expected "
                          f"({dims}, T) or (N, {dims}, T) in (C, H, W) order"
                          + (" (an input in Lava's (W, H, C) order takes --layout whc)" if len(shape) == 3 else ""))
-    if not np.all(np.isfinite(inputs)) or not np.array_equal(inputs, np.round(inputs)):
-        raise ValueError("input must hold integers (spikes, or graded input currents)")
+    if inputs.shape[0] < 1 or inputs.shape[-1] < 1:
+        raise ValueError(f"{name}shape {inputs.shape} holds no samples or no time steps (N and T must be >= 1)")
+    if inputs.dtype.kind == "f":
+        bad = ~np.isfinite(inputs) | (inputs != np.trunc(inputs))
+        if bad.any():
+            raise ValueError(f"{name}{_number(inputs[bad].flat[0])} at {_first_index(bad)} is not a whole number "
+                             f"(inputs are spikes or integer input currents)")
+    lo, hi, what = input_range(desc, input_message_bits)
+    bad = (inputs < lo) | (inputs > hi)
+    if bad.any():
+        raise ValueError(f"{name}{int(bad.sum()):,} values outside {lo:,}..{hi:,}, the first "
+                         f"{_number(inputs[bad].flat[0])} at {_first_index(bad)}: the values allowed for {what}")
     return inputs.astype(np.int32)
+
+
+def _number(v) -> str:
+    """A value for a message: whole numbers without a trailing .0."""
+    v = v.item() if hasattr(v, "item") else v
+    return str(int(v)) if isinstance(v, float) and v.is_integer() else repr(v)
+
+
+def _first_index(mask: np.ndarray) -> tuple[int, ...]:
+    return tuple(int(i) for i in np.argwhere(mask)[0])
+
+
+def load_labels(path: str | Path, samples: int) -> np.ndarray:
+    """``samples`` integer class labels from a .npy file, as (N,) int64."""
+    y = load_array(path, "labels")
+    if y.shape != (samples,):
+        raise ValueError(f"{path}: labels of shape {y.shape}; expected ({samples},), one per input sample")
+    whole = y.dtype.kind != "f" or (np.isfinite(y).all() and np.array_equal(y, np.trunc(y)))
+    if not whole or y.min(initial=0) < 0:
+        raise ValueError(f"{path}: labels must be class indices (whole numbers >= 0)")
+    return y.astype(np.int64)
 
 
 def _to_lava_order(x: np.ndarray) -> np.ndarray:
@@ -199,7 +314,7 @@ def run_on_lava(net_path: str | Path, inputs: np.ndarray, chunk_steps: int = 200
     from lava.magma.core.run_configs import Loihi2SimCfg
 
     desc = read_network(net_path)
-    x = as_batch(inputs, desc)
+    x = as_batch(inputs, desc, input_message_bits)
     n, steps = x.shape[0], x.shape[-1]
     offset = 0 if desc.has_input_neuron else 1
     num_layers = len(desc.spiking_layers)

@@ -126,12 +126,15 @@ def cmd_check(a) -> int:
 def cmd_deploy(a) -> int:
     import numpy as np
 
-    from lavasparse.deploy.lava_runner import load_input, run_on_lava
+    from lavasparse.deploy.lava_runner import as_batch, load_input, load_labels, run_on_lava
     from lavasparse.deploy.resources import check_network
     from lavasparse.export.netx_format import read_network
     from lavasparse.fileio import write_npz
 
-    report = check_network(read_network(a.net))
+    desc = read_network(a.net)
+    x = as_batch(load_input(a.input, a.layout), desc, origin=a.input)
+    labels = load_labels(a.labels, len(x)) if a.labels else None
+    report = check_network(desc)
     if not report.fits:
         problems = "\n  - ".join(str(v) for v in report.violations)
         if not a.ignore_limits:
@@ -139,12 +142,11 @@ def cmd_deploy(a) -> int:
                              f"--ignore-limits runs it in the simulator anyway")
         print(f"warning: {a.net} does not fit Loihi 2; running anyway (--ignore-limits):\n  - {problems}",
               file=sys.stderr)
-    run = run_on_lava(a.net, load_input(a.input, a.layout))
+    run = run_on_lava(a.net, x)
     print(f"{run.lava_steps} Lava steps in {run.seconds:.1f} s")
     for name, s in zip(run.layer_names, run.spikes):
         print(f"  {name:>12s}: {int((s != 0).sum())} spikes")
-    if a.labels:
-        labels = np.load(a.labels)
+    if labels is not None:
         print(f"accuracy on the target: {100 * float((run.predictions == labels).mean()):.2f}%")
     if a.save:
         write_npz(a.save, predictions=run.predictions,
@@ -154,8 +156,6 @@ def cmd_deploy(a) -> int:
 
 
 def cmd_profile(a) -> int:
-    import numpy as np
-
     from lavasparse.deploy.lava_runner import as_batch, load_input
     from lavasparse.export.netx_format import read_network
     from lavasparse.fileio import write_json
@@ -165,7 +165,7 @@ def cmd_profile(a) -> int:
 
     table = EnergyProfile.load(a.energy_profile)
     desc = read_network(a.net)
-    batch = as_batch(load_input(a.input, a.layout), desc)
+    batch = as_batch(load_input(a.input, a.layout), desc, origin=a.input)
     run = run_target(a.net, batch, a.engine, a.cross_check)
     prof = profile_run(desc, batch, run.spikes, table)
     prof["engine"] = run.engine
@@ -198,21 +198,24 @@ def cmd_profile(a) -> int:
 
 def cmd_compare(a) -> int:
     """Compare training run folders on the test set, each in its own input code."""
-    import numpy as np
-
-    from lavasparse.deploy.lava_runner import load_input
+    from lavasparse.deploy.lava_runner import load_input, load_labels
     from lavasparse.pipeline import evaluate_on_target, run_test_input
     from lavasparse.simulate.compare import write_report
 
     if (a.input is None) != (a.labels is None):
         raise ValueError("--input and --labels go together")
-    runs, draws = [], 1
+    given, draws = None, 1
+    if a.input:
+        x = load_input(a.input, a.layout)
+        given = (x, load_labels(a.labels, len(x)))
+    runs = []
     for r in a.runs:
-        if a.input:
-            x, labels = load_input(a.input, a.layout), np.load(a.labels)
+        if given:
+            x, labels = given
         else:
             x, labels, draws = run_test_input(Path(r), a.test_limit, a.test_draws)
-        runs.append(evaluate_on_target(Path(r), x, labels, a.engine, a.cross_check, energy_profile=a.energy_profile))
+        runs.append(evaluate_on_target(Path(r), x, labels, a.engine, a.cross_check, energy_profile=a.energy_profile,
+                                       input_origin=a.input))
     print(write_report(runs, a.out, test_draws=draws)[0].split("\n## Per layer")[0])
     return 0
 

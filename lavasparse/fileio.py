@@ -100,3 +100,25 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
             tmp.unlink()
             removed.append(tmp)
     return removed
+
+
+def not_a_regular_file(path: str | Path) -> str | None:
+    """Why ``path`` cannot be read as an ordinary file, or None if it can.
+
+    Checked from ``os.stat`` before anything opens the path: opening a FIFO
+    for reading blocks until some writer appears (for good, if none does), a
+    directory or a device is no file of data."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as e:
+        return f"cannot be examined ({e.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    kinds = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+             (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+    what = next((name for test, name in kinds if test(mode)), "a special file")
+    return f"{what}, not a regular file"

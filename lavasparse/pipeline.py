@@ -273,11 +273,13 @@ def test_seed(seed: int) -> int:
 
 def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray, engine: str = "lava",
                        cross_check: int = 0, progress: bool = True, which: str = "best",
-                       out_dir: Path | None = None, energy_profile: str | None = None) -> dict:
+                       out_dir: Path | None = None, energy_profile: str | None = None,
+                       input_origin: str | Path | None = None) -> dict:
     """Export the run's ``which`` checkpoint (see ``load_trained``), run the
     test spikes through SLAYER and the target (``engine``), check that the two
     agree, and profile the target's spikes. Files go to ``out_dir`` (default:
-    the run folder): network.net, target_spikes.npz, profile.json."""
+    the run folder): network.net, target_spikes.npz, profile.json.
+    ``input_origin`` names the test input's file in errors about its values."""
     import torch
 
     from lavasparse.deploy.lava_runner import predict
@@ -293,7 +295,7 @@ def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray
     with torch.no_grad():
         ref = [s.numpy().astype(np.int32) for s in
                model.windowed(model(torch.as_tensor(test_input, dtype=torch.float32)), config.steps)]
-    target = run_target(net_path, test_input, engine, cross_check, progress=progress)
+    target = run_target(net_path, test_input, engine, cross_check, progress=progress, input_origin=input_origin)
     write_npz(out_dir / "target_spikes.npz",
               **{name: s.astype(np.int8) for name, s in zip(target.layer_names, target.spikes)})
     energy = EnergyProfile.load(energy_profile) if energy_profile else None

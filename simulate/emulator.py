@@ -57,7 +57,9 @@ Semantics mirrored from lava-nc 0.10.0 / lava-dl 0.6.0 (read from their source):
 from __future__ import annotations
 
 import functools
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -72,6 +74,19 @@ MAX_UV = 2 ** (UV_BITS - 1)
 
 class UnsupportedNetwork(ValueError):
     """The network holds something the emulator does not model exactly."""
+
+
+@contextmanager
+def _naming(path) -> Iterator[None]:
+    """Prefix any UnsupportedNetwork raised inside with the network's file,
+    so that every refusal names it (the layer-level helpers do not know it)."""
+    try:
+        yield
+    except UnsupportedNetwork as e:
+        text = str(e)
+        if text.startswith(f"{path}:"):
+            raise
+        raise UnsupportedNetwork(f"{path}: {text}") from None
 
 
 def netx_weight_mapping(weight: np.ndarray, weight_rec: np.ndarray | None = None):
@@ -371,7 +386,12 @@ class Emulator:
     """
 
     def __init__(self, desc: NetDescription, device: str | torch.device = "cpu", input_message_bits: int = 0):
+        with _naming(desc.path):
+            self._build(desc, device, input_message_bits)
+
+    def _build(self, desc: NetDescription, device, input_message_bits: int) -> None:
         self.desc = desc
+        self.input_message_bits = input_message_bits
         self.device = torch.device(device)
         self.layers: list[_Layer] = []
         offset = 0 if desc.has_input_neuron else 1
@@ -386,7 +406,7 @@ class Emulator:
             elif layer.kind == "conv":
                 syn = _Synapse("conv", [layer.weight.astype(np.int64)], [0], graded=graded, conv=layer)
             else:
-                raise UnsupportedNetwork(f"{desc.path}: layer {layer.name} of type {layer.kind} is not emulated")
+                raise UnsupportedNetwork(f"layer {layer.name} of type {layer.kind} is not emulated")
             self.layers.append(_Layer(layer, neuron, syn, rec, lead_in=l + offset - 1))
         # Steps of each stream (the input, then each layer's spikes) that reach
         # across a window boundary: what the next layer's delays and the layer's
@@ -454,13 +474,17 @@ class Emulator:
             stream = torch.cat([stream, s[:, i].to(stream.dtype)])[-max(hl, 1):]
         return s, (u, v)
 
-    @torch.no_grad()
     def run(self, inputs: np.ndarray, batch_size: int = 256, record_states: bool = False) -> EmulatorRun:
         """Run ``inputs`` (N, *input_shape, T) (what enters the first layer, as
         for Lava) in batches of ``batch_size`` samples, in order."""
         from lavasparse.deploy.lava_runner import as_batch
 
-        x_all = as_batch(inputs, self.desc)
+        x_all = as_batch(inputs, self.desc, input_message_bits=self.input_message_bits)
+        with _naming(self.desc.path):
+            return self._run(x_all, batch_size, record_states)
+
+    @torch.no_grad()
+    def _run(self, x_all: np.ndarray, batch_size: int, record_states: bool) -> EmulatorRun:
         steps = x_all.shape[-1]
         outs: list[list[np.ndarray]] = [[] for _ in self.layers]
         us: list[list[np.ndarray]] = [[] for _ in self.layers]

@@ -48,19 +48,19 @@ def first_difference(names: list[str], ref: list[np.ndarray], other: list[np.nda
 
 
 def run_target(net_path: str | Path, inputs: np.ndarray, engine: str = "lava", cross_check: int = 0,
-               progress: bool = True, device: str = "cpu") -> TargetRun:
+               progress: bool = True, device: str = "cpu", input_origin: str | Path | None = None) -> TargetRun:
     """Spikes of every layer for ``inputs`` (N, *input_shape, T) from ``engine``.
 
     With the emulator, ``cross_check`` K > 0 runs the first K samples through
     Lava too and raises CrossCheckError, with the first disagreement, if any
-    spike differs.
+    spike differs. ``input_origin`` names the inputs' file in errors about them.
     """
     from lavasparse.deploy.lava_runner import as_batch, run_on_lava
 
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}: expected one of {ENGINES}")
     desc = read_network(net_path)
-    x = as_batch(inputs, desc)
+    x = as_batch(inputs, desc, origin=input_origin)
     if engine == "lava":
         run = run_on_lava(net_path, x, progress=progress)
         return TargetRun("lava", run.layer_names, run.spikes, run.seconds)
