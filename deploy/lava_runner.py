@@ -182,6 +182,23 @@ def as_batch(inputs: np.ndarray, desc: NetDescription, input_message_bits: int =
     return inputs.astype(np.int32)
 
 
+def input_transform_note(desc: NetDescription, inputs: np.ndarray) -> str | None:
+    """A warning when 0/1 spikes go into an input neuron whose file asks for
+    an input transform Lava does not apply (netx's Input.transform, e.g.
+    lava-dl's PilotNet LIF: weight 40, bias 36; its 0/1 example input never
+    reaches that neuron's threshold on its own). None when nothing to say."""
+    first = desc.layers[0]
+    if first.input_transform is None or first.input_transform == (1, 0):
+        return None
+    if not np.isin(inputs, (0, 1)).all():
+        return None
+    weight, bias = first.input_transform
+    return (f"{desc.path}: the input goes into an input neuron whose layer asks for netx's input transform "
+            f"(weight {weight}, bias {bias}), which Lava does not apply; the input here is 0/1, taken as currents "
+            f"of 0 or 1. lava-dl feeds weight * image + bias to that neuron itself: scale the input if that is "
+            f"what you mean.")
+
+
 def _number(v) -> str:
     """A value for a message: whole numbers without a trailing .0."""
     v = v.item() if hasattr(v, "item") else v

@@ -98,6 +98,10 @@ class LayerDesc:
     delay: np.ndarray | None = None            # dense: (out, in) steps, as netx broadcasts it; conv: ignored by netx
     delay_in_file_max: int | None = None       # the largest delay the file asks for, before netx's clamp to 62
     origin: str | None = None                  # 'pool' for a pool our export wrote as a conv
+    # An input layer with a neuron: netx's Input.transform (weight, bias), which
+    # netx stores and Lava never applies (lava-dl's own PilotNet tests feed
+    # weight * image + bias to the neuron themselves); netx's defaults 64, 0.
+    input_transform: tuple[int, int] | None = None
 
     @property
     def recurrent(self) -> bool:
@@ -373,7 +377,7 @@ def _read_layer(path: Path, g: h5py.Group, index: int, prev_shape, any_neuron: b
         if index != 0:
             raise NetFileError(f"{where}/type: an input layer must come first")
         if neuron is not None:
-            _check_input_transform(g, where)
+            desc.input_transform = _read_input_transform(g, where)
         return desc
     if prev_shape is None:
         raise NetFileError(f"{where}: a {kind} layer needs an input layer before it "
@@ -418,16 +422,24 @@ def _read_origin(g: h5py.Group) -> str | None:
     return "pool" if value == "pool" else None
 
 
-def _check_input_transform(g: h5py.Group, where: str) -> None:
-    """netx's create_input calls int() on an input layer's weight and bias
-    (and then does not use them): each must be one finite number."""
+NETX_INPUT_TRANSFORM_DEFAULT = {"weight": 64, "bias": 0}   # hdf5.Network.create_input
+
+
+def _read_input_transform(g: h5py.Group, where: str) -> tuple[int, int]:
+    """An input layer's (weight, bias) as netx's create_input reads them: int()
+    of one finite number each (and then stored, not applied), netx's defaults
+    where absent."""
+    out = []
     for name in ("weight", "bias"):
         ds = _child(g, name, f"{where}/{name}", h5py.Dataset)
         if ds is None:
+            out.append(NETX_INPUT_TRANSFORM_DEFAULT[name])
             continue
         a = _numbers(ds, f"{where}/{name}")
         if a.size != 1:
             raise NetFileError(f"{where}/{name}: {a.size} values; netx reads an input layer's {name} as one number")
+        out.append(int(a.reshape(-1)[0]))
+    return out[0], out[1]
 
 
 # ---- Synapses -----------------------------------------------------------------------------

@@ -123,6 +123,14 @@ def cmd_check(a) -> int:
     return 0 if report.fits else 1
 
 
+def _note_input_transform(desc, inputs) -> None:
+    from lavasparse.deploy.lava_runner import input_transform_note
+
+    note = input_transform_note(desc, inputs)
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+
+
 def cmd_deploy(a) -> int:
     import numpy as np
 
@@ -133,6 +141,7 @@ def cmd_deploy(a) -> int:
 
     desc = read_network(a.net)
     x = as_batch(load_input(a.input, a.layout), desc, origin=a.input)
+    _note_input_transform(desc, x)
     labels = load_labels(a.labels, len(x)) if a.labels else None
     report = check_network(desc)
     if not report.fits:
@@ -166,6 +175,7 @@ def cmd_profile(a) -> int:
     table = EnergyProfile.load(a.energy_profile)
     desc = read_network(a.net)
     batch = as_batch(load_input(a.input, a.layout), desc, origin=a.input)
+    _note_input_transform(desc, batch)
     run = run_target(a.net, batch, a.engine, a.cross_check)
     prof = profile_run(desc, batch, run.spikes, table)
     prof["engine"] = run.engine

@@ -423,3 +423,23 @@ def test_conv_output_wraps_as_lava_does(tmp_path):
     lava = run_on_lava(path, x, progress=False, record_states=True, input_message_bits=16)
     assert em.spikes[0].sum() == 0 and np.array_equal(lava.spikes[0], em.spikes[0])
     assert np.array_equal(lava.currents[0], em.currents[0]) and np.array_equal(lava.voltages[0], em.voltages[0])
+
+
+def test_profile_notes_an_input_transform_lava_does_not_apply(tmp_path, capsys):
+    """lava-dl's PilotNet input (0/1) into its input neuron, whose layer asks
+    for netx's transform (weight 40, bias 36): profile says so, and is silent
+    once the input is scaled."""
+    from lavasparse.cli import main
+
+    d = _pilotnet_lif()
+    desc = read_network(d / "network.net")
+    assert desc.layers[0].input_transform == (40, 36)
+    x = np.load(d / "input.npy")[..., :4].astype(np.int32)
+    np.save(tmp_path / "in.npy", x)
+    np.save(tmp_path / "scaled.npy", x * 40)
+    args = ["profile", str(d / "network.net"), "--layout", "whc", "--cross-check", "0"]
+    assert main(args + ["--input", str(tmp_path / "in.npy")]) == 0
+    err = capsys.readouterr().err
+    assert "weight 40, bias 36" in err and "Lava does not apply" in err
+    assert main(args + ["--input", str(tmp_path / "scaled.npy")]) == 0
+    assert "input transform" not in capsys.readouterr().err
