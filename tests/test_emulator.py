@@ -443,3 +443,28 @@ def test_profile_notes_an_input_transform_lava_does_not_apply(tmp_path, capsys):
     assert "weight 40, bias 36" in err and "Lava does not apply" in err
     assert main(args + ["--input", str(tmp_path / "scaled.npy")]) == 0
     assert "input transform" not in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_emulator_on_lava_dl_ntidigits_without_its_average_layer(tmp_path):
+    """lava-dl's NTIDIGITS net (input (1, 1, 64), dense layers with synaptic
+    delays up to 62 and LOIHI neurons) with its last layer, an 'average' that
+    netx 0.6.0 cannot build, removed: its own input (64, T), 120 steps, every
+    spike as in Lava."""
+    import shutil
+
+    d = _pilotnet_lif().parent / "ntidigits"
+    path = tmp_path / "ntidigits.net"
+    shutil.copyfile(d / "ntidigits.net", path)
+    with h5py.File(path, "a") as f:
+        assert f["layer/5/type"][0] == b"average"
+        del f["layer/5"]
+    desc = read_network(path)
+    assert desc.input_shape == (1, 1, 64) and max(int(l.delay.max()) for l in desc.layers if l.delay is not None) > 0
+    x = np.load(d / "input.npy")[:, :120].astype(np.int32).reshape(1, 1, 1, 64, 120)
+    em = Emulator(desc).run(x)
+    lava = run_on_lava(path, x, progress=False)
+    assert [a.shape for a in lava.spikes] == [b.shape for b in em.spikes]
+    assert all(int(s.sum()) > 0 for s in lava.spikes), "a layer never spiked"
+    for lname, a, b in zip(lava.layer_names, lava.spikes, em.spikes):
+        assert np.array_equal(a, b), f"ntidigits {lname}: {int((a != b).sum())} spikes differ"
