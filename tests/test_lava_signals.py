@@ -87,6 +87,14 @@ def registry(tmp_path, monkeypatch) -> Path:
     return path
 
 
+def _sigint_as_in_a_terminal() -> None:
+    """The run's SIGINT as a foreground command in a terminal has it. An
+    ignored SIGINT survives exec, and a test suite started in the background
+    by a script (``cmd &``: POSIX shells ignore SIGINT there) would hand it
+    on: the run would then rightly ignore Ctrl-C, and the test would wait."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def long_run(tmp_net, tmp_path, registry):
     """Start a Lava run far longer than any test; returns start(command) ->
@@ -107,7 +115,7 @@ def long_run(tmp_net, tmp_path, registry):
         err_path = tmp_path / f"run{len(started)}.err"
         with open(err_path, "w") as err:
             run = subprocess.Popen(command, env=env, start_new_session=True, text=True,
-                                   stdout=subprocess.DEVNULL, stderr=err)
+                                   stdout=subprocess.DEVNULL, stderr=err, preexec_fn=_sigint_as_in_a_terminal)
         run.err_path = err_path
         started.append(run)
         return run
