@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import stat
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -108,8 +109,6 @@ def not_a_regular_file(path: str | Path) -> str | None:
     Checked from ``os.stat`` before anything opens the path: opening a FIFO
     for reading blocks until some writer appears (for good, if none does), a
     directory or a device is no file of data."""
-    import stat
-
     try:
         mode = os.stat(path).st_mode
     except FileNotFoundError:

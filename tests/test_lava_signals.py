@@ -165,6 +165,23 @@ def check_segments_seen(segments: set[str], registry: Path) -> None:
     assert segments <= registered(registry), "the run's registry misses segments its processes map"
 
 
+def lava_running(run: subprocess.Popen, registry: Path, running: bool = True,
+                 min_workers: int = 1) -> tuple[dict[int, set[str]], set[str]]:
+    """The run's workers and segments once Lava runs (see wait_for_workers),
+    checked to be there, so that what the test sends has something to stop."""
+    workers, segments = wait_for_workers(run, running)
+    assert len(workers) >= min_workers
+    check_segments_seen(segments, registry)
+    return workers, segments
+
+
+def assert_nothing_left(run: subprocess.Popen, segments: set[str], registry: Path) -> None:
+    """No process of the run's group, none of its segments, an empty registry."""
+    assert wait_until(lambda: not group_members(run.pid), 10) is True, group_members(run.pid)
+    assert existing(segments) == set()
+    assert list(registry.iterdir()) == []
+
+
 # ------------------------------------------------------------ the tests
 
 @pytest.mark.parametrize("sig, to_group, when", [
@@ -174,9 +191,7 @@ def check_segments_seen(segments: set[str], registry: Path) -> None:
 ])
 def test_interrupt_ends_the_run_and_leaves_nothing(long_run, registry, sig, to_group, when):
     run = long_run()
-    workers, segments = wait_for_workers(run, running=when == "running")
-    assert len(workers) > 0
-    check_segments_seen(segments, registry)
+    _, segments = lava_running(run, registry, running=when == "running")
 
     (os.killpg if to_group else os.kill)(run.pid, sig)
     err = end_of(run)
@@ -186,26 +201,20 @@ def test_interrupt_ends_the_run_and_leaves_nothing(long_run, registry, sig, to_g
     assert err.strip().splitlines()[-1] == f"lavasparse deploy: interrupted ({name})"
     assert "Traceback" not in err and "Exception ignored" not in err, err[-2000:]
     assert "did not stop" not in err, "the runtime had to be killed: it should stop on its own"
-    assert wait_until(lambda: not group_members(run.pid), 10) is True, group_members(run.pid)
-    assert existing(segments) == set()
-    assert list(registry.iterdir()) == []
+    assert_nothing_left(run, segments, registry)
 
 
 def test_killed_parent_takes_its_workers_along(long_run, registry):
     """SIGKILL to the parent alone: the workers die with it (PR_SET_PDEATHSIG);
     what segments Python's resource tracker leaves, the registry cleanup removes."""
     run = long_run()
-    workers, segments = wait_for_workers(run)
-    assert len(workers) > 0
-    check_segments_seen(segments, registry)
+    _, segments = lava_running(run, registry)
 
     os.kill(run.pid, signal.SIGKILL)
     end_of(run)
 
-    assert wait_until(lambda: not group_members(run.pid), 10) is True, group_members(run.pid)
     remove_segments_of_dead_runs(registry)
-    assert existing(segments) == set()
-    assert list(registry.iterdir()) == []
+    assert_nothing_left(run, segments, registry)
 
 
 def test_segments_of_a_killed_group_are_removed_by_the_next_run(long_run, tmp_net, registry):
@@ -214,9 +223,7 @@ def test_segments_of_a_killed_group_are_removed_by_the_next_run(long_run, tmp_ne
     from lavasparse.deploy.lava_runner import run_on_lava
 
     run = long_run()
-    workers, segments = wait_for_workers(run)
-    assert len(workers) > 0
-    check_segments_seen(segments, registry)
+    _, segments = lava_running(run, registry)
 
     os.killpg(run.pid, signal.SIGKILL)
     end_of(run)
@@ -235,9 +242,7 @@ def test_runtime_that_cannot_stop_is_killed_after_the_time_limit(long_run, regis
     workers are killed and its segments removed, and the interrupt goes on."""
     run = long_run("from numpy import load; from lavasparse.deploy.lava_runner import run_on_lava; "
                    "run_on_lava('{net}', load('{inputs}'), progress=False, stop_timeout_s=1)")
-    workers, segments = wait_for_workers(run)
-    assert len(workers) > 1
-    check_segments_seen(segments, registry)
+    workers, segments = lava_running(run, registry, min_workers=2)
 
     os.kill(min(workers), signal.SIGKILL)
     os.kill(run.pid, signal.SIGINT)
@@ -245,9 +250,7 @@ def test_runtime_that_cannot_stop_is_killed_after_the_time_limit(long_run, regis
 
     assert run.returncode == -signal.SIGINT, err[-2000:]   # python -c dies of the KeyboardInterrupt
     assert "Lava's runtime did not stop within 1 s: killed its" in err, err[-2000:]
-    assert wait_until(lambda: not group_members(run.pid), 10) is True, group_members(run.pid)
-    assert existing(segments) == set()
-    assert list(registry.iterdir()) == []
+    assert_nothing_left(run, segments, registry)
 
 
 # ------------------------------------------------- the registry, without Lava

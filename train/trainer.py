@@ -311,14 +311,27 @@ def _better(record: dict, best: dict) -> bool:
 def _write_epoch_files(run_dir: Path, model_state: dict, epoch: int, best: dict, records: list[dict],
                        config: TrainConfig) -> None:
     """What follows an epoch's last.pt: best.pt when this epoch is the best,
-    epochs/NNN.pt with ``keep_epochs``, and metrics.jsonl (whole, atomically,
-    from ``records``, so its lines are always the committed epochs, once each)."""
+    epochs/NNN.pt with ``keep_epochs``, and metrics.jsonl."""
     if best["epoch"] == epoch:
-        with atomic_path(run_dir / "best.pt") as tmp:
-            torch.save({"model": model_state, "epoch": epoch, "config": config.to_dict()}, tmp)
+        _save_best(run_dir, model_state, epoch, config)
     if config.keep_epochs:
-        with atomic_path(run_dir / "epochs" / f"{epoch:03d}.pt") as tmp:
-            torch.save({"model": model_state, "epoch": epoch}, tmp)
+        _save_epoch(run_dir, model_state, epoch)
+    _write_metrics(run_dir, records)
+
+
+def _save_best(run_dir: Path, model_state: dict, epoch: int, config: TrainConfig) -> None:
+    with atomic_path(run_dir / "best.pt") as tmp:
+        torch.save({"model": model_state, "epoch": epoch, "config": config.to_dict()}, tmp)
+
+
+def _save_epoch(run_dir: Path, model_state: dict, epoch: int) -> None:
+    with atomic_path(run_dir / "epochs" / f"{epoch:03d}.pt") as tmp:
+        torch.save({"model": model_state, "epoch": epoch}, tmp)
+
+
+def _write_metrics(run_dir: Path, records: list[dict]) -> None:
+    """metrics.jsonl whole, atomically, from ``records``: its lines are always
+    the committed epochs, once each."""
     write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
 
 
@@ -333,28 +346,27 @@ def _restore_run_folder(run_dir: Path, state: dict | None, config: TrainConfig) 
       after last.pt but before them; epoch files past the checkpoint removed.
     A last.pt written before records were kept in it: metrics.jsonl is cut
     to its epochs instead."""
-    metrics = run_dir / "metrics.jsonl"
     last_epoch = state["epoch"] if state else 0
     for f in sorted((run_dir / "epochs").glob("*.pt")):
         if f.stem.isdigit() and int(f.stem) > last_epoch:
             f.unlink()
     if state is None:
-        for f in (metrics, run_dir / "best.pt"):
+        for f in (run_dir / "metrics.jsonl", run_dir / "best.pt"):
             f.unlink(missing_ok=True)
         return []
     records = state.get("records")
     if records is None:
-        lines = metrics.read_text().splitlines() if metrics.exists() else []
-        by_epoch = {json.loads(ln)["epoch"]: json.loads(ln) for ln in lines if ln}
+        metrics = run_dir / "metrics.jsonl"
+        logged = [json.loads(ln) for ln in (metrics.read_text().splitlines() if metrics.exists() else []) if ln]
+        by_epoch = {r["epoch"]: r for r in logged}
         records = [by_epoch[e] for e in sorted(by_epoch) if e <= last_epoch]
-    best = state["best"]
+    _write_metrics(run_dir, records)
     best_path = run_dir / "best.pt"
-    best_ok = best_path.exists() and torch.load(best_path, map_location="cpu")["epoch"] == best["epoch"]
-    epoch_file_missing = config.keep_epochs and not (run_dir / "epochs" / f"{last_epoch:03d}.pt").exists()
-    if (best["epoch"] == last_epoch and not best_ok) or epoch_file_missing or state.get("records") is not None:
-        _write_epoch_files(run_dir, state["model"], last_epoch, best, records, config)
-    else:
-        write_text(metrics, "".join(json.dumps(r) + "\n" for r in records))
+    if state["best"]["epoch"] == last_epoch and not (
+            best_path.exists() and torch.load(best_path, map_location="cpu")["epoch"] == last_epoch):
+        _save_best(run_dir, state["model"], last_epoch, config)
+    if config.keep_epochs and not (run_dir / "epochs" / f"{last_epoch:03d}.pt").exists():
+        _save_epoch(run_dir, state["model"], last_epoch)
     return records
 
 
