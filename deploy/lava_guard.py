@@ -34,6 +34,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import multiprocessing
+import multiprocessing.util
 import os
 import re
 import signal
@@ -396,10 +397,13 @@ class LavaRunGuard:
         if self._interrupt is None:
             self._interrupt = signum
             threading.Thread(target=self._redeliver_interrupt, name="lava-interrupt", daemon=True).start()
-        if _SegmentRecorder.creating:
+        if _SegmentRecorder.creating or _inside_half_built_object(frame):
             # Python's SharedMemory, interrupted between shm_open and its
-            # resource_tracker.register, leaks the segment unrecorded: let it
-            # finish; the interrupt comes again in INTERRUPT_REDELIVERY_S.
+            # resource_tracker.register, leaks the segment unrecorded; a
+            # Finalize interrupted in __init__ has a weakref callback but no
+            # _key, and says "AttributeError: 'Finalize' object has no
+            # attribute '_key'" when its object dies: let either finish; the
+            # interrupt comes again in INTERRUPT_REDELIVERY_S.
             return
         raise _interrupt_exception(signum)
 
@@ -471,6 +475,16 @@ class LavaRunGuard:
         runtime = getattr(self.net, "runtime", None)
         if runtime is not None and hasattr(runtime, "_is_started"):
             runtime._is_started = False
+
+
+def _inside_half_built_object(frame) -> bool:
+    """Whether ``frame`` (where a signal landed) or a caller runs code an
+    exception would leave half done, with side effects already made."""
+    while frame is not None:
+        if frame.f_code is multiprocessing.util.Finalize.__init__.__code__:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _interrupt_exception(signum: int) -> KeyboardInterrupt:
