@@ -9,8 +9,8 @@ Rows come from a JSON file, a list of ``Row`` fields::
    {"name": "latency-energy", "encoding": "latency", "cost": "energy",
     "schedule": "alternating", "sigma0": 3e-4, "prune_density": [0.25, 1.0]}]
 
-Every row trains from scratch for the same epochs with the shared settings
-(``RunSettings``); trials run two at a time on a 2-core machine (``TrialSettings``)
+Every row trains from scratch with the shared settings (``RunSettings``),
+for the study's epochs unless the row names its own; trials run two at a time on a 2-core machine (``TrialSettings``)
 and resume where they stopped; rows may be added to a study and only they
 train. Each row is then judged by one epoch, chosen
 on validation: the reference row (``baseline``) by its most accurate epoch,
@@ -55,6 +55,11 @@ class Row:
     sigma0: float = 0.0
     prune_density: tuple[float, ...] | None = None
     baseline: bool = False
+    epochs: int | None = None   # None: the study's; the learning rate's cosine runs over a row's own epochs
+
+    def __post_init__(self):
+        if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
+            raise ValueError(f"row {self.name!r}: epochs must be a positive whole number, got {self.epochs!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "Row":
@@ -110,6 +115,7 @@ def _row_dir(out: Path, row: Row) -> Path:
 def _spec(config: StudyConfig, out: Path, row: Row) -> dict:
     train = config.train_config(row.name, row.schedule, row.sigma0, None, row.encoding, row.cost, row.prune_density)
     train.keep_epochs = True   # each row is judged by an epoch chosen on validation
+    train.epochs = row.epochs or config.epochs
     return {"run_dir": str(_row_dir(out, row)), "train": train.to_dict(), "threads": config.cpus_per_trial}
 
 
@@ -136,8 +142,9 @@ def run_study(config: StudyConfig, out: str | Path, command: str | None = None, 
     if saved.exists():
         old = json.loads(saved.read_text())
         same = {k: v for k, v in old.items() if k != "rows"} == {k: v for k, v in settings.items() if k != "rows"}
-        kept = {r["name"]: r for r in settings["rows"]}
-        if not same or any(kept.get(r["name"], r) != r for r in old["rows"]):
+        kept = {r.name: r for r in config.rows}
+        # as Rows: a study saved before a Row field existed holds that field's default
+        if not same or any(kept.get(r["name"], row) != row for r in old["rows"] for row in [Row.from_dict(r)]):
             raise ValueError(f"{saved}: this folder holds a study with other settings or rows; use a new folder, "
                              f"or the same settings (rows may be added) to resume")
     write_json(saved, settings)
@@ -163,7 +170,8 @@ def run_study(config: StudyConfig, out: str | Path, command: str | None = None, 
     for row in config.rows:
         pick = ref_pick if row.baseline else choose_epoch(row, results[row.name]["epochs"], ref_pick["val_accuracy"])
         ev = _on_target(config, out, row, pick["epoch"], inputs[row.encoding], labels, progress)
-        rows.append({**_table_row(row, pick, ev), "trained_at_commit": results[row.name].get("commit")})
+        rows.append({**_table_row(row, pick, ev), "epochs_trained": row.epochs or config.epochs,
+                     "trained_at_commit": results[row.name].get("commit")})
     base = next(r for r in rows if r["baseline"])
     for r in rows:
         r["energy_reduction_x"] = base["energy_per_sample_j"] / r["energy_per_sample_j"]
@@ -224,7 +232,8 @@ def _table_row(row: Row, pick: dict, ev: dict) -> dict:
 def tables_markdown(doc: dict) -> str:
     base = next(r for r in doc["rows"] if r["baseline"])
     lines = [f"# {doc['dataset']} {doc['arch']}: what each network costs on the target", "",
-             f"Every row trained from scratch for {doc['epochs']} epochs with the same settings; test set "
+             f"Every row trained from scratch with the same settings, for {doc['epochs']} epochs unless its "
+             f"epoch column says otherwise (chosen epoch / epochs trained); test set "
              f"{test_set_words(doc['test_samples'], doc.get('test_draws', 1))} on the target (engine per row, identical to SLAYER spike for spike "
              f"where marked). Energy profile `{doc['energy_profile']}`. Rule: {doc['rule']}. "
              f"ANN MACs of this architecture: {base['ann_macs']:,}.", "",
@@ -239,7 +248,7 @@ def tables_markdown(doc: dict) -> str:
         prune = ",".join(f"{d:g}" for d in r["prune_density"]) if r["prune_density"] else "-"
         lines.append(
             f"| {r['name']}{' (reference)' if r['baseline'] else ''} | {r['encoding']} | {r['cost'] or '-'} "
-            f"| {r['sigma0']:.3g} | {prune} | {r['epoch']} | {'yes' if r['iso_accuracy'] else 'NO'} "
+            f"| {r['sigma0']:.3g} | {prune} | {r['epoch']}{_of_epochs(r, doc['epochs'])} | {'yes' if r['iso_accuracy'] else 'NO'} "
             f"| {100 * r['val_accuracy']:.2f}% | {100 * r['test_accuracy_target']:.2f}% "
             f"| {r['input_spikes_per_sample']:.1f} | {r['hidden_spikes_per_sample']:.1f} "
             f"| {r['synops_per_sample']:,.0f} | {100 * r['synops_fraction_of_ann_macs']:.1f}% "
@@ -248,6 +257,12 @@ def tables_markdown(doc: dict) -> str:
             f"| {'-' if r['baseline'] else _times_less(r['energy_reduction_x'])} |")
     lines += ["", "![energy against accuracy](energy_accuracy.png)"]
     return "\n".join(lines) + "\n"
+
+
+def _of_epochs(row: dict, study_epochs: int) -> str:
+    """' of 12' where a row trained for other epochs than the study's."""
+    trained = row.get("epochs_trained", study_epochs)
+    return f" of {trained}" if trained != study_epochs else ""
 
 
 def _times_less(x: float) -> str:

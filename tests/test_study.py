@@ -27,22 +27,24 @@ def test_choose_epoch_cheapest_at_iso_else_most_accurate():
 
 def test_study_on_digits(tmp_path):
     rows = [{"name": "rate", "baseline": True},
-            {"name": "latency-pruned", "encoding": "latency", "prune_density": [0.5, 1.0]}]
+            {"name": "latency-pruned", "encoding": "latency", "prune_density": [0.5, 1.0], "epochs": 2}]
     cfg = StudyConfig(dataset="digits", arch="64-16-10", weight_scale=2.0, epochs=3, train_limit=300,
                       test_limit=40, cross_check=4, rows=rows, executor="local")
     doc = run_study(cfg, tmp_path, command="test", progress=False)
     assert [r["name"] for r in doc["rows"]] == ["rate", "latency-pruned"]
     base, pruned = doc["rows"]
     assert base["baseline"] and base["iso_accuracy"] and base["energy_reduction_x"] == 1.0
+    assert [r["epochs_trained"] for r in doc["rows"]] == [3, 2]   # a row's own epochs
     for r in doc["rows"]:
-        assert 1 <= r["epoch"] <= 3 and r["identical_to_slayer"]
+        assert 1 <= r["epoch"] <= r["epochs_trained"] and r["identical_to_slayer"]
         assert r["hidden_spikes_per_sample"] > 0 and r["synops_per_sample"] > 0
         assert r["synops_fraction_of_ann_macs"] == pytest.approx(r["synops_per_sample"] / (64 * 16 + 16 * 10))
     # the latency code sends far fewer input spikes than the rate code, and pruning shows in the density
     assert pruned["input_spikes_per_sample"] < base["input_spikes_per_sample"]
     final = [json.loads(l)["density"][0] for l in (tmp_path / "rows/latency-pruned/metrics.jsonl").read_text().splitlines()]
-    assert len(final) == 3 and pruned["first_layer_density"] == pytest.approx(final[pruned["epoch"] - 1], abs=0.02)
+    assert len(final) == 2 and pruned["first_layer_density"] == pytest.approx(final[pruned["epoch"] - 1], abs=0.02)
     assert (tmp_path / "tables.md").read_text().count("| latency-pruned |") == 1
+    assert f"| {pruned['epoch']} of 2 |" in (tmp_path / "tables.md").read_text()
     assert (tmp_path / "energy_accuracy.png").stat().st_size > 0
     saved = json.loads((tmp_path / "tables.json").read_text())
     assert saved["command"] == "test" and len(saved["rows"]) == 2
