@@ -26,6 +26,25 @@ def slayer_spikes(net: SpikingNet, x: np.ndarray) -> list[np.ndarray]:
     return [s.numpy().astype(np.int32) for s in out]
 
 
+def assert_same_spikes(expected, got, names=None, what: str = "", spiking: str = "any") -> None:
+    """Two engines' spikes, layer by layer: the same number of layers (no
+    silent truncation by zip), the same shapes, something spiked (``spiking``:
+    'any' layer, 'hidden': every layer but the last, 'all'), then equal,
+    with the count of differing spikes in the message."""
+    expected, got = list(expected), list(got)
+    names = list(names) if names is not None else [f"layer {i}" for i in range(len(expected))]
+    assert len(expected) == len(got) == len(names), f"{what}: {len(expected)} layers against {len(got)}"
+    assert len(expected) > 0, f"{what}: no layers"
+    counts = [int(np.asarray(a).sum()) for a in expected]
+    must = {"any": [any(counts)], "hidden": [c > 0 for c in counts[:-1]] or [counts[0] > 0],
+            "all": [c > 0 for c in counts]}[spiking]
+    assert all(must), f"{what}: spikes per layer {counts}: a comparison of silent layers proves nothing"
+    for name, a, b in zip(names, expected, got):
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.shape == b.shape, f"{what} {name}: shape {a.shape} against {b.shape}"
+        assert np.array_equal(a, b), f"{what} {name}: {int((a != b).sum())} of {a.size} spikes differ"
+
+
 @pytest.fixture
 def tmp_net(tmp_path):
     """Export a random net into tmp_path; returns (net, path)."""

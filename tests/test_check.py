@@ -35,6 +35,7 @@ def test_our_networks_fit(tmp_path, arch):
     assert r.fits, [str(v) for v in r.violations]
     assert r.totals["neurons"] == sum(l.num_neurons for l in desc.spiking_layers)
     assert r.totals["chips"] == 1 and r.totals["cores"] >= len(desc.spiking_layers)
+    assert len(r.layers) == len(desc.spiking_layers) > 0
     for use, layer in zip(r.layers, desc.spiking_layers):
         assert use.synapses_nonzero <= use.synapses_dense
         if layer.kind == "dense":
