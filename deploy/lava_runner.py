@@ -22,6 +22,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lavasparse.deploy.lava_guard import STOP_TIMEOUT_S, LavaRunGuard
+from lavasparse.fileio import not_a_regular_file
 from lavasparse.export.netx_format import NetDescription, read_network
 
 
@@ -82,8 +83,6 @@ def load_input(path: str | Path, layout: str = "chw") -> np.ndarray:
 
 def load_array(path: str | Path, what: str) -> np.ndarray:
     """One numeric .npy array from ``path``; ValueError naming the file otherwise."""
-    from lavasparse.fileio import not_a_regular_file
-
     problem = not_a_regular_file(path)
     if problem:
         raise ValueError(f"{path}: {problem} (the {what} must be a .npy file)")

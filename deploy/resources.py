@@ -28,7 +28,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from lavasparse.export.netx_format import LayerDesc, NetDescription
-from lavasparse.export.netx_weights import netx_needs_clipping, netx_optimize_weight_bits
+from lavasparse.export.netx_weights import netx_needs_clipping, netx_optimize_weight_bits, weight_format
+from lavasparse.export.synapses import synaptic_fanout
 
 from .loihi2 import LOIHI2, ChipSpec
 
@@ -138,9 +139,6 @@ def _dense_use(layer: LayerDesc, spec: ChipSpec, violations: list[Violation]):
 
 
 def _conv_use(layer: LayerDesc, spec: ChipSpec, violations: list[Violation]):
-    from lavasparse.export.netx_export import weight_format
-    from lavasparse.simulate.synops import synaptic_fanout
-
     w = layer.weight.astype(np.int64)
     if w.max(initial=0) > 255 or w.min(initial=0) < -256:
         violations.append(Violation(layer.name, "weight_bits", int(np.abs(w).max()), 255,

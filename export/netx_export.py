@@ -9,7 +9,6 @@ channels, kernel = stride = pool size, the pool's quantised weight everywhere).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
@@ -18,8 +17,7 @@ import torch
 
 from lavasparse.fileio import atomic_path
 
-from .netx_format import LayerDesc, NetDescription, NetFileError, read_network
-from .netx_weights import netx_optimize_weight_bits
+from .netx_format import NetDescription, NetFileError, read_network
 
 
 def _check_finite(name: str, weight: torch.Tensor) -> None:
@@ -77,50 +75,3 @@ def export_netx(model, path: str | Path) -> NetDescription:
             raise NetFileError(f"{path}: the exported description is invalid: {e}") from None
     desc.path = path
     return desc
-
-
-@dataclass
-class WeightFormat:
-    """How a layer's weights land in Loihi's synapse memory (netx 0.6.0's mapping)."""
-
-    weight_bits: int
-    weight_exponent: int
-    sign_mode: str
-
-
-def weight_format(layer: LayerDesc) -> WeightFormat | None:
-    """Bits, exponent and sign mode netx will use for ``layer``'s weights.
-
-    Dense layers go through netx's own ``optimize_weight_bits``; netx passes conv
-    weights unscaled (exponent 0), so their bits are those of the raw integers.
-    """
-    if layer.weight is None:
-        return None
-    w = layer.weight.astype(np.int64)
-    if layer.kind == "dense":
-        if not w.any():
-            return WeightFormat(0, 0, "excitatory")
-        _, bits, exp, sign = netx_optimize_weight_bits(w)   # the rule netx applies at load
-        return WeightFormat(int(bits), int(exp), sign)
-    signed = bool((w < 0).any())
-    mag = int(np.abs(w).max())
-    bits = max(1, mag.bit_length()) + int(signed)
-    return WeightFormat(bits, 0, "mixed" if signed and (w > 0).any() else
-                        ("inhibitory" if signed else "excitatory"))
-
-
-def describe(desc: NetDescription) -> list[dict]:
-    """One row per layer: name, type, shape, neurons, weights, weight bits, exponent."""
-    rows = []
-    for layer in desc.layers:
-        fmt = weight_format(layer)
-        rows.append({
-            "name": layer.name, "type": layer.kind, "shape": list(layer.shape),
-            "neurons": layer.num_neurons if layer.is_spiking else 0,
-            "weights": int(layer.weight.size) if layer.weight is not None else 0,
-            "weight_bits": fmt.weight_bits if fmt else None,
-            "weight_exponent": fmt.weight_exponent if fmt else None,
-            "sign_mode": fmt.sign_mode if fmt else None,
-            "groups": layer.groups if layer.kind == "conv" else None,
-        })
-    return rows

@@ -31,6 +31,8 @@ import numpy as np
 
 from lavasparse.fileio import not_a_regular_file
 
+from .netx_weights import weight_format
+
 SUPPORTED = ("input", "dense", "dense_rec", "conv", "flatten")
 # What netx 0.6.0 itself cannot build: we say so up front instead of failing deep inside Lava.
 NETX_UNSUPPORTED = ("pool", "average", "concat", "convT", "unpool")
@@ -658,3 +660,20 @@ def _read_neuron(where: str, ng: h5py.Group, shape: tuple[int, ...], any_neuron:
                                f"{value!r} runs as the file says")
         neuron[key] = a.item()
     return neuron
+
+
+def describe(desc: NetDescription) -> list[dict]:
+    """One row per layer: name, type, shape, neurons, weights, weight bits, exponent."""
+    rows = []
+    for layer in desc.layers:
+        fmt = weight_format(layer)
+        rows.append({
+            "name": layer.name, "type": layer.kind, "shape": list(layer.shape),
+            "neurons": layer.num_neurons if layer.is_spiking else 0,
+            "weights": int(layer.weight.size) if layer.weight is not None else 0,
+            "weight_bits": fmt.weight_bits if fmt else None,
+            "weight_exponent": fmt.weight_exponent if fmt else None,
+            "sign_mode": fmt.sign_mode if fmt else None,
+            "groups": layer.groups if layer.kind == "conv" else None,
+        })
+    return rows

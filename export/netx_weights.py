@@ -7,6 +7,8 @@ functions.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 
@@ -70,3 +72,32 @@ def lava_clip_truncate(w: np.ndarray, num_weight_bits: int) -> np.ndarray:
     return w.astype(np.int64)
 
 
+@dataclass
+class WeightFormat:
+    """How a layer's weights land in Loihi's synapse memory (netx 0.6.0's mapping)."""
+
+    weight_bits: int
+    weight_exponent: int
+    sign_mode: str
+
+
+def weight_format(layer) -> WeightFormat | None:
+    """Bits, exponent and sign mode netx will use for ``layer``'s weights (a
+    netx_format.LayerDesc).
+
+    Dense layers go through netx's own ``optimize_weight_bits``; netx passes conv
+    weights unscaled (exponent 0), so their bits are those of the raw integers.
+    """
+    if layer.weight is None:
+        return None
+    w = layer.weight.astype(np.int64)
+    if layer.kind == "dense":
+        if not w.any():
+            return WeightFormat(0, 0, "excitatory")
+        _, bits, exp, sign = netx_optimize_weight_bits(w)   # the rule netx applies at load
+        return WeightFormat(int(bits), int(exp), sign)
+    signed = bool((w < 0).any())
+    mag = int(np.abs(w).max())
+    bits = max(1, mag.bit_length()) + int(signed)
+    return WeightFormat(bits, 0, "mixed" if signed and (w > 0).any() else
+                        ("inhibitory" if signed else "excitatory"))

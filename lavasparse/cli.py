@@ -98,7 +98,8 @@ def _print_rows(rows: list[dict]) -> None:
 
 
 def cmd_export(a) -> int:
-    from lavasparse.export.netx_export import describe, export_netx
+    from lavasparse.export.netx_export import export_netx
+    from lavasparse.export.netx_format import describe
     from lavasparse.train.trainer import load_trained
 
     model, _ = load_trained(a.run, which=a.checkpoint)
@@ -209,7 +210,8 @@ def cmd_profile(a) -> int:
 def cmd_compare(a) -> int:
     """Compare training run folders on the test set, each in its own input code."""
     from lavasparse.deploy.lava_runner import load_input, load_labels
-    from lavasparse.pipeline import evaluate_on_target, run_test_input
+    from lavasparse.pipeline import run_test_input
+    from lavasparse.simulate.evaluate import evaluate_on_target
     from lavasparse.simulate.compare import write_report
 
     if (a.input is None) != (a.labels is None):
@@ -301,7 +303,7 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from lavasparse.pipeline import INITS
-    from lavasparse.train.cost import COSTS
+    from lavasparse.train.energy_weights import COSTS
     from lavasparse.train.encode import ENCODINGS
 
     p = argparse.ArgumentParser(prog="lavasparse", description=__doc__)

@@ -22,10 +22,15 @@ from pathlib import Path
 
 import numpy as np
 
-from lavasparse.fileio import write_json, write_npy, write_npz
+from lavasparse.fileio import write_json, write_npy
+from lavasparse.simulate.compare import write_report
 from lavasparse.simulate.energy import DEFAULT_PROFILE, EnergyProfile
-from lavasparse.train.encode import LATENCY_WINDOW, InputCode, encode_batch
+from lavasparse.simulate.evaluate import evaluate_on_target
+from lavasparse.train.encode import LATENCY_WINDOW, InputCode
+from lavasparse.train.model import NetConfig
 from lavasparse.train.selection import cheapest_passing, eligible_epochs, most_accurate
+from lavasparse.train.test_set import encode_test_set
+from lavasparse.train.trainer import TrainConfig, train
 
 
 # What a dataset gets where a setting is not given. Architectures: the papers'
@@ -136,9 +141,6 @@ class RunSettings:
         """The TrainConfig of one run: the shared settings, this run's
         schedule, sigma_0, cost, input code (default ``encoding``) and pruning,
         fine-tuned from ``init_from`` when given."""
-        from lavasparse.train.model import NetConfig
-        from lavasparse.train.trainer import TrainConfig
-
         finetune = init_from is not None
         encoding = encoding or self.encoding
         return TrainConfig(name=name, dataset=self.dataset, data_dir=self.data_dir,
@@ -158,37 +160,6 @@ class RunSettings:
         code = InputCode(encoding or self.encoding, self.max_rate, self.latency_window)
         return encode_test_set(self.dataset, self.data_dir, self.arch, self.steps, self.seed, code, self.test_limit,
                                self.test_draws)
-
-
-def encode_test_set(dataset: str, data_dir: str | None, arch: str, steps: int, seed: int, code,
-                    limit: int | None = None, draws: int = 1) -> tuple[np.ndarray, np.ndarray]:
-    """The test set (its first ``limit`` images) as input spikes (D*N,
-    *in_shape, T) int8 in ``code`` (an InputCode), and the labels (D*N,): D =
-    ``draws`` encodings of each image, draw-major (sample d*N + i is image i's
-    draw d), draw d with seed test_seed(seed) + d, as validation draws its."""
-    from lavasparse.train.data import load_dataset
-    from lavasparse.train.model import parse_arch
-
-    _, test = load_dataset(dataset, data_dir)
-    if limit:
-        test = test.subset(np.arange(min(limit, len(test))))
-    in_shape = parse_arch(arch)[0].in_shape
-    x = np.concatenate([encode_batch(test, None, in_shape, steps, test_seed(seed) + d, code).numpy().astype(np.int8)
-                        for d in range(draws)])
-    return x, np.tile(test.labels, draws)
-
-
-def run_test_input(run_dir: Path, limit: int | None = None,
-                   draws: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
-    """The test set as a training run's network sees it (its dataset, input
-    code, steps and seed), ``draws`` encodings of each image (None: the
-    dataset's default, as the pipeline uses), with its labels and the draws."""
-    from lavasparse.train.trainer import TrainConfig
-
-    c = TrainConfig.from_dict(json.loads((Path(run_dir) / "config.json").read_text()))
-    draws = draws or RunSettings(dataset=c.dataset).test_draws
-    x, labels = encode_test_set(c.dataset, c.data_dir, c.net.arch, c.steps, c.seed, c.input_code, limit, draws)
-    return x, labels, draws
 
 
 @dataclass(frozen=True)
@@ -265,61 +236,15 @@ class PipelineConfig(RunSettings):
         return [f for f in fams if f.sigma0]
 
 
-def test_seed(seed: int) -> int:
-    from lavasparse.train.encode import batch_seed
-
-    return batch_seed(seed, 0, 1)  # validation uses (seed, 0, 0)
-
-
-def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray, engine: str = "lava",
-                       cross_check: int = 0, progress: bool = True, which: str = "best",
-                       out_dir: Path | None = None, energy_profile: str | None = None,
-                       input_origin: str | Path | None = None) -> dict:
-    """Export the run's ``which`` checkpoint (see ``load_trained``), run the
-    test spikes through SLAYER and the target (``engine``), check that the two
-    agree, and profile the target's spikes. Files go to ``out_dir`` (default:
-    the run folder): network.net, target_spikes.npz, profile.json.
-    ``input_origin`` names the test input's file in errors about its values."""
-    import torch
-
-    from lavasparse.deploy.lava_runner import predict
-    from lavasparse.export.netx_export import export_netx
-    from lavasparse.simulate.engines import run_target
-    from lavasparse.simulate.profile import footprint_bytes, profile_run
-    from lavasparse.train.trainer import load_trained
-
-    model, config = load_trained(run_dir, which=which)
-    out_dir = Path(out_dir or run_dir)
-    net_path = out_dir / "network.net"
-    desc = export_netx(model, net_path)
-    with torch.no_grad():
-        ref = [s.numpy().astype(np.int32) for s in
-               model.windowed(model(torch.as_tensor(test_input, dtype=torch.float32)), config.steps)]
-    target = run_target(net_path, test_input, engine, cross_check, progress=progress, input_origin=input_origin)
-    write_npz(out_dir / "target_spikes.npz",
-              **{name: s.astype(np.int8) for name, s in zip(target.layer_names, target.spikes)})
-    energy = EnergyProfile.load(energy_profile) if energy_profile else None
-    profile = profile_run(desc, test_input, target.spikes, energy)
-    profile["neurobench"]["Footprint"] = footprint_bytes(model)   # the SLAYER model's bytes, as NeuroBench counts them
-    write_json(out_dir / "profile.json", profile)
-    ref_pred = predict(ref[-1])
-    agreement = {
-        "identical_spikes": len(ref) == len(target.spikes) and all(
-            np.array_equal(a, b) for a, b in zip(ref, target.spikes)),
-        "prediction_match": float((ref_pred == target.predictions).mean()),
-        "layer_spike_ratio": [float(b.sum() / a.sum()) if a.sum() else None for a, b in zip(ref, target.spikes)],
-        "target_seconds": target.seconds,
-        "cross_checked_on_lava": target.cross_checked,
-    }
-    profile["engine"] = target.engine
-    return {
-        "name": config.name, "schedule": config.schedule, "sigma0": config.sigma0, "checkpoint": which,
-        "encoding": config.encoding, "cost": config.cost, "prune_density": config.prune_density,
-        "network": str(net_path), "engine": target.engine,
-        "accuracy_float": float((ref_pred == labels).mean()),
-        "accuracy_target": float((target.predictions == labels).mean()),
-        "profile": profile, "agreement": agreement,
-    }
+def run_test_input(run_dir: Path, limit: int | None = None,
+                   draws: int | None = None) -> tuple[np.ndarray, np.ndarray, int]:
+    """The test set as a training run's network sees it (its dataset, input
+    code, steps and seed), ``draws`` encodings of each image (None: the
+    dataset's default, as the pipeline uses), with its labels and the draws."""
+    c = TrainConfig.from_dict(json.loads((Path(run_dir) / "config.json").read_text()))
+    draws = draws or RunSettings(dataset=c.dataset).test_draws
+    x, labels = encode_test_set(c.dataset, c.data_dir, c.net.arch, c.steps, c.seed, c.input_code, limit, draws)
+    return x, labels, draws
 
 
 def eval_dir(out: Path, run: str, which: str) -> Path:
@@ -361,9 +286,6 @@ def _read_log(run_dir: Path) -> list[dict]:
 
 def run_pipeline(config: PipelineConfig, out: str | Path, progress: bool = True) -> dict:
     """Run everything into ``out``; resumes finished or interrupted training."""
-    from lavasparse.simulate.compare import write_report
-    from lavasparse.train.trainer import train
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "pipeline.json", asdict(config))

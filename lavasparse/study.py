@@ -37,7 +37,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lavasparse.fileio import write_json, write_npy, write_text
-from lavasparse.pipeline import RunSettings, evaluate_on_target
+from lavasparse.pipeline import RunSettings
+from lavasparse.simulate.evaluate import evaluate_on_target
 from lavasparse.simulate.compare import plot_energy_accuracy, test_set_words
 from lavasparse.sweep import TrialSettings, _dirty_note, _provenance, _run_trials
 from lavasparse.train.selection import cheapest_passing, eligible_epochs, most_accurate

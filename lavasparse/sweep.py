@@ -24,18 +24,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import multiprocessing
 import os
 import platform
 import subprocess
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 
+import torch
+
 from lavasparse.fileio import atomic_path, write_json, write_npy, write_text
-from lavasparse.pipeline import RunSettings, evaluate_on_target
+from lavasparse.pipeline import RunSettings
+from lavasparse.simulate.evaluate import evaluate_on_target
 from lavasparse.simulate.compare import test_set_words
+from lavasparse.train.schedules import SCHEDULES
 from lavasparse.train.selection import SearchPlan, cheapest_passing, eligible_epochs, largest_passing, pick_epoch
+from lavasparse.train.trainer import TrainConfig, train
 
 PAPER_SCHEDULES = ("constant", "linear", "quadratic", "alternating", "alternating_linear")
 TABLES = {"table1": 0.0, "table2": 0.01}
@@ -77,8 +84,6 @@ class SweepConfig(RunSettings, TrialSettings):
         self.schedules = tuple(self.schedules)
         if isinstance(self.plan, dict):
             self.plan = SearchPlan(**self.plan)
-        from lavasparse.train.schedules import SCHEDULES
-
         bad = [s for s in self.schedules if s not in SCHEDULES or s == "baseline"]
         if bad:
             raise ValueError(f"unknown schedules {bad}: expected some of {PAPER_SCHEDULES}")
@@ -91,10 +96,6 @@ def _trial_dir(out: Path, schedule: str, sigma0: float) -> Path:
 def run_trial(spec: dict) -> dict:
     """Train one (schedule, sigma_0) into its folder and write result.json.
     Runs inside a Ray worker; resumes a half-trained folder."""
-    import torch
-
-    from lavasparse.train.trainer import TrainConfig, train
-
     torch.set_num_threads(max(1, int(spec.get("threads", 1))))
     config = TrainConfig.from_dict(spec["train"])
     run_dir = Path(spec["run_dir"])
@@ -140,9 +141,6 @@ def _run_trials_locally(specs: list[dict], config: TrialSettings, threads: int) 
     """A process pool: one trial per ``cpus_per_trial`` cores, or on a GPU
     1 / ``gpus_per_trial`` trials at once (a small SNN leaves most of a GPU
     idle); each retried up to ``max_failures`` times."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
     workers = max(1, _machine_cpus() // threads)
     if _uses_gpu(config):
         workers = min(workers, max(1, int(1 / (config.gpus_per_trial or GPU_SHARE))))

@@ -65,6 +65,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lavasparse.deploy.lava_runner import as_batch, predict
 from lavasparse.export.netx_format import LayerDesc, NetDescription
 from lavasparse.export.netx_weights import lava_clip_truncate, netx_optimize_weight_bits
 
@@ -345,8 +346,6 @@ class EmulatorRun:
 
     @property
     def predictions(self) -> np.ndarray:
-        from lavasparse.deploy.lava_runner import predict
-
         return predict(self.spikes[-1])
 
 
@@ -477,8 +476,6 @@ class Emulator:
     def run(self, inputs: np.ndarray, batch_size: int = 256, record_states: bool = False) -> EmulatorRun:
         """Run ``inputs`` (N, *input_shape, T) (what enters the first layer, as
         for Lava) in batches of ``batch_size`` samples, in order."""
-        from lavasparse.deploy.lava_runner import as_batch
-
         x_all = as_batch(inputs, self.desc, input_message_bits=self.input_message_bits)
         with _naming(self.desc.path):
             return self._run(x_all, batch_size, record_states)

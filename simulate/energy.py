@@ -20,7 +20,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lavasparse.train.cost import EnergyWeights
+from lavasparse.train.energy_weights import EnergyWeights
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 FIGURES = ("synop_j", "spike_j", "neuron_update_j", "active_update_extra_j", "synop_s", "neuron_update_s",

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from lavasparse.deploy.lava_runner import as_batch, predict, run_on_lava
 from lavasparse.export.netx_format import read_network
+
+from .emulator import Emulator
 
 ENGINES = ("lava", "emulator")
 
@@ -29,8 +32,6 @@ class TargetRun:
 
     @property
     def predictions(self) -> np.ndarray:
-        from lavasparse.deploy.lava_runner import predict
-
         return predict(self.spikes[-1])
 
 
@@ -55,8 +56,6 @@ def run_target(net_path: str | Path, inputs: np.ndarray, engine: str = "lava", c
     Lava too and raises CrossCheckError, with the first disagreement, if any
     spike differs. ``input_origin`` names the inputs' file in errors about them.
     """
-    from lavasparse.deploy.lava_runner import as_batch, run_on_lava
-
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}: expected one of {ENGINES}")
     desc = read_network(net_path)
@@ -64,8 +63,6 @@ def run_target(net_path: str | Path, inputs: np.ndarray, engine: str = "lava", c
     if engine == "lava":
         run = run_on_lava(net_path, x, progress=progress)
         return TargetRun("lava", run.layer_names, run.spikes, run.seconds)
-    from .emulator import Emulator
-
     t0 = time.time()
     em = Emulator(desc, device=device).run(x)
     seconds = time.time() - t0

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from lavasparse.deploy.resources import check_network
 from lavasparse.export.netx_format import NetDescription
+from lavasparse.export.synapses import ann_macs, recurrent_fanout, synaptic_fanout, synaptic_ops
 
 from .energy import EnergyProfile, default_profile
-from .synops import ann_macs, recurrent_fanout, synaptic_fanout, synaptic_ops
 
 
 def footprint_bytes(model) -> int:
@@ -31,8 +32,6 @@ def profile_run(desc: NetDescription, inputs: np.ndarray, layer_spikes: list[np.
     Activation_Sparsity (share of neuron-steps without a spike) and
     Connection_Sparsity (share of zero weights).
     """
-    from lavasparse.deploy.resources import check_network
-
     energy = energy or default_profile()
     mapping = {use.name: use for use in check_network(desc).layers}
     layers = desc.spiking_layers

@@ -79,7 +79,7 @@ def test_train_val_split():
 def test_test_set_draws_are_draw_major_fresh_encodings():
     """encode_test_set with draws: sample d*N + i is image i's draw d; draw 0
     is the one-draw encoding; later draws are fresh noise of the same images."""
-    from lavasparse.pipeline import encode_test_set
+    from lavasparse.train.test_set import encode_test_set
     from lavasparse.train.encode import InputCode
 
     one, labels1 = encode_test_set("digits", None, "64-16-10", 8, 0, InputCode("rate", 1.0), limit=20)

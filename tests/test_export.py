@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from conftest import make_net
-from lavasparse.export.netx_export import describe, export_netx
+from lavasparse.export.netx_export import export_netx
+from lavasparse.export.netx_format import describe
 from lavasparse.export.netx_format import NetFileError, read_network
 
 

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
 from lavasparse.export.netx_format import LayerDesc
-from lavasparse.simulate.synops import synaptic_fanout, synaptic_ops
+from lavasparse.export.synapses import synaptic_fanout, synaptic_ops
 from lavasparse.train.model import parse_arch, shift_one_step
 
 

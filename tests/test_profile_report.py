@@ -7,7 +7,7 @@ from lavasparse.export.netx_format import read_network
 from lavasparse.simulate.compare import write_report
 from lavasparse.simulate.energy import FIGURES, EnergyProfile, default_profile
 from lavasparse.simulate.profile import profile_run
-from lavasparse.simulate.synops import synaptic_fanout
+from lavasparse.export.synapses import synaptic_fanout
 
 
 def test_profile_counts_by_hand(tmp_net):

@@ -17,33 +17,20 @@ Units: spikes and synaptic ops per sample; energy in nJ per sample, from an
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
-COSTS = ("spikes", "synops", "energy")
+from lavasparse.layers.geometry import conv_reach, group_tap_counts
+
+from .energy_weights import COSTS, EnergyWeights
+
 
 # Width of the gate's gradient, in quantisation steps (SLAYER's 2 / w_scale =
 # 1/32 of a unit weight). Trained first-layer weights of 784-500-10 sit at a
 # few steps (init std 0.04 = 1.3 steps at weight scale 2); 4 steps lets the
 # gradient reach most of them and leaves the large, useful ones alone.
 GATE_WIDTH_STEPS = 4.0
-
-
-@dataclass(frozen=True)
-class EnergyWeights:
-    """Dynamic energy per operation, in joules, as the energy profile charges
-    it (``simulate/energy.py``): ``spike_j`` includes the active neuron
-    update's extra. ``profile`` names where the figures come from."""
-
-    synop_j: float
-    spike_j: float
-    neuron_update_j: float
-    profile: str = ""
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 @dataclass
@@ -124,19 +111,12 @@ def conv_fanout(kernel: torch.Tensor, in_shape: tuple[int, int, int], out_shape:
                 stride, padding, dilation=(1, 1), groups: int = 1) -> torch.Tensor:
     """Synapses leaving each input pixel of a conv, shaped ``in_shape`` (C, H, W),
     from a (out, in / groups, kh, kw) kernel of synapse weights (1 where a
-    synapse exists; any real values, for a differentiable count).
-
-    The fan-out of input pixel i is the number of (output o, kernel tap k) with
-    i = o*stride + k*dilation - padding: the transposed conv of an all-ones
-    output counts it per position of the padded input. The padding is cropped
-    here, since with a stride the right-hand padding is not always reached
-    (conv_transpose2d would crop a real row there)."""
-    _, h_in, w_in = in_shape
-    ones = torch.ones(1, out_shape[0], out_shape[1], out_shape[2], dtype=kernel.dtype, device=kernel.device)
-    fan = F.conv_transpose2d(ones, kernel, stride=tuple(stride), dilation=tuple(dilation), groups=groups)[0]
-    ph, pw = padding
-    fan = F.pad(fan, (0, max(0, pw + w_in - fan.shape[2]), 0, max(0, ph + h_in - fan.shape[1])))
-    return fan[:, ph:ph + h_in, pw:pw + w_in]
+    synapse exists; any real values, for a differentiable count): the
+    profiler's rule (``lavasparse.layers.geometry``) on tensors."""
+    counts = group_tap_counts(kernel, groups)
+    rows, cols = (torch.as_tensor(r, dtype=kernel.dtype, device=kernel.device)
+                  for r in conv_reach(in_shape, out_shape, counts.shape[1:], stride, padding, dilation))
+    return torch.einsum("cab,ay,bx->cyx", counts, rows, cols)
 
 
 def block_fanout(spec, block) -> torch.Tensor:

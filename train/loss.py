@@ -8,7 +8,8 @@ import torch
 
 import lava.lib.dl.slayer as slayer
 
-from .cost import COSTS, EnergyWeights, InferenceCost, inference_cost
+from .cost import InferenceCost, inference_cost
+from .energy_weights import COSTS, EnergyWeights
 
 
 def spike_count(hidden_spikes: list[torch.Tensor]) -> torch.Tensor:

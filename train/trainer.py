@@ -27,7 +27,8 @@ from lavasparse.fileio import atomic_path, folder_lock, remove_stale_temporaries
 
 from .data import load_dataset, train_val_split
 from .device import resolve_device
-from .cost import COSTS, EnergyWeights, inference_cost
+from .cost import inference_cost
+from .energy_weights import COSTS, EnergyWeights
 from .encode import LATENCY_WINDOW, InputCode, batch_seed, encode_batch
 from .loss import SparsityLoss
 from .model import NetConfig, NeuronConfig, SpikingNet, parse_arch

@@ -3,16 +3,16 @@
 A spike of an input neuron costs one synaptic operation per non-zero synapse it
 reaches (zero weights hold no synapse in Loihi's sparse encoding). For a conv
 the fan-out depends on position: with padding and stride an edge pixel reaches
-fewer outputs than a centre one, so we count it exactly (``conv_fanout``,
-the same function training's cost term uses).
+fewer outputs than a centre one, so we count it exactly, by the rule
+training's cost term uses (``lavasparse.layers.geometry``).
 """
 from __future__ import annotations
 
 import numpy as np
-import torch
 
-from lavasparse.export.netx_format import LayerDesc
-from lavasparse.train.cost import conv_fanout
+from lavasparse.layers.geometry import conv_fanout
+
+from .netx_format import LayerDesc
 
 
 def recurrent_fanout(layer: LayerDesc) -> np.ndarray:
@@ -33,9 +33,8 @@ def synaptic_fanout(layer: LayerDesc) -> np.ndarray:
         return nonzero.sum(axis=0).astype(np.int64).reshape(layer.in_shape)
     if layer.kind != "conv":
         raise ValueError(f"layer {layer.name}: no fan-out rule for {layer.kind!r}")
-    kernel = torch.as_tensor(nonzero, dtype=torch.float64)
-    fan = conv_fanout(kernel, layer.in_shape, layer.shape, layer.stride, layer.padding, layer.dilation, layer.groups)
-    return np.rint(fan.numpy()).astype(np.int64)
+    return conv_fanout(nonzero, layer.in_shape, layer.shape, layer.stride, layer.padding, layer.dilation,
+                       layer.groups)
 
 
 def ann_macs(layer: LayerDesc) -> int:

@@ -1,0 +1,61 @@
+"""A trained run on the target: export its checkpoint to netx, run the test
+spikes through SLAYER and the target, check that they agree, and profile the
+target's spikes. The seam between training and the chip."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lavasparse.deploy.lava_runner import predict
+from lavasparse.export.netx_export import export_netx
+from lavasparse.fileio import write_json, write_npz
+from lavasparse.train.trainer import load_trained
+
+from .energy import EnergyProfile
+from .engines import run_target
+from .profile import footprint_bytes, profile_run
+
+
+def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray, engine: str = "lava",
+                       cross_check: int = 0, progress: bool = True, which: str = "best",
+                       out_dir: Path | None = None, energy_profile: str | None = None,
+                       input_origin: str | Path | None = None) -> dict:
+    """Export the run's ``which`` checkpoint (see ``load_trained``), run the
+    test spikes through SLAYER and the target (``engine``), check that the two
+    agree, and profile the target's spikes. Files go to ``out_dir`` (default:
+    the run folder): network.net, target_spikes.npz, profile.json.
+    ``input_origin`` names the test input's file in errors about its values."""
+    model, config = load_trained(run_dir, which=which)
+    out_dir = Path(out_dir or run_dir)
+    net_path = out_dir / "network.net"
+    desc = export_netx(model, net_path)
+    with torch.no_grad():
+        ref = [s.numpy().astype(np.int32) for s in
+               model.windowed(model(torch.as_tensor(test_input, dtype=torch.float32)), config.steps)]
+    target = run_target(net_path, test_input, engine, cross_check, progress=progress, input_origin=input_origin)
+    write_npz(out_dir / "target_spikes.npz",
+              **{name: s.astype(np.int8) for name, s in zip(target.layer_names, target.spikes)})
+    energy = EnergyProfile.load(energy_profile) if energy_profile else None
+    profile = profile_run(desc, test_input, target.spikes, energy)
+    profile["neurobench"]["Footprint"] = footprint_bytes(model)   # the SLAYER model's bytes, as NeuroBench counts them
+    write_json(out_dir / "profile.json", profile)
+    ref_pred = predict(ref[-1])
+    agreement = {
+        "identical_spikes": len(ref) == len(target.spikes) and all(
+            np.array_equal(a, b) for a, b in zip(ref, target.spikes)),
+        "prediction_match": float((ref_pred == target.predictions).mean()),
+        "layer_spike_ratio": [float(b.sum() / a.sum()) if a.sum() else None for a, b in zip(ref, target.spikes)],
+        "target_seconds": target.seconds,
+        "cross_checked_on_lava": target.cross_checked,
+    }
+    profile["engine"] = target.engine
+    return {
+        "name": config.name, "schedule": config.schedule, "sigma0": config.sigma0, "checkpoint": which,
+        "encoding": config.encoding, "cost": config.cost, "prune_density": config.prune_density,
+        "network": str(net_path), "engine": target.engine,
+        "accuracy_float": float((ref_pred == labels).mean()),
+        "accuracy_target": float((target.predictions == labels).mean()),
+        "profile": profile, "agreement": agreement,
+    }
