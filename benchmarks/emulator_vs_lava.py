@@ -68,7 +68,7 @@ def main() -> int:
         runs = []
         for n in (n1, n2):
             t0 = time.perf_counter()
-            runs.append(run_on_lava(path, x[:n], progress=False))
+            runs.append(run_on_lava(read_network(path), x[:n], progress=False))
             t.append(time.perf_counter() - t0)
         lava_rate = (n2 - n1) * a.steps / (t[1] - t[0])
 

@@ -308,10 +308,11 @@ def _attach_probes(net, data: np.ndarray, total: int, has_input_neuron: bool, re
     return sinks, monitors
 
 
-def run_on_lava(net_path: str | Path, inputs: np.ndarray, chunk_steps: int = 2000,
+def run_on_lava(desc: NetDescription, inputs: np.ndarray, chunk_steps: int = 2000,
                 progress: bool = True, record_states: bool = False,
                 input_message_bits: int = 0, stop_timeout_s: float = STOP_TIMEOUT_S) -> LavaRun:
-    """Run ``inputs`` (N, *input_shape, T) through the network in ``net_path``.
+    """Run ``inputs`` (N, *input_shape, T) through the network ``desc`` (as
+``read_network`` returns it; netx builds Lava's processes from its file).
 
     The array is what enters the first layer: for an ``input`` layer with a
     neuron it is added to that neuron's input current (``in_layer.neuron.a_in``,
@@ -329,7 +330,9 @@ def run_on_lava(net_path: str | Path, inputs: np.ndarray, chunk_steps: int = 200
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 
-    desc = read_network(net_path)
+    if desc.path is None:
+        raise ValueError("run_on_lava needs a network read from a file (netx builds Lava's processes from it)")
+    net_path = desc.path
     x = as_batch(inputs, desc, input_message_bits)
     n, steps = x.shape[0], x.shape[-1]
     offset = 0 if desc.has_input_neuron else 1

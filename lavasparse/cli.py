@@ -152,7 +152,7 @@ def cmd_deploy(a) -> int:
                              f"--ignore-limits runs it in the simulator anyway")
         print(f"warning: {a.net} does not fit Loihi 2; running anyway (--ignore-limits):\n  - {problems}",
               file=sys.stderr)
-    run = run_on_lava(a.net, x)
+    run = run_on_lava(desc, x)
     print(f"{run.lava_steps} Lava steps in {run.seconds:.1f} s")
     for name, s in zip(run.layer_names, run.spikes):
         print(f"  {name:>12s}: {int((s != 0).sum())} spikes")
@@ -177,7 +177,7 @@ def cmd_profile(a) -> int:
     desc = read_network(a.net)
     batch = as_batch(load_input(a.input, a.layout), desc, origin=a.input)
     _note_input_transform(desc, batch)
-    run = run_target(a.net, batch, a.engine, a.cross_check)
+    run = run_target(desc, batch, a.engine, a.cross_check)
     prof = profile_run(desc, batch, run.spikes, table)
     prof["engine"] = run.engine
     prof["cross_checked_on_lava"] = run.cross_checked

@@ -34,7 +34,7 @@ def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray
     with torch.no_grad():
         ref = [s.numpy().astype(np.int32) for s in
                model.windowed(model(torch.as_tensor(test_input, dtype=torch.float32)), config.steps)]
-    target = run_target(net_path, test_input, engine, cross_check, progress=progress, input_origin=input_origin)
+    target = run_target(desc, test_input, engine, cross_check, progress=progress, input_origin=input_origin)
     write_npz(out_dir / "target_spikes.npz",
               **{name: s.astype(np.int8) for name, s in zip(target.layer_names, target.spikes)})
     energy = EnergyProfile.load(energy_profile) if energy_profile else None

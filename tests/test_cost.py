@@ -8,6 +8,7 @@ import torch
 
 from conftest import assert_same_spikes, make_net, random_spikes, slayer_spikes
 from lavasparse.export.netx_export import export_netx
+from lavasparse.export.netx_format import read_network
 from lavasparse.simulate.emulator import Emulator
 from lavasparse.simulate.energy import default_profile
 from lavasparse.simulate.profile import profile_run
@@ -111,7 +112,7 @@ def test_latency_code_through_export_and_the_target(tmp_path):
     x = encode_images(test.images[:6], (64,), 12, seed=3, code=InputCode("latency")).numpy().astype(np.int8)
     assert 0 < x.sum() <= x.shape[0] * 64           # at most one spike per pixel
     ref = slayer_spikes(net, x)
-    run = run_target(path, x, engine="emulator", cross_check=3, progress=False)
+    run = run_target(read_network(path), x, engine="emulator", cross_check=3, progress=False)
     assert run.cross_checked == 3
     assert ref[0].sum() > 0
     assert_same_spikes(ref, run.spikes, what="target against SLAYER")
@@ -123,7 +124,6 @@ def test_pruned_network_exports_its_zeros(tmp_path):
     assert len(masks) == 2
     x = random_spikes((4, 64, 10), p=0.5)
     est, prof = _estimate_and_profile(net, x, tmp_path / "p.net")
-    from lavasparse.export.netx_format import read_network
 
     desc = read_network(tmp_path / "p.net")
     dens = [float((l.weight != 0).mean()) for l in desc.layers if l.weight is not None]

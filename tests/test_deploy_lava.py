@@ -14,7 +14,7 @@ def test_lava_spikes_identical_to_slayer(tmp_net, arch):
     net, path = tmp_net(arch, steps=10)
     x = random_spikes((6, *net.specs[0].in_shape, 10), p=0.4, seed=1)
     ref = slayer_spikes(net, x)
-    run = run_on_lava(path, x, progress=False)
+    run = run_on_lava(read_network(path), x, progress=False)
     assert run.layer_names == net.layer_names
     assert_same_spikes(ref, run.spikes, run.layer_names, what="Lava against SLAYER")
     assert np.array_equal(run.predictions, ref[-1].sum(-1).argmax(1))
@@ -26,14 +26,14 @@ def test_pool_exported_as_grouped_conv_spikes_as_slayer_pool(tmp_net):
     assert [s.kind for s in net.specs[:2]] == ["pool", "pool"]
     x = random_spikes((5, 3, 6, 6, 14), p=0.3, seed=2)
     ref = slayer_spikes(net, x)
-    run = run_on_lava(path, x, progress=False)
+    run = run_on_lava(read_network(path), x, progress=False)
     assert_same_spikes(ref[:2], run.spikes[:2], what="two pools on Lava against SLAYER", spiking="all")
 
 
 def test_single_sample_input_without_batch_axis(tmp_net):
     net, path = tmp_net("64-24-10", steps=8)
     x = random_spikes((64, 8), p=0.5, seed=3)
-    run = run_on_lava(path, x, progress=False)
+    run = run_on_lava(read_network(path), x, progress=False)
     assert run.spikes[0].shape == (1, 24, 8)
     assert np.array_equal(run.spikes[0], slayer_spikes(net, x[None])[0])
 
@@ -43,7 +43,7 @@ def test_wrong_input_shape_states_expected(tmp_net):
     with pytest.raises(ValueError, match=r"expected \(1, 8, 8, T\) or \(N, 1, 8, 8, T\)"):
         as_batch(np.zeros((3, 64, 10)), read_network(path))
     with pytest.raises(ValueError, match="expected"):
-        run_on_lava(path, np.zeros((2, 1, 8, 9, 10)), progress=False)
+        run_on_lava(read_network(path), np.zeros((2, 1, 8, 9, 10)), progress=False)
 
 
 def test_foreign_file_with_input_neuron(tmp_path):
@@ -68,6 +68,6 @@ def test_foreign_file_with_input_neuron(tmp_path):
     assert desc.has_input_neuron and [l.name for l in desc.spiking_layers] == ["input0", "dense1"]
     spikes = random_spikes((4, 5, 9), p=0.5, seed=5).astype(np.int32)
     # Current a_in << 6 must exceed vThMant << 6: 2 per input spike does.
-    run = run_on_lava(path, 2 * spikes, progress=False)
+    run = run_on_lava(read_network(path), 2 * spikes, progress=False)
     assert np.array_equal(run.spikes[0], spikes)
     assert run.spikes[1].sum() > 0

@@ -163,7 +163,7 @@ def test_emulator_identical_to_lava(tmp_path_factory, net, steps, n):
         x = x * rng.integers(1, 120, x.shape)  # input currents or graded payloads, not only spikes
     bits = 8 if graded else 0
     em = Emulator(desc, input_message_bits=bits).run(x, batch_size=2, record_states=True)
-    lava = run_on_lava(path, x, progress=False, record_states=True, input_message_bits=bits)
+    lava = run_on_lava(read_network(path), x, progress=False, record_states=True, input_message_bits=bits)
     target(float(sum(int(s.sum()) > 0 for s in lava.spikes)), label="layers that spike")
     assume(any(int(s.sum()) > 0 for s in lava.spikes))   # a silent draw proves nothing: drawn again
     assert_same_spikes(lava.spikes, em.spikes, lava.layer_names, what="emulator against Lava")
@@ -236,7 +236,7 @@ def test_delays_reach_into_the_next_sample(tmp_path):
         f["layer/1/delay"] = 7
     x = np.zeros((3, 6, 5), np.int32)
     x[0, :, 0] = 1                     # one burst at the start of sample 0 only
-    lava = run_on_lava(path, x, progress=False)
+    lava = run_on_lava(read_network(path), x, progress=False)
     assert lava.spikes[0][0].sum() == 0 and lava.spikes[0][1].sum() > 0   # it arrives in sample 1
     for batch in (1, 2, 3):
         em = Emulator(read_network(path)).run(x, batch_size=batch)
@@ -251,7 +251,7 @@ def test_cross_check_stops_on_a_difference(tmp_path, monkeypatch):
     path = tmp_path / "n.net"
     export_netx(net, path)
     x = random_spikes((4, 64, 8), p=0.5, seed=2)
-    ok = run_target(path, x, "emulator", cross_check=3, progress=False)
+    ok = run_target(read_network(path), x, "emulator", cross_check=3, progress=False)
     assert ok.engine == "emulator" and ok.cross_checked == 3
     assert sum(int(s.sum()) for s in ok.spikes) > 0
 
@@ -264,7 +264,7 @@ def test_cross_check_stops_on_a_difference(tmp_path, monkeypatch):
 
     monkeypatch.setattr(emu, "lif_dynamics", broken)
     with pytest.raises(CrossCheckError, match=r"layer dense1: sample 0, neuron \(0,\), step 5"):
-        run_target(path, x, "emulator", cross_check=2, progress=False)
+        run_target(read_network(path), x, "emulator", cross_check=2, progress=False)
 
 
 @pytest.mark.slow
@@ -302,7 +302,7 @@ def test_emulator_on_lava_dl_files(name, shape):
     if desc.has_input_neuron:
         x = x * rng.integers(1, 200, x.shape)
     em = Emulator(desc).run(x, batch_size=2)
-    lava = run_on_lava(path, x, progress=False)
+    lava = run_on_lava(read_network(path), x, progress=False)
     assert_same_spikes(lava.spikes, em.spikes, lava.layer_names, what=f"{name}: emulator against Lava")
 
 
@@ -353,7 +353,7 @@ def test_emulator_on_lava_dl_pilotnet_lif():
     x = load_input(d / "input.npy", "whc")[..., :16][None].astype(np.int32) * 40
     desc = read_network(d / "network.net")
     em = Emulator(desc).run(x)
-    lava = run_on_lava(d / "network.net", x, progress=False)
+    lava = run_on_lava(read_network(d / "network.net"), x, progress=False)
     assert_same_spikes(lava.spikes, em.spikes, lava.layer_names, what="pilotnet_lif", spiking="hidden")
 
 
@@ -414,7 +414,7 @@ def test_conv_output_wraps_as_lava_does(tmp_path):
             g[f"neuron/{k}"] = v
     x = np.full((1, 1, 3, 3, 4), 4000, np.int32)
     em = Emulator(read_network(path), input_message_bits=16).run(x, record_states=True)
-    lava = run_on_lava(path, x, progress=False, record_states=True, input_message_bits=16)
+    lava = run_on_lava(read_network(path), x, progress=False, record_states=True, input_message_bits=16)
     assert em.spikes[0].sum() == 0 and np.array_equal(lava.spikes[0], em.spikes[0])
     assert np.array_equal(lava.currents[0], em.currents[0]) and np.array_equal(lava.voltages[0], em.voltages[0])
 
@@ -457,5 +457,5 @@ def test_emulator_on_lava_dl_ntidigits_without_its_average_layer(tmp_path):
     assert desc.input_shape == (1, 1, 64) and max(int(l.delay.max()) for l in desc.layers if l.delay is not None) > 0
     x = np.load(d / "input.npy")[:, :120].astype(np.int32).reshape(1, 1, 1, 64, 120)
     em = Emulator(desc).run(x)
-    lava = run_on_lava(path, x, progress=False)
+    lava = run_on_lava(read_network(path), x, progress=False)
     assert_same_spikes(lava.spikes, em.spikes, lava.layer_names, what="ntidigits", spiking="all")

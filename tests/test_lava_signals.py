@@ -19,6 +19,7 @@ import pytest
 from conftest import random_spikes
 from lavasparse.deploy.lava_guard import (REGISTRY_ENV, REGISTRY_SUFFIX, STOP_TIMEOUT_S, process_start_ticks,
                                           remove_segments_of_dead_runs)
+from lavasparse.export.netx_format import read_network
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
                                 reason="counts processes and segments through /proc and /dev/shm (Linux)")
@@ -231,7 +232,7 @@ def test_segments_of_a_killed_group_are_removed_by_the_next_run(long_run, tmp_ne
     assert existing(segments) == segments, "nothing was left: the case this test is about did not happen"
 
     _, small_net = tmp_net(ARCH)
-    run_on_lava(small_net, random_spikes((1, 16, 4)), progress=False)
+    run_on_lava(read_network(small_net), random_spikes((1, 16, 4)), progress=False)
     assert existing(segments) == set()
     assert list(registry.iterdir()) == []
 
@@ -241,7 +242,8 @@ def test_runtime_that_cannot_stop_is_killed_after_the_time_limit(long_run, regis
     on Ctrl-C, Lava's stop cannot finish; after ``stop_timeout_s`` the run's
     workers are killed and its segments removed, and the interrupt goes on."""
     run = long_run("from numpy import load; from lavasparse.deploy.lava_runner import run_on_lava; "
-                   "run_on_lava('{net}', load('{inputs}'), progress=False, stop_timeout_s=1)")
+                   "from lavasparse.export.netx_format import read_network; "
+                   "run_on_lava(read_network('{net}'), load('{inputs}'), progress=False, stop_timeout_s=1)")
     workers, segments = lava_running(run, registry, min_workers=2)
 
     os.kill(min(workers), signal.SIGKILL)

@@ -400,6 +400,6 @@ def test_conv_bias_per_neuron_runs_as_in_lava(tmp_path):
     assert desc.layers[1].bias.shape == (3, 4, 5)
     x = random_spikes((3, 2, 6, 6, 6), p=0.5, seed=2)
     em = Emulator(desc).run(x)
-    lava = run_on_lava(path, x, progress=False)
+    lava = run_on_lava(read_network(path), x, progress=False)
     assert lava.spikes[0].shape == em.spikes[0].shape and lava.spikes[0].sum() > 0
     assert np.array_equal(lava.spikes[0], em.spikes[0])
