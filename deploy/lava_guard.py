@@ -44,6 +44,8 @@ import threading
 import time
 from pathlib import Path
 
+from lavasparse.errors import CommandError
+
 STOP_TIMEOUT_S = 10.0   # seconds Lava's runtime gets to stop before we kill its workers
 # A terminal's or a job manager's signals (Ctrl-C, kill, timeout(1), a closed
 # terminal): they interrupt the run in the parent; the workers ignore them.
@@ -63,7 +65,7 @@ class LavaRunInterrupted(KeyboardInterrupt):
         self.signum = signum
 
 
-class LavaStopTimeout(RuntimeError):
+class LavaStopTimeout(CommandError):
     """Lava's runtime did not stop in time; its workers were killed."""
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from lavasparse.defaults import LAYOUTS
 from lavasparse.deploy.lava_guard import STOP_TIMEOUT_S, LavaRunGuard
 from lavasparse.fileio import not_a_regular_file
 from lavasparse.export.netx_format import NetDescription, read_network
@@ -50,7 +51,6 @@ class LavaRun:
         return predict(self.spikes[-1])
 
 
-LAYOUTS = ("chw", "whc")   # our (C, H, W) order, or Lava's and lava-dl's examples' (W, H, C)
 # An input current enters an input neuron's a_in, which Lava's fixed-point LIF
 # shifts left by 6 in int32: beyond 2**25 - 1 it would wrap silently.
 MAX_INPUT_CURRENT = (1 << 25) - 1

@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import signal
 import sys
-from pathlib import Path
+
+from lavasparse.defaults import (COSTS, DATASETS, DEFAULT_PROFILE, ENCODINGS, ENGINES, INITS, LAYOUTS, PAPER_SCHEDULES,
+                                 SCHEDULES)
+from lavasparse.errors import CommandError
+from lavasparse.train.selection import SearchPlan
 
 
 def _add_common_args(p: argparse.ArgumentParser) -> None:
     """What train, pipeline and sweep share: data, network, encoding, optimiser."""
-    from lavasparse.train.data import DATASETS
-    from lavasparse.train.encode import ENCODINGS
-
     p.add_argument("--dataset", default="digits", choices=DATASETS)
     p.add_argument("--data-dir", help="folder with the dataset's files in their published format "
                    "(not needed for digits)")
@@ -46,227 +47,11 @@ def _add_common_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
-    from lavasparse.train.schedules import SCHEDULES
-
     _add_common_args(p)
     p.add_argument("--schedule", default=None, choices=SCHEDULES)
     p.add_argument("--sigma0", type=float, default=None, nargs="+",
                    help="cost weight (per hidden spike, synaptic op or nJ); for pipeline, the spike-trained "
                         "candidates to choose from")
-
-
-def _download_if_asked(a) -> None:
-    if getattr(a, "download", False):
-        from lavasparse.train.download import download
-
-        if not a.data_dir:
-            raise ValueError("--download needs --data-dir (where to put the files)")
-        download(a.dataset, a.data_dir)
-
-
-def _run_settings(a) -> dict:
-    """RunSettings fields from the parsed arguments: those given (not None)
-    override the dataclass defaults, which are the one place defaults live."""
-    from dataclasses import fields
-
-    from lavasparse.pipeline import RunSettings
-
-    names = {f.name for f in fields(RunSettings)}
-    return {k: v for k, v in vars(a).items() if k in names and v is not None}
-
-
-def cmd_train(a) -> int:
-    from lavasparse.pipeline import RunSettings
-    from lavasparse.train.trainer import train
-
-    if a.sigma0 and len(a.sigma0) > 1:
-        raise ValueError("train takes one --sigma0")
-    cfg = RunSettings(**_run_settings(a)).train_config(a.name or Path(a.out).name, a.schedule or "baseline",
-                                                       a.sigma0[0] if a.sigma0 else 0.0, cost=a.cost,
-                                                       prune_density=a.prune_density)
-    _download_if_asked(a)
-    best = train(cfg, a.out)
-    print(json.dumps(best, indent=2))
-    return 0
-
-
-def _print_rows(rows: list[dict]) -> None:
-    cols = ["name", "type", "shape", "neurons", "weights", "weight_bits", "weight_exponent", "sign_mode"]
-    print("  ".join(f"{c:>15s}" for c in cols))
-    for r in rows:
-        print("  ".join(f"{str(r[c]) if r[c] is not None else '-':>15s}" for c in cols))
-
-
-def cmd_export(a) -> int:
-    from lavasparse.export.netx_export import export_netx
-    from lavasparse.export.netx_format import describe
-    from lavasparse.train.trainer import load_trained
-
-    model, _ = load_trained(a.run, which=a.checkpoint)
-    out = a.out or str(Path(a.run) / "network.net")
-    desc = export_netx(model, out)
-    print(f"wrote {out}")
-    _print_rows(describe(desc))
-    return 0
-
-
-def cmd_check(a) -> int:
-    from lavasparse.deploy.loihi2 import LOIHI2, ChipSpec
-    from lavasparse.deploy.resources import check_network, format_report
-    from lavasparse.export.netx_format import read_network
-    from lavasparse.fileio import write_json
-
-    spec = ChipSpec.from_json(a.chip) if a.chip else LOIHI2
-    report = check_network(read_network(a.net, any_neuron=True), spec)
-    print(format_report(report))
-    if a.json:
-        write_json(a.json, report.to_dict())
-    return 0 if report.fits else 1
-
-
-def _note_input_transform(desc, inputs) -> None:
-    from lavasparse.deploy.lava_runner import input_transform_note
-
-    note = input_transform_note(desc, inputs)
-    if note:
-        print(f"note: {note}", file=sys.stderr)
-
-
-def cmd_deploy(a) -> int:
-    import numpy as np
-
-    from lavasparse.deploy.lava_runner import as_batch, load_input, load_labels, run_on_lava
-    from lavasparse.deploy.resources import check_network
-    from lavasparse.export.netx_format import read_network
-    from lavasparse.fileio import write_npz
-
-    desc = read_network(a.net)
-    x = as_batch(load_input(a.input, a.layout), desc, origin=a.input)
-    _note_input_transform(desc, x)
-    labels = load_labels(a.labels, len(x)) if a.labels else None
-    report = check_network(desc)
-    if not report.fits:
-        problems = "\n  - ".join(str(v) for v in report.violations)
-        if not a.ignore_limits:
-            raise ValueError(f"{a.net} does not fit Loihi 2 (lavasparse check says why):\n  - {problems}\n"
-                             f"--ignore-limits runs it in the simulator anyway")
-        print(f"warning: {a.net} does not fit Loihi 2; running anyway (--ignore-limits):\n  - {problems}",
-              file=sys.stderr)
-    run = run_on_lava(desc, x)
-    print(f"{run.lava_steps} Lava steps in {run.seconds:.1f} s")
-    for name, s in zip(run.layer_names, run.spikes):
-        print(f"  {name:>12s}: {int((s != 0).sum())} spikes")
-    if labels is not None:
-        print(f"accuracy on the target: {100 * float((run.predictions == labels).mean()):.2f}%")
-    if a.save:
-        write_npz(a.save, predictions=run.predictions,
-                  **{n: s.astype(np.int8) for n, s in zip(run.layer_names, run.spikes)})
-        print(f"wrote {a.save}")
-    return 0
-
-
-def cmd_profile(a) -> int:
-    from lavasparse.deploy.lava_runner import as_batch, load_input
-    from lavasparse.export.netx_format import read_network
-    from lavasparse.fileio import write_json
-    from lavasparse.simulate.energy import EnergyProfile
-    from lavasparse.simulate.engines import run_target
-    from lavasparse.simulate.profile import profile_run
-
-    table = EnergyProfile.load(a.energy_profile)
-    desc = read_network(a.net)
-    batch = as_batch(load_input(a.input, a.layout), desc, origin=a.input)
-    _note_input_transform(desc, batch)
-    run = run_target(desc, batch, a.engine, a.cross_check)
-    prof = profile_run(desc, batch, run.spikes, table)
-    prof["engine"] = run.engine
-    prof["cross_checked_on_lava"] = run.cross_checked
-    print(f"engine: {run.engine}" + (f" (first {run.cross_checked} samples identical on Lava)"
-                                     if run.cross_checked else "") + f"; {run.seconds:.1f} s")
-    if a.json:
-        write_json(a.json, prof)
-        print(f"wrote {a.json}")
-    n = prof["samples"]
-    print(f"per inference ({n} samples, {prof['steps']} steps; energy profile {table.name}"
-          + (f", estimated figures: {', '.join(table.estimates)}" if table.estimates else "") + ")")
-    print(f"{'layer':>12s} {'neurons':>8s} {'cores':>5s} {'density':>8s} {'spikes':>10s} {'spk/neur/step':>14s} "
-          f"{'synops':>12s} {'dynamic (nJ)':>13s} {'static (nJ)':>12s} {'total (nJ)':>11s}")
-    for r in prof["layers"]:
-        density = "-" if r["density"] is None else f"{100 * r['density']:.1f}%"
-        print(f"{r['name']:>12s} {r['neurons']:8d} {r['cores']:5d} {density:>8s} {r['spikes'] / n:10.1f} "
-              f"{r['spikes_per_neuron_per_step']:14.4f} {r['synops'] / n:12.0f} {1e9 * r['energy_dynamic_j'] / n:13.3f} "
-              f"{1e9 * r['energy_static_j'] / n:12.3f} {1e9 * r['energy_j'] / n:11.3f}")
-    ps = prof["per_sample"]
-    print(f"{'total':>12s} {sum(r['neurons'] for r in prof['layers']):8d} {prof['cores']:5d} {'':>8s} {ps['spikes']:10.1f} "
-          f"{'':>14s} {ps['synops']:12.0f} {1e9 * ps['energy_dynamic_j']:13.3f} {1e9 * ps['energy_static_j']:12.3f} "
-          f"{1e9 * ps['energy_j']:11.3f}")
-    print(f"synaptic ops are {100 * ps['synops'] / ps['ann_macs']:.1f}% of the same network's ANN MACs "
-          f"({ps['ann_macs']:,}); input spikes {prof['input_spikes'] / n:.1f} per inference")
-    print(f"inference time {1e6 * ps['inference_time_s']:.2f} us; NeuroBench: " +
-          ", ".join(f"{k} {v:.4g}" for k, v in prof["neurobench"].items()))
-    return 0
-
-
-def cmd_compare(a) -> int:
-    """Compare training run folders on the test set, each in its own input code."""
-    from lavasparse.deploy.lava_runner import load_input, load_labels
-    from lavasparse.pipeline import run_test_input
-    from lavasparse.simulate.evaluate import evaluate_on_target
-    from lavasparse.simulate.compare import write_report
-
-    if (a.input is None) != (a.labels is None):
-        raise ValueError("--input and --labels go together")
-    given, draws = None, 1
-    if a.input:
-        x = load_input(a.input, a.layout)
-        given = (x, load_labels(a.labels, len(x)))
-    runs = []
-    for r in a.runs:
-        if given:
-            x, labels = given
-        else:
-            x, labels, draws = run_test_input(Path(r), a.test_limit, a.test_draws)
-        runs.append(evaluate_on_target(Path(r), x, labels, a.engine, a.cross_check, energy_profile=a.energy_profile,
-                                       input_origin=a.input))
-    print(write_report(runs, a.out, test_draws=draws)[0].split("\n## Per layer")[0])
-    return 0
-
-
-def cmd_pipeline(a) -> int:
-    from lavasparse.pipeline import PipelineConfig, run_pipeline
-
-    d = PipelineConfig()
-    cfg = PipelineConfig(**_run_settings(a), val_tolerance=a.val_tolerance, schedule=a.schedule or d.schedule,
-                         sigma0=tuple(a.sigma0) if a.sigma0 is not None else d.sigma0,
-                         energy_sigma0=tuple(a.energy_sigma0) if a.energy_sigma0 is not None else d.energy_sigma0,
-                         energy_encoding=a.energy_encoding or d.energy_encoding,
-                         energy_init=a.energy_init or d.energy_init, prune_density=a.prune_density,
-                         code_baseline=a.code_baseline)
-    _download_if_asked(a)
-    run_pipeline(cfg, a.out)
-    return 0
-
-
-def cmd_sweep(a) -> int:
-    from lavasparse.sweep import SweepConfig, run_sweep
-    from lavasparse.train.selection import SearchPlan
-
-    plan = SearchPlan(start=a.sigma0_start, factor=a.factor, bisect_steps=a.bisect_steps, low=a.sigma0_low)
-    cfg = SweepConfig(**_run_settings(a), schedules=tuple(a.schedules), plan=plan,
-                      cpus_per_trial=a.cpus_per_trial, gpus_per_trial=a.gpus_per_trial, executor=a.executor)
-    _download_if_asked(a)
-    run_sweep(cfg, a.out, address=a.address, command="lavasparse " + " ".join(sys.argv[1:]))
-    return 0
-
-
-def cmd_study(a) -> int:
-    from lavasparse.study import StudyConfig, load_rows, run_study
-
-    cfg = StudyConfig(**_run_settings(a), rows=load_rows(a.rows), cpus_per_trial=a.cpus_per_trial,
-                      executor=a.executor)
-    _download_if_asked(a)
-    run_study(cfg, a.out, command="lavasparse " + " ".join(sys.argv[1:]))
-    return 0
 
 
 def _add_net_input_args(p: argparse.ArgumentParser) -> None:
@@ -277,23 +62,19 @@ def _add_net_input_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_layout_arg(p: argparse.ArgumentParser) -> None:
-    from lavasparse.deploy.lava_runner import LAYOUTS
-
     p.add_argument("--layout", default="chw", choices=LAYOUTS,
                    help="how --input holds a 3-d input: chw, our (C, H, W) order (default), or whc, Lava's "
                         "(W, H, C), as lava-dl's own example inputs are; flat inputs are the same in both")
 
 
 def _add_energy_arg(p: argparse.ArgumentParser) -> None:
-    from lavasparse.simulate.energy import DEFAULT_PROFILE
-
     p.add_argument("--energy-profile", default=DEFAULT_PROFILE,
                    help="energy profile: a name from simulate/profiles/ (loihi1-davies2018, loihi2-estimate) "
                         "or a .json path")
 
 
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--engine", default="emulator", choices=["emulator", "lava"],
+    p.add_argument("--engine", default="emulator", choices=ENGINES,
                    help="who computes the target's spikes: the bit-exact batched emulator (default; a "
                         "full test set in seconds) or Lava's process simulator (one sample at a time)")
     p.add_argument("--cross-check", type=int, default=16, metavar="K",
@@ -302,10 +83,6 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from lavasparse.pipeline import INITS
-    from lavasparse.train.energy_weights import COSTS
-    from lavasparse.train.encode import ENCODINGS
-
     p = argparse.ArgumentParser(prog="lavasparse", description=__doc__)
     sub = p.add_subparsers(dest="verb", required=True)
 
@@ -319,13 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(--energy-profile)")
     _add_prune_arg(t)
     _add_energy_arg(t)
-    t.set_defaults(fn=cmd_train)
 
     e = sub.add_parser("export", help="export a run's best model as netx HDF5")
     e.add_argument("run", help="training run folder")
     e.add_argument("--out", help="output file (default RUN/network.net)")
     e.add_argument("--checkpoint", default="best", choices=["best", "last"])
-    e.set_defaults(fn=cmd_export)
 
     d = sub.add_parser("deploy", help="run a netx HDF5 network on Lava (Loihi2SimCfg, fixed_pt)")
     _add_net_input_args(d)
@@ -333,21 +108,18 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--save", help="write the per-layer spikes to this .npz")
     d.add_argument("--ignore-limits", action="store_true",
                    help="run a network that breaks Loihi 2's limits (lavasparse check) in the simulator anyway")
-    d.set_defaults(fn=cmd_deploy)
 
     ck = sub.add_parser("check", help="map a netx network onto Loihi 2 cores; list every limit it breaks "
                         "(exit 1 if any)")
     ck.add_argument("net", help="netx HDF5 network description (ours or anyone's)")
     ck.add_argument("--json", help="write the report here")
     ck.add_argument("--chip", help="JSON chip table (default: Loihi 2, deploy/loihi2.py)")
-    ck.set_defaults(fn=cmd_check)
 
     pr = sub.add_parser("profile", help="per-layer spikes, synops, neuron updates and energy on the target")
     _add_net_input_args(pr)
     pr.add_argument("--json", help="write the profile here")
     _add_energy_arg(pr)
     _add_engine_args(pr)
-    pr.set_defaults(fn=cmd_profile)
 
     c = sub.add_parser("compare", help="report two or more training runs side by side")
     c.add_argument("runs", nargs="+", help="training run folders (the first is the reference)")
@@ -361,7 +133,6 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, help="report folder")
     _add_engine_args(c)
     _add_energy_arg(c)
-    c.set_defaults(fn=cmd_compare)
 
     pl = sub.add_parser("pipeline", help="train baseline + sparse, export, deploy on Lava, profile, compare")
     _add_run_args(pl)
@@ -378,10 +149,6 @@ def build_parser() -> argparse.ArgumentParser:
                     help="train the energy-trained candidates from scratch (default) or fine-tune the baseline")
     _add_prune_arg(pl)
     _add_train_args(pl)
-    pl.set_defaults(fn=cmd_pipeline)
-
-    from lavasparse.sweep import PAPER_SCHEDULES
-    from lavasparse.train.selection import SearchPlan
 
     sw = sub.add_parser("sweep", help="the paper's Tables 1 and 2: largest sigma0 per schedule, on the target")
     _add_run_args(sw)
@@ -400,7 +167,6 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--gpus-per-trial", type=float, default=None,
                     help="default 0.25 when a GPU is there (4 trials per GPU), else 0")
     _add_common_args(sw)
-    sw.set_defaults(fn=cmd_sweep)
 
     st = sub.add_parser("study", help="train a table of networks from scratch (rows from a JSON file) and "
                         "measure each on the target")
@@ -412,7 +178,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_args(st)
     _add_energy_arg(st)
     _add_common_args(st)
-    st.set_defaults(fn=cmd_study)
     return p
 
 
@@ -439,21 +204,19 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_sparse_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sparse-init", default="baseline", choices=["baseline", "scratch"],
+    p.add_argument("--sparse-init", default="baseline", choices=INITS,
                    help="fine-tune the sparse net from the baseline (default) or train it from scratch")
     p.add_argument("--sparse-epochs", type=int, default=20, help="epochs of sparsity fine-tuning")
 
 
 def main(argv: list[str] | None = None) -> int:
-    from lavasparse.deploy.lava_guard import LavaStopTimeout
-    from lavasparse.fileio import FolderBusy
-    from lavasparse.simulate.engines import CrossCheckError
-    from lavasparse.sweep import TrialsFailed
-
     args = build_parser().parse_args(argv)
     try:
-        return args.fn(args)
-    except (ValueError, FileNotFoundError, CrossCheckError, TrialsFailed, FolderBusy, LavaStopTimeout) as e:
+        # The chosen verb's module alone: each imports the stages it uses, so
+        # that check and deploy never load torch (lavasparse/commands/).
+        verb = importlib.import_module(f"lavasparse.commands.{args.verb}")
+        return verb.run(args)
+    except (ValueError, FileNotFoundError, CommandError) as e:
         print(f"lavasparse {args.verb}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:

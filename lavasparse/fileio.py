@@ -13,11 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from lavasparse.errors import CommandError
+
 TEMPORARY_GLOB = ".*.tmp"      # what atomic_path names its temporary files
 LOCK_NAME = ".lock"
 
 
-class FolderBusy(RuntimeError):
+class FolderBusy(CommandError):
     """Another process holds the folder's lock."""
 
 

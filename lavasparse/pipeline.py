@@ -22,54 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
+from lavasparse.defaults import DATASET_DEFAULTS, DEFAULT_PROFILE, GENERIC_DEFAULTS, INITS
 from lavasparse.fileio import write_json, write_npy
 from lavasparse.simulate.compare import write_report
-from lavasparse.simulate.energy import DEFAULT_PROFILE, EnergyProfile
+from lavasparse.simulate.energy import EnergyProfile
 from lavasparse.simulate.evaluate import evaluate_on_target
-from lavasparse.train.encode import LATENCY_WINDOW, InputCode
+from lavasparse.train.encode import InputCode
 from lavasparse.train.model import NetConfig
 from lavasparse.train.selection import cheapest_passing, eligible_epochs, most_accurate
 from lavasparse.train.test_set import encode_test_set
 from lavasparse.train.trainer import TrainConfig, train
-
-
-# What a dataset gets where a setting is not given. Architectures: the papers'
-# nets (Allred et al.: LeNet on CIFAR-10; Adams et al.: 784-500-10 on MNIST),
-# small ones where the papers have none. Training settings, measured here:
-# - lr (one value, or one per encoding): 1e-2 suits digits' 64 inputs; with
-#   MNIST's 784 rate-coded at full rate it silences the output layer for good in
-#   the first epoch (validation at chance), and so does 3e-3 at batch 128; 1e-3
-#   learns. The latency code sends about a tenth of the input spikes and wants
-#   a larger step: on 12,000 MNIST images (6 epochs, batch 64) latency reached
-#   96.3% validation accuracy at 3e-3 against 94.3% at 1e-3, where rate had
-#   95.6% at 1e-3, 95.1% at 2e-3 and 84.9% at 3e-3.
-# - val_draws: encodings of each validation image (see TrainConfig.val_draws).
-# - test_draws: encodings of each test image the target runs; accuracy and
-#   cost are averaged over them. A rate- or dither-coded network's accuracy
-#   on one draw carries the code's noise: on digits (360 test images), seeds
-#   0 to 4, a network's accuracy on one draw and on 8 differ by up to 0.8
-#   points (0.45 on average), as much as the differences the pipeline reports.
-# - latency_window: digits' 17 grey levels lose in a window of 4 steps: from
-#   scratch (60 epochs, latency code, 8 draws of the test set) 94.5% test
-#   accuracy with 4, 96.5% with 8, where the rate-coded net has 96.3%.
-# - true_rate, false_rate: the output spikes per step the loss asks of the true
-#   class and the others. 0.3/0.02 suit digits. On MNIST over 16 steps they
-#   give the true class about 5 spikes, 3% of validation images tie for the
-#   most spikes (argmax takes the lowest index), and validation accuracy stalls
-#   near 95%; 0.85/0.05 reached 96.7% after 3 epochs, where 0.3/0.02 had 93.0%
-#   (batch 64, lr 1e-3, weight scale 2).
-DATASET_DEFAULTS = {
-    "digits": {"arch": "64-128-128-10", "lr": 1e-2, "val_draws": 8, "test_draws": 8, "latency_window": 8},
-    "mnist": {"arch": "784-500-10", "true_rate": 0.85, "false_rate": 0.05},
-    "fashion-mnist": {"arch": "1x28x28-c16k5-p2-c32k3-p2-128-10"},
-    "cifar10": {"arch": "3x32x32-c6k5p0-p2-c16k5p0-p2-120-84-10"},   # LeNet-5 shape
-    "nmnist": {"arch": "2x34x34-512-10"},
-    "shd": {"arch": "700-256-20"},
-}
-INITS = ("baseline", "scratch")
-GENERIC_DEFAULTS = {"lr": {"rate": 1e-3, "latency": 3e-3}, "true_rate": 0.3, "false_rate": 0.02, "val_draws": 1,
-                    "test_draws": 1,
-                    "latency_window": LATENCY_WINDOW}
 
 
 @dataclass

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import torch
 
+from lavasparse.defaults import PAPER_SCHEDULES
+from lavasparse.errors import CommandError
 from lavasparse.fileio import atomic_path, write_json, write_npy, write_text
 from lavasparse.pipeline import RunSettings
 from lavasparse.simulate.evaluate import evaluate_on_target
@@ -44,7 +46,6 @@ from lavasparse.train.schedules import SCHEDULES
 from lavasparse.train.selection import SearchPlan, cheapest_passing, eligible_epochs, largest_passing, pick_epoch
 from lavasparse.train.trainer import TrainConfig, train
 
-PAPER_SCHEDULES = ("constant", "linear", "quadratic", "alternating", "alternating_linear")
 TABLES = {"table1": 0.0, "table2": 0.01}
 GPU_SHARE = 0.25   # of a GPU per trial by default: a small SNN leaves most of it idle   # tolerance: iso-accuracy; under 1 point lost
 
@@ -53,7 +54,7 @@ GPU_SHARE = 0.25   # of a GPU per trial by default: a small SNN leaves most of i
 EPOCH_KEYS = ("epoch", "sigma", "val_accuracy", "val_hidden_spikes", "val_synops", "val_energy_dynamic_j", "density")
 
 
-class TrialsFailed(RuntimeError):
+class TrialsFailed(CommandError):
     """Some trials failed even after their retries."""
 
 

@@ -20,12 +20,12 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from lavasparse.defaults import DEFAULT_PROFILE
 from lavasparse.train.energy_weights import EnergyWeights
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
 FIGURES = ("synop_j", "spike_j", "neuron_update_j", "active_update_extra_j", "synop_s", "neuron_update_s",
            "barrier_s", "static_w_per_core")
-DEFAULT_PROFILE = "loihi1-davies2018"
 
 
 @dataclass(frozen=True)

@@ -8,15 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
+from lavasparse.defaults import ENGINES
 from lavasparse.deploy.lava_runner import as_batch, predict, run_on_lava
+from lavasparse.errors import CommandError
 from lavasparse.export.netx_format import NetDescription
 
 from .emulator import Emulator
 
-ENGINES = ("lava", "emulator")
 
 
-class CrossCheckError(RuntimeError):
+class CrossCheckError(CommandError):
     """The emulator and Lava disagree on a cross-checked sample."""
 
 

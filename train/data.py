@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lavasparse.defaults import DATASETS
+
 
 @dataclass
 class ImageDataset:
@@ -169,9 +171,6 @@ def load_cifar10(data_dir: str | Path, download: bool = False) -> tuple[ImageDat
     to_set = lambda x, y: ImageDataset("cifar10", (x / 255.0).astype(np.float32), y, 10)
     return (to_set(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])),
             to_set(*test))
-
-
-DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "nmnist", "shd")
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, download: bool = False):

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lavasparse.defaults import ENCODINGS, LATENCY_THRESHOLD, LATENCY_WINDOW
+
 
 def rate_encode(images: torch.Tensor | np.ndarray, steps: int, seed: int,
                 max_rate: float = 1.0) -> torch.Tensor:
@@ -39,21 +41,6 @@ def rate_encode(images: torch.Tensor | np.ndarray, steps: int, seed: int,
     gen = torch.Generator().manual_seed(int(seed))
     draw = torch.rand(*x.shape, steps, generator=gen)
     return (draw < (max_rate * x)[..., None]).to(torch.float32).to(device)
-
-
-ENCODINGS = ("rate", "latency")
-
-# Pixels at or below this value send no spike in the latency code: MNIST's
-# anti-aliased stroke edges are faint, and each of their spikes would cost the
-# first layer's whole fan-out.
-LATENCY_THRESHOLD = 0.1
-# The latency code's spikes all fall in the first LATENCY_WINDOW steps, so the
-# network has the rest to integrate them: with CUBA neurons a spike's weight
-# in the sum falls with its lateness, and late spikes have little time left to
-# act. MNIST, nearly black and white, learns well with 4 (96.3% validation
-# after 6 epochs on 12,000 images, rate 95.6%); digits' 17 grey levels want
-# more (DATASET_DEFAULTS, lavasparse/pipeline.py).
-LATENCY_WINDOW = 4
 
 
 def latency_encode(images: torch.Tensor | np.ndarray, steps: int, seed: int,

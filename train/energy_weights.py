@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-COSTS = ("spikes", "synops", "energy")   # train/cost.py: Allred et al.'s spike count, synaptic ops, dynamic energy
+from lavasparse.defaults import COSTS
 
 
 @dataclass(frozen=True)

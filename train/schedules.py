@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-SCHEDULES = ("baseline", "constant", "linear", "quadratic", "alternating", "alternating_linear")
+from lavasparse.defaults import SCHEDULES
 
 
 def alternating_on(n: int, num_epochs: int) -> bool:
