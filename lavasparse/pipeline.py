@@ -178,6 +178,10 @@ class PipelineConfig(RunSettings):
     energy_init: str = "scratch"
     prune_density: tuple[float, ...] | None = None
     val_tolerance: float = 0.01
+    # Knowledge distillation (TrainConfig.distill): the families trained from
+    # scratch learn, besides the labels, the baseline's output spike rates on
+    # the same images, with this weight; 0 turns it off.
+    distill: float = 0.0
 
     def __post_init__(self):
         super().__post_init__()
@@ -269,9 +273,13 @@ def run_pipeline(config: PipelineConfig, out: str | Path, progress: bool = True)
             print(f"== training {name} ({fam.label}: {fam.encoding} code, "
                   + (f"cost {fam.cost}, schedule {schedule}, sigma0 {s0:g}, " if s0 > 0 else "no cost term, ")
                   + ("fine-tuned from the baseline" if init else "from scratch")
+                  + (f", distilled from the baseline ({config.distill:g})"
+                     if fam.init == "scratch" and config.distill > 0 else "")
                   + (f", pruned to {fam.prune_density}" if fam.prune_density else "") + ")", flush=True)
             cfg = config.train_config(name, schedule, s0, init, fam.encoding, fam.cost, fam.prune_density)
             cfg.keep_epochs = True   # the epoch is chosen on validation
+            if fam.init == "scratch" and config.distill > 0:
+                cfg.teacher, cfg.distill = str(Path("..", "baseline")), config.distill   # from out / name
             train(cfg, out / name, progress=progress)
             logs[name] = _read_log(out / name)
         pick = choose_from(fam, logs, base["val_accuracy"], config.val_tolerance)

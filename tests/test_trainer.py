@@ -95,6 +95,50 @@ def test_sparsity_term_enters_the_loss():
     assert total.item() == pytest.approx(l_class.item() + 6)
 
 
+def test_distilled_class_loss_is_spike_rate_towards_the_blend():
+    """With the teacher's rates equal to the label's, any distill weight gives
+    SLAYER's SpikeRate loss; with distill 1 the target is the teacher's alone."""
+    from lavasparse.train.loss import SparsityLoss
+
+    torch.manual_seed(0)
+    hidden, out = torch.ones(3, 4, 8), (torch.rand(3, 10, 8) < 0.3).float()
+    labels = torch.tensor([2, 0, 9])
+    plain = SparsityLoss(0.3, 0.02)([hidden, out], labels, sigma=0.0)[1]
+    label_rates = 0.02 + 0.28 * torch.nn.functional.one_hot(labels, 10).float()
+    for weight in (0.25, 1.0):
+        same = SparsityLoss(0.3, 0.02, distill=weight)([hidden, out], labels, 0.0, teacher_rates=label_rates)[1]
+        assert same.item() == pytest.approx(plain.item(), rel=1e-6)
+    teacher = torch.rand(3, 10)
+    pure = SparsityLoss(0.3, 0.02, distill=1.0)([hidden, out], labels, 0.0, teacher_rates=teacher)[1]
+    assert pure.item() == pytest.approx(((out.mean(-1) - teacher) ** 2).sum().item() / 3, rel=1e-6)
+    with pytest.raises(ValueError, match="teacher"):
+        SparsityLoss(0.3, 0.02, distill=0.5)([hidden, out], labels, 0.0)
+
+
+def test_student_learns_from_a_teacher_in_another_code(tmp_path):
+    """A latency-coded student distilled from a rate-coded teacher: trains,
+    learns, and its folder (teacher named relative to it) resumes after a move."""
+    train(small_config(epochs=2), tmp_path / "a" / "teacher", progress=False)
+    student = small_config(epochs=2, encoding="latency", teacher="../teacher", distill=0.5)
+    best = train(student, tmp_path / "a" / "student", progress=False)
+    assert best["val_accuracy"] > 0.3
+    (tmp_path / "a").rename(tmp_path / "b")
+    train(student, tmp_path / "b" / "student", progress=False)   # finished: nothing to redo, nothing refused
+    with pytest.raises(ValueError, match="teacher"):
+        small_config(distill=0.5)
+
+
+def test_a_folder_written_before_a_field_existed_resumes(tmp_path):
+    """config.json without a field added later (here: teacher, distill) is the
+    same run as the config with that field at its default."""
+    train(small_config(epochs=1), tmp_path, progress=False)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    for key in ("teacher", "distill"):
+        saved.pop(key)
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert train(small_config(epochs=1), tmp_path, progress=False)["epoch"] == 1
+
+
 def test_train_package_does_not_import_lava_magma():
     code = ("import sys, lavasparse.train.trainer, lavasparse.train.model; "
             "bad = [m for m in sys.modules if m.startswith(('lava.magma', 'lava.lib.dl.netx', 'lava.proc'))]; "

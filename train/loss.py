@@ -31,14 +31,20 @@ class SparsityLoss(torch.nn.Module):
     per sample, or dynamic energy in nJ per sample (needs ``energy``). Both
     terms are per sample.
 
-    ``forward(layer_spikes, labels, sigma, net=None, x=None)`` returns (total,
-    class_loss, cost term, InferenceCost or None); synops and energy need the
-    network and its input spikes (their fan-out and the input layer's spikes).
+    With ``distill`` > 0 the class loss aims at (1 - distill) x the label's
+    rates + distill x a teacher's output rates (``teacher_rates``, per sample
+    and class): the same squared error, summed over output neurons.
+
+    ``forward(layer_spikes, labels, sigma, net=None, x=None, teacher_rates=None)``
+    returns (total, class_loss, cost term, InferenceCost or None); synops and
+    energy need the network and its input spikes (their fan-out and the input
+    layer's spikes).
     """
 
     def __init__(self, true_rate: float = 0.2, false_rate: float = 0.03, cost: str = "spikes",
-                 energy: EnergyWeights | None = None):
+                 energy: EnergyWeights | None = None, distill: float = 0.0):
         super().__init__()
+        self.true_rate, self.false_rate, self.distill = true_rate, false_rate, distill
         if cost not in COSTS:
             raise ValueError(f"unknown cost {cost!r}: expected one of {COSTS}")
         if cost == "energy" and energy is None:
@@ -48,10 +54,15 @@ class SparsityLoss(torch.nn.Module):
                                                 reduction="sum")
 
     def forward(self, layer_spikes: list[torch.Tensor], labels: torch.Tensor, sigma: float,
-                net=None, x: torch.Tensor | None = None
+                net=None, x: torch.Tensor | None = None, teacher_rates: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, InferenceCost | None]:
-        # SpikeRate's 'sum' adds over the batch too: divide, so both terms are per sample.
-        l_class = self.class_loss(layer_spikes[-1], labels) / labels.shape[0]
+        if self.distill > 0:
+            if teacher_rates is None:
+                raise ValueError("distill > 0 needs the teacher's output rates")
+            l_class = self.distilled_class_loss(layer_spikes[-1], labels, teacher_rates)
+        else:
+            # SpikeRate's 'sum' adds over the batch too: divide, so both terms are per sample.
+            l_class = self.class_loss(layer_spikes[-1], labels) / labels.shape[0]
         if self.cost == "spikes" and net is None:
             count = spike_count(layer_spikes[:-1])
             return l_class + sigma * count, l_class, count, None
@@ -63,3 +74,12 @@ class SparsityLoss(torch.nn.Module):
             counts = inference_cost(net, x, layer_spikes)
         term = counts.term(self.cost, self.energy)
         return l_class + sigma * term, l_class, term, counts
+
+    def distilled_class_loss(self, output: torch.Tensor, labels: torch.Tensor,
+                             teacher_rates: torch.Tensor) -> torch.Tensor:
+        """SpikeRate's squared error per sample, towards the blended target."""
+        rate = output.reshape(output.shape[0], -1, output.shape[-1]).mean(-1)
+        one_hot = torch.nn.functional.one_hot(labels, rate.shape[1]).to(rate.dtype)
+        label_rates = self.true_rate * one_hot + self.false_rate * (1 - one_hot)
+        target = (1 - self.distill) * label_rates + self.distill * teacher_rates.to(rate.dtype)
+        return ((rate - target) ** 2).sum() / labels.shape[0]

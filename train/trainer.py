@@ -79,6 +79,14 @@ class TrainConfig:
     # (rate draws, latency dithers) and averages: on a small set (digits: 287
     # images) one draw makes the choice of network a coin toss.
     val_draws: int = 1
+    # Knowledge distillation: a trained run folder (relative paths from this
+    # run's folder, as init_from) whose output spike rates, on the same images
+    # in its own input code, the class loss also aims at, with weight
+    # ``distill``: target = (1 - distill) x the label's rates + distill x the
+    # teacher's. A cheap network (latency code, energy cost) learns what the
+    # dearer baseline learnt, errors and confusions included.
+    teacher: str | None = None
+    distill: float = 0.0
 
     def __post_init__(self):
         if isinstance(self.energy, dict):
@@ -100,6 +108,10 @@ class TrainConfig:
             raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}: expected 'cosine' or 'constant'")
         if self.schedule == "baseline" and self.sigma0:
             raise ValueError("the baseline schedule takes no sigma0")
+        if not 0.0 <= self.distill <= 1.0:
+            raise ValueError(f"distill must be in [0, 1], got {self.distill!r}")
+        if self.distill > 0 and not self.teacher:
+            raise ValueError("distill > 0 needs a teacher (a trained run folder)")
 
     @property
     def input_code(self) -> InputCode:
@@ -198,7 +210,8 @@ def _train(config: TrainConfig, run_dir: Path, progress: bool) -> dict:
     # best checkpoint usually lies, far less noisy.
     lr_sched = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
                 if config.lr_schedule == "cosine" else torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1.0))
-    loss_fn = SparsityLoss(config.true_rate, config.false_rate, config.cost, config.energy).to(device)
+    loss_fn = SparsityLoss(config.true_rate, config.false_rate, config.cost, config.energy, config.distill).to(device)
+    teacher = Teacher.load(_init_path(config.teacher, run_dir), device) if config.teacher else None
     pruning = PruneSchedule.for_run(config.prune_density, config.epochs) if config.prune_density else None
 
     if config.init_from:
@@ -241,9 +254,10 @@ def _train(config: TrainConfig, run_dir: Path, progress: bool) -> dict:
                              batch_seed(config.seed, epoch, b), config.input_code).to(device)
             y = torch.as_tensor(train_set.labels[idx], device=device)
             out = model.windowed(model(x), config.steps)
+            rates = teacher.rates(train_set, idx, batch_seed(config.seed, epoch, b)) if teacher else None
             # The spike count alone (Allred et al.) needs no fan-out: skip it there.
-            loss, l_class, count, _ = (loss_fn(out, y, s) if config.cost == "spikes"
-                                       else loss_fn(out, y, s, model, x))
+            loss, l_class, count, _ = (loss_fn(out, y, s, teacher_rates=rates) if config.cost == "spikes"
+                                       else loss_fn(out, y, s, model, x, teacher_rates=rates))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -296,9 +310,12 @@ def _init_path(init_from: str, run_dir: Path) -> Path:
 
 
 def _comparable(config: dict, run_dir: Path) -> dict:
-    """A config as a restart compares it: init_from as the file it names."""
-    if config.get("init_from"):
-        config = {**config, "init_from": str(_init_path(config["init_from"], run_dir))}
+    """A config as a restart compares it: with the defaults of fields added
+    since it was written, and init_from and teacher as the paths they name."""
+    config = json.loads(json.dumps(TrainConfig.from_dict(config).to_dict()))
+    for key in ("init_from", "teacher"):
+        if config.get(key):
+            config[key] = str(_init_path(config[key], run_dir))
     return config
 
 
@@ -369,6 +386,30 @@ def _restore_run_folder(run_dir: Path, state: dict | None, config: TrainConfig) 
     if config.keep_epochs and not (run_dir / "epochs" / f"{last_epoch:03d}.pt").exists():
         _save_epoch(run_dir, state["model"], last_epoch)
     return records
+
+
+@dataclass
+class Teacher:
+    """A trained network whose output spike rates a student's class loss aims
+    at (TrainConfig.teacher): it sees each batch's images in its own input
+    code and steps."""
+
+    model: SpikingNet
+    config: TrainConfig
+    device: torch.device | str
+
+    @classmethod
+    def load(cls, run_dir: Path, device) -> "Teacher":
+        model, config = load_trained(run_dir, "best", device)
+        return cls(model, config, device)
+
+    @torch.no_grad()
+    def rates(self, data, index: np.ndarray, seed: int) -> torch.Tensor:
+        """Output spikes per step of each output neuron, (batch, classes)."""
+        x = encode_batch(data, index, self.model.specs[0].in_shape, self.config.steps, seed,
+                         self.config.input_code).to(self.device)
+        out = self.model.windowed(self.model(x), self.config.steps)[-1]
+        return out.reshape(out.shape[0], -1, out.shape[-1]).mean(-1)
 
 
 def load_trained(run_dir: str | Path, which: str = "best", device: str = "cpu") -> tuple[SpikingNet, TrainConfig]:

@@ -13,7 +13,7 @@ def run(a) -> int:
                          energy_sigma0=tuple(a.energy_sigma0) if a.energy_sigma0 is not None else d.energy_sigma0,
                          energy_encoding=a.energy_encoding or d.energy_encoding,
                          energy_init=a.energy_init or d.energy_init, prune_density=a.prune_density,
-                         code_baseline=a.code_baseline)
+                         code_baseline=a.code_baseline, distill=a.distill if a.distill is not None else d.distill)
     download_if_asked(a)
     run_pipeline(cfg, a.out)
     return 0
