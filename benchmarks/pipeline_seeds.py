@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lavasparse.cli import build_parser
+from lavasparse.cli import main as lavasparse_main
 from lavasparse.fileio import write_json, write_text
 from lavasparse.pipeline import eval_dir
 
@@ -44,8 +44,7 @@ ACCURACY_LOSS_LIMIT = 0.01  # under this much test accuracy lost
 def run_seed(seed: int, out: Path, extra: list[str]) -> dict:
     report = out / "report.json"
     if not report.exists():
-        args = build_parser().parse_args(["pipeline", "--out", str(out), "--seed", str(seed), *extra])
-        if args.fn(args) != 0:
+        if lavasparse_main(["pipeline", "--out", str(out), "--seed", str(seed), *extra]) != 0:
             raise RuntimeError(f"the pipeline failed for seed {seed}")
     return json.loads(report.read_text())
 

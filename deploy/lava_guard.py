@@ -211,7 +211,7 @@ class SegmentRegistry:
     def remove_segments(self) -> int:
         """Remove the run's segments still present; returns how many were.
         This process's resource tracker forgets them too (it would warn at exit)."""
-        from multiprocessing import resource_tracker
+        from multiprocessing import resource_tracker   # only after a Lava run: Lava starts it
 
         removed = 0
         for name in self.names:
@@ -269,6 +269,7 @@ class _SegmentRecorder:
     def install(cls) -> None:
         if cls.installed:
             return
+        # Lava: only where a run needs it (it imports only on Python 3.10)
         from lava.magma.runtime.message_infrastructure.shared_memory_manager import SharedMemoryManager
 
         create = SharedMemoryManager.create_shared_memory

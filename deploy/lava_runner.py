@@ -242,7 +242,7 @@ def import_lava() -> None:
     torch) has used the default context. We clear the recorded context for that
     one import; Lava then sets 'fork', the only start method its runtime uses.
     """
-    import multiprocessing
+    import multiprocessing   # with Lava's import below: only where Lava runs
     import multiprocessing.context
 
     try:
@@ -268,6 +268,7 @@ def _recurrent_dense_model():
     compile a ``dense_rec`` layer. Like netx's own PyDenseModel, the model just
     builds the block's sub-processes (synapse, recurrent synapse, neuron); we
     hand it to Lava through the run config's ``exception_proc_model_map``."""
+    # Lava (here and below): imported where a run needs it; it imports only on Python 3.10
     from lava.lib.dl.netx.blocks.models import AbstractPyBlockModel
     from lava.lib.dl.netx.blocks.process import RecurrentDense
     from lava.magma.core.decorator import implements
@@ -284,7 +285,7 @@ def _attach_probes(net, data: np.ndarray, total: int, has_input_neuron: bool, re
     """Feed ``data`` (Lava order, ``total`` steps) into ``net`` and probe every
     layer: a spike sink per layer, and with ``record_states`` a Monitor pair
     (current u, voltage v) per layer. Returns (sinks, monitor pairs)."""
-    from lava.proc.io.sink import RingBuffer as Sink
+    from lava.proc.io.sink import RingBuffer as Sink   # Lava: only where a run needs it
     from lava.proc.io.source import RingBuffer as Source
     from lava.proc.monitor.process import Monitor
 
@@ -326,7 +327,7 @@ def run_on_lava(desc: NetDescription, inputs: np.ndarray, chunk_steps: int = 200
     input's integers as payloads) instead of counting any non-zero input as 1.
     """
     import_lava()
-    from lava.lib.dl import netx
+    from lava.lib.dl import netx   # Lava: only where a run needs it (it imports only on Python 3.10)
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 

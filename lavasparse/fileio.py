@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
+
 from lavasparse.errors import CommandError
 
 TEMPORARY_GLOB = ".*.tmp"      # what atomic_path names its temporary files
@@ -45,15 +47,11 @@ def write_text(path: str | Path, text: str) -> None:
 
 
 def write_npy(path: str | Path, array) -> None:
-    import numpy as np
-
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.save(f, array)
 
 
 def write_npz(path: str | Path, **arrays) -> None:
-    import numpy as np
-
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, **arrays)
 

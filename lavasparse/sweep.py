@@ -33,15 +33,15 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-
 import torch
+from matplotlib.figure import Figure
 
 from lavasparse.defaults import PAPER_SCHEDULES
 from lavasparse.errors import CommandError
 from lavasparse.fileio import atomic_path, write_json, write_npy, write_text
 from lavasparse.pipeline import RunSettings
-from lavasparse.simulate.evaluate import evaluate_on_target
 from lavasparse.simulate.compare import test_set_words
+from lavasparse.simulate.evaluate import evaluate_on_target
 from lavasparse.train.schedules import SCHEDULES
 from lavasparse.train.selection import SearchPlan, cheapest_passing, eligible_epochs, largest_passing, pick_epoch
 from lavasparse.train.trainer import TrainConfig, train
@@ -113,7 +113,7 @@ def run_trial(spec: dict) -> dict:
 
 
 def _ray_trainable(config: dict) -> None:
-    from ray import tune
+    from ray import tune   # Ray: only where a sweep runs on it (--executor ray); it takes seconds to import
 
     tune.report(run_trial(config["spec"]))
 
@@ -124,8 +124,6 @@ def _machine_cpus() -> int:
 
 
 def _uses_gpu(config) -> bool:
-    import torch
-
     return torch.cuda.is_available() and config.device != "cpu"
 
 
@@ -167,7 +165,7 @@ def _run_trials_on_ray(specs: list[dict], config: TrialSettings, out: Path, addr
     # Ray's newer console output prints a table per round even at verbose=0;
     # our own round lines say what runs.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    import ray
+    import ray             # Ray: only where a sweep runs on it (--executor ray); it takes seconds to import
     from ray import tune
 
     if not ray.is_initialized():
@@ -253,7 +251,6 @@ def _provenance() -> dict:
                                   cwd=Path(__file__).parent).stdout.strip()
         except (OSError, subprocess.CalledProcessError):
             return None
-    import torch
 
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain") if commit else None
@@ -424,11 +421,9 @@ def _dirty_note(dirty: bool | None) -> str:
 def plot_front(trials: list[dict], baseline: dict, tables: dict, path: Path) -> None:
     """Validation accuracy against hidden spikes per sample: every epoch of
     every trial (faint, by schedule), the rows the tables chose, the baseline."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5))
+    fig = Figure(figsize=(8, 5))
+    ax = fig.subplots()
     schedules = sorted({t["schedule"] for t in trials} - {"baseline"})
     colors = {s: f"C{i}" for i, s in enumerate(schedules)}
     for t in trials:
@@ -458,4 +453,3 @@ def plot_front(trials: list[dict], baseline: dict, tables: dict, path: Path) -> 
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+from matplotlib.figure import Figure
+
 from lavasparse.fileio import atomic_path, write_json, write_text
 
 
@@ -86,11 +89,9 @@ def neurobench_table(rows: list[dict]) -> str:
 def plot_energy_accuracy(rows: list[dict], path: Path, log_energy: bool = False) -> None:
     """Energy per inference (dynamic and total) against accuracy on the target,
     one point per run; ``log_energy`` for rows that differ by orders of magnitude."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig = Figure(figsize=(6.5, 4.5))   # no pyplot: no global backend, nothing left open
+    ax = fig.subplots()
     for i, r in enumerate(rows):
         acc = 100 * r["accuracy_target"]
         ax.scatter([1e9 * r["energy_per_sample_j"]], [acc], color=f"C{i}", s=60, label=r["name"], zorder=3)
@@ -107,19 +108,15 @@ def plot_energy_accuracy(rows: list[dict], path: Path, log_energy: bool = False)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
 
 
 def plot_layers(rows: list[dict], path: Path) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
 
     names = [l["name"] for l in rows[0]["layers"]]
     x = np.arange(len(names))
     width = 0.8 / len(rows)
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4))
+    fig = Figure(figsize=(16, 4))
+    axes = fig.subplots(1, 3)
     for ax, key, label in ((axes[0], "spikes", "spikes per inference"),
                            (axes[1], "synops", "synaptic ops per inference"),
                            (axes[2], "energy_j", "energy per inference (J)")):
@@ -136,7 +133,6 @@ def plot_layers(rows: list[dict], path: Path) -> None:
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
 
 
 def test_set_words(samples: int, draws: int = 1) -> str:

@@ -25,6 +25,15 @@ def test_parse_arch_errors(arch, msg):
         parse_arch(arch)
 
 
+def test_a_block_with_a_delay_or_mask_is_refused():
+    from lavasparse.train.model import NetConfig, SpikingNet
+
+    net = SpikingNet(NetConfig(arch="8-4-2"))
+    net.blocks[0].mask = torch.ones_like(net.blocks[0].synapse.weight)
+    with pytest.raises(ValueError, match="mask"):
+        net(torch.zeros(1, 8, 4))
+
+
 def test_shift_one_step():
     x = torch.arange(5.0).reshape(1, 5)
     assert shift_one_step(x).tolist() == [[0, 0, 1, 2, 3]]

@@ -8,13 +8,18 @@ Images are float32 in [0, 1] with shape (N, C, H, W); labels are int64.
 from __future__ import annotations
 
 import gzip
+import pickle
 import struct
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from lavasparse.defaults import DATASETS
+
+from .download import check_sha256sums, download as fetch
+from .events import load_nmnist, load_shd
 
 
 @dataclass
@@ -39,6 +44,7 @@ def load_digits() -> tuple[ImageDataset, ImageDataset]:
     Returns (train, test): a fixed, stratified 80/20 split (seed 0), so that the
     test set is the same for every run.
     """
+    # scikit-learn: only digits needs it, and it takes a second to import
     from sklearn.datasets import load_digits as _load
     from sklearn.model_selection import train_test_split
 
@@ -83,8 +89,6 @@ def _find(data_dir: Path, stem: str, what: str) -> Path:
 
 
 def _prepare(dataset: str, data_dir: str | Path | None, download: bool) -> Path:
-    from .download import check_sha256sums, download as fetch
-
     if data_dir is None:
         raise ValueError(f"{dataset} needs --data-dir (where its files are, or go with --download)")
     data_dir = Path(data_dir)
@@ -121,8 +125,6 @@ def load_mnist(data_dir: str | Path, download: bool = False) -> tuple[ImageDatas
 def _cifar_folder(data_dir: Path) -> Path:
     """The folder holding the batches: data_dir itself, its
     cifar-10-batches-py, or the official tar.gz unpacked into data_dir."""
-    import tarfile
-
     for cand in (data_dir, data_dir / "cifar-10-batches-py"):
         if (cand / "data_batch_1").exists():
             return cand
@@ -139,8 +141,6 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR-10 python batch: (images uint8 (N, 3, 32, 32), labels int64).
     The file is a pickled dict with b'data' (N, 3072: 1024 red, 1024 green,
     1024 blue values, rows top to bottom) and b'labels'. Errors name file and key."""
-    import pickle
-
     path = Path(path)
     try:
         with open(path, "rb") as f:
@@ -183,8 +183,6 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
     if name == "cifar10":
         return load_cifar10(data_dir, download)
     if name in ("nmnist", "shd"):
-        from .events import load_nmnist, load_shd
-
         return (load_nmnist if name == "nmnist" else load_shd)(_prepare(name, data_dir, download))
     raise ValueError(f"unknown dataset {name!r}: expected one of {DATASETS}")
 

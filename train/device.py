@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import torch
+from lava.lib.dl.slayer import jitconfig
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -29,8 +30,6 @@ def prepare_cuda_jit(device: torch.device, cache_dir: str | Path | None = None) 
     enough. The build takes minutes once; TORCH_EXTENSIONS_DIR keeps it.
     Returns the architecture string set.
     """
-    from lava.lib.dl.slayer import jitconfig
-
     major, minor = torch.cuda.get_device_capability(device)
     arch = f"{major}.{minor}"
     jitconfig.TORCH_CUDA_ARCH_LIST = arch

@@ -19,6 +19,8 @@ import torch.nn.functional as F
 
 from lavasparse.defaults import ENCODINGS, LATENCY_THRESHOLD, LATENCY_WINDOW
 
+from .events import EventDataset
+
 
 def rate_encode(images: torch.Tensor | np.ndarray, steps: int, seed: int,
                 max_rate: float = 1.0) -> torch.Tensor:
@@ -111,8 +113,6 @@ def encode_batch(data, index: np.ndarray | None, in_shape: tuple[int, ...], step
     (all samples when None): encoded images for an ImageDataset (see
     ``encode_images``), binned events for an EventDataset (which ignores
     seed and code)."""
-    from .events import EventDataset
-
     index = np.arange(len(data)) if index is None else np.asarray(index)
     if isinstance(data, EventDataset):
         spikes = data.spikes(index, steps)

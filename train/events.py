@@ -5,10 +5,13 @@ into a sample's time steps only when a batch is drawn.
 """
 from __future__ import annotations
 
+import gzip
+import shutil
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 import torch
 
@@ -136,8 +139,6 @@ SHD_DURATION_S = 1.0   # most SHD samples end before 1 s; later spikes are dropp
 def read_shd(path: str | Path) -> EventDataset:
     """One SHD HDF5 file: spikes/times (ragged float, seconds), spikes/units
     (ragged ints, 0..699), labels (0..19). Errors name the file and field."""
-    import h5py
-
     path = Path(path)
     try:
         f = h5py.File(path, "r")
@@ -164,9 +165,6 @@ def read_shd(path: str | Path) -> EventDataset:
 
 def load_shd(root: str | Path) -> tuple[EventDataset, EventDataset]:
     """SHD from shd_train.h5 and shd_test.h5 (or their .zip/.gz archives) in ``root``."""
-    import gzip
-    import shutil
-
     root = Path(root)
     out = []
     for split in ("train", "test"):

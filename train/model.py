@@ -97,6 +97,17 @@ class NetConfig:
     pool_weight: float = 1.5   # every pool synapse; a single input spike crosses threshold
 
 
+def _only_synapse_and_neuron(block) -> None:
+    """SpikingNet runs a block as synapse then neuron, with the one-step shift
+    every layer has on the target (``shift_one_step``), not through the
+    block's forward: a SLAYER axonal delay or weight mask set on a block would
+    be exported but never trained, so it is refused."""
+    for name in ("delay", "mask"):
+        if getattr(block, name, None) is not None:
+            raise ValueError(f"a {type(block).__name__} block with a {name} is not supported: SpikingNet trains "
+                             f"synapse and neuron only, and the file would hold what training never saw")
+
+
 def shift_one_step(spikes: torch.Tensor) -> torch.Tensor:
     """Delay by one time step (the last axis): the one-step latency that every
     synaptic layer has on Loihi and in Lava (a Dense or Conv process sends at t
@@ -156,6 +167,7 @@ class SpikingNet(torch.nn.Module):
             if spec.kind == "flatten":
                 x = block(x)
                 continue
+            _only_synapse_and_neuron(block)
             s = block.neuron(block.synapse(x))
             spikes.append(s)
             x = shift_one_step(s)
