@@ -50,13 +50,19 @@ LATENCY_WINDOW = 4
 #   scratch (60 epochs, latency code, 8 draws of the test set) 94.5% test
 #   accuracy with 4, 96.5% with 8, where the rate-coded net has 96.3%.
 # - true_rate, false_rate: the output spikes per step the loss asks of the true
-#   class and the others. 0.3/0.02 suit digits. On MNIST over 16 steps they
-#   give the true class about 5 spikes, 3% of validation images tie for the
-#   most spikes (argmax takes the lowest index), and validation accuracy stalls
-#   near 95%; 0.85/0.05 reached 96.7% after 3 epochs, where 0.3/0.02 had 93.0%
-#   (batch 64, lr 1e-3, weight scale 2).
+#   class and the others. 0.3/0.02 give the true class about 5 spikes in 16
+#   steps, and ties for the most spikes (argmax takes the lowest index) cost
+#   accuracy. On MNIST 3% of validation images tie and validation accuracy
+#   stalls near 95%; 0.85/0.05 reached 96.7% after 3 epochs, where 0.3/0.02
+#   had 93.0% (batch 64, lr 1e-3, weight scale 2). On digits, latency-coded
+#   networks lost 0.7 to 2.0% of test images to ties at 0.3/0.02 (the
+#   rate-coded baseline 0.8 to 1.3%); at 0.6/0.04 (seeds 0 to 7, 60 epochs)
+#   the rate-coded baseline gained on validation on 6 of 8 seeds (+0.6 points
+#   on average) and on test on all 8 (95.8% to 97.0% on average, 8 draws),
+#   the latency-coded network 96.4% on test, up from 95.7%.
 DATASET_DEFAULTS = {
-    "digits": {"arch": "64-128-128-10", "lr": 1e-2, "val_draws": 8, "test_draws": 8, "latency_window": 8},
+    "digits": {"arch": "64-128-128-10", "lr": 1e-2, "val_draws": 8, "test_draws": 8, "latency_window": 8,
+               "true_rate": 0.6, "false_rate": 0.04},
     "mnist": {"arch": "784-500-10", "true_rate": 0.85, "false_rate": 0.05},
     "fashion-mnist": {"arch": "1x28x28-c16k5-p2-c32k3-p2-128-10"},
     "cifar10": {"arch": "3x32x32-c6k5p0-p2-c16k5p0-p2-120-84-10"},   # LeNet-5 shape
