@@ -6,24 +6,24 @@ import importlib
 import signal
 import sys
 
-from lavasparse.defaults import (COSTS, DATASETS, DEFAULT_PROFILE, ENCODINGS, ENGINES, INITS, LAYOUTS, PAPER_SCHEDULES,
-                                 SCHEDULES)
+from lavasparse.defaults import (BATCH_SIZE, COSTS, DATASETS, DEFAULT_DATASET, DEFAULT_PROFILE, ENCODINGS, ENGINES, EPOCHS, INITS,
+                                 LAYOUTS, MAX_RATE, PAPER_SCHEDULES, SCHEDULES, SPARSE_EPOCHS, STEPS, WEIGHT_SCALE)
 from lavasparse.errors import CommandError
 from lavasparse.train.selection import SearchPlan
 
 
 def _add_common_args(p: argparse.ArgumentParser) -> None:
     """What train, pipeline and sweep share: data, network, encoding, optimiser."""
-    p.add_argument("--dataset", default="digits", choices=DATASETS)
+    p.add_argument("--dataset", default=DEFAULT_DATASET, choices=DATASETS)
     p.add_argument("--data-dir", help="folder with the dataset's files in their published format "
                    "(not needed for digits)")
     p.add_argument("--download", action="store_true",
                    help="fetch the dataset's official files into --data-dir first (checksums verified)")
     p.add_argument("--arch", default=None, help="e.g. 784-500-10 or 1x28x28-c16k5-p2-c32k3-p2-10 "
                    "(default: one per dataset, see README)")
-    p.add_argument("--weight-scale", type=float, default=None, help="SLAYER weight initialisation scale (default 1)")
-    p.add_argument("--steps", type=int, default=None, help="time steps per sample (default 16)")
-    p.add_argument("--max-rate", type=float, default=None, help="spikes per step of a white pixel, rate code (default 1)")
+    p.add_argument("--weight-scale", type=float, default=None, help=f"SLAYER weight initialisation scale (default {WEIGHT_SCALE:g})")
+    p.add_argument("--steps", type=int, default=None, help=f"time steps per sample (default {STEPS})")
+    p.add_argument("--max-rate", type=float, default=None, help=f"spikes per step of a white pixel, rate code (default {MAX_RATE:g})")
     p.add_argument("--encoding", default=None, choices=ENCODINGS,
                    help="input code of images: rate (Bernoulli, default) or latency (one spike per pixel, "
                         "brighter earlier); for pipeline and sweep, the baseline's")
@@ -33,8 +33,8 @@ def _add_common_args(p: argparse.ArgumentParser) -> None:
                    help="encodings of each validation image, averaged (default 8 for digits, else 1)")
     p.add_argument("--test-draws", type=int, default=None,
                    help="encodings of each test image the target runs, averaged (default 8 for digits, else 1)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 60)")
-    p.add_argument("--batch-size", type=int, default=None, help="samples per optimiser step (default 32)")
+    p.add_argument("--epochs", type=int, default=None, help=f"training epochs (default {EPOCHS})")
+    p.add_argument("--batch-size", type=int, default=None, help=f"samples per optimiser step (default {BATCH_SIZE})")
     p.add_argument("--lr", type=float, default=None,
                    help="learning rate (default 1e-2 for digits; else 1e-3 rate-coded, 3e-3 latency-coded)")
     p.add_argument("--true-rate", type=float, default=None,
@@ -211,7 +211,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 def _add_sparse_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sparse-init", default="baseline", choices=INITS,
                    help="fine-tune the sparse net from the baseline (default) or train it from scratch")
-    p.add_argument("--sparse-epochs", type=int, default=20, help="epochs of sparsity fine-tuning")
+    p.add_argument("--sparse-epochs", type=int, default=SPARSE_EPOCHS, help="epochs of sparsity fine-tuning")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,21 @@ DEFAULT_PROFILE = "loihi1-davies2018"   # energy profile, simulate/profiles/
 
 ENCODINGS = ("rate", "latency")
 
+# What every training run starts from (RunSettings, TrainConfig, NetConfig and
+# the loss take these; DATASET_DEFAULTS below, then GENERIC_DEFAULTS, fill in
+# what differs per dataset).
+DEFAULT_DATASET = "digits"   # bundled with scikit-learn: no download
+STEPS = 16                   # time steps per sample
+MAX_RATE = 1.0               # spikes per step of a white pixel, rate code
+EPOCHS = 60
+BATCH_SIZE = 32
+WEIGHT_SCALE = 1.0           # SLAYER's weight initialisation scale
+POOL_WEIGHT = 1.5            # every pool synapse: a single input spike crosses threshold
+VAL_FRACTION = 0.2           # of the training set held out for validation
+SPARSE_EPOCHS = 20           # fine-tuning epochs of a sparse run started from the baseline
+# CUBA neuron, SLAYER units (state scale 1 << 6)
+NEURON = {"threshold": 1.25, "current_decay": 0.25, "voltage_decay": 0.03, "tau_grad": 0.03, "scale_grad": 3.0}
+
 # Pixels at or below this value send no spike in the latency code: MNIST's
 # anti-aliased stroke edges are faint, and each of their spikes would cost the
 # first layer's whole fan-out.

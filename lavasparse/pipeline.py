@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lavasparse.defaults import DATASET_DEFAULTS, DEFAULT_PROFILE, GENERIC_DEFAULTS, INITS
+from lavasparse.defaults import (BATCH_SIZE, DATASET_DEFAULTS, DEFAULT_DATASET, DEFAULT_PROFILE, EPOCHS,
+                                 GENERIC_DEFAULTS, INITS, MAX_RATE, SPARSE_EPOCHS, STEPS, WEIGHT_SCALE)
 from lavasparse.fileio import write_json, write_npy
 from lavasparse.simulate.compare import write_report
 from lavasparse.simulate.energy import EnergyProfile
@@ -39,14 +40,14 @@ class RunSettings:
     """What every training run of a pipeline or a sweep shares. The defaults
     run on a 2-core CPU in minutes, on digits (no download)."""
 
-    dataset: str = "digits"
+    dataset: str = DEFAULT_DATASET
     data_dir: str | None = None
     arch: str | None = None          # None (here and below): DATASET_DEFAULTS, then GENERIC_DEFAULTS
-    weight_scale: float = 1.0
-    steps: int = 16
-    max_rate: float = 1.0
-    epochs: int = 60
-    batch_size: int = 32
+    weight_scale: float = WEIGHT_SCALE
+    steps: int = STEPS
+    max_rate: float = MAX_RATE
+    epochs: int = EPOCHS
+    batch_size: int = BATCH_SIZE
     lr: float | None = None          # None: per dataset and encoding (DATASET_DEFAULTS)
     true_rate: float | None = None   # output spikes per step asked of the true class
     false_rate: float | None = None  # ... and of the others
@@ -61,7 +62,7 @@ class RunSettings:
     # Allred et al. do. On the digits network, from scratch costs ~2 points
     # of validation accuracy even at sigma_0 = 3e-6; fine-tuning keeps it.
     sparse_init: str = "baseline"
-    sparse_epochs: int = 20
+    sparse_epochs: int = SPARSE_EPOCHS
     sparse_lr: float | None = None   # None: 0.3 x the run's lr
     train_limit: int | None = None
     test_limit: int | None = None

@@ -8,6 +8,8 @@ import torch
 
 import lava.lib.dl.slayer as slayer
 
+from lavasparse.defaults import GENERIC_DEFAULTS
+
 from .cost import InferenceCost, inference_cost
 from .energy_weights import COSTS, EnergyWeights
 
@@ -41,7 +43,8 @@ class SparsityLoss(torch.nn.Module):
     layer's spikes).
     """
 
-    def __init__(self, true_rate: float = 0.2, false_rate: float = 0.03, cost: str = "spikes",
+    def __init__(self, true_rate: float = GENERIC_DEFAULTS["true_rate"], false_rate: float = GENERIC_DEFAULTS["false_rate"],
+                 cost: str = "spikes",
                  energy: EnergyWeights | None = None, distill: float = 0.0):
         super().__init__()
         self.true_rate, self.false_rate, self.distill = true_rate, false_rate, distill

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 
 import lava.lib.dl.slayer as slayer
 
+from lavasparse.defaults import DATASET_DEFAULTS, DEFAULT_DATASET, NEURON, POOL_WEIGHT, WEIGHT_SCALE
+
 
 @dataclass(frozen=True)
 class LayerSpec:
@@ -79,11 +81,11 @@ def parse_arch(arch: str) -> list[LayerSpec]:
 class NeuronConfig:
     """CUBA neuron parameters in SLAYER units (state scale 1 << 6)."""
 
-    threshold: float = 1.25
-    current_decay: float = 0.25
-    voltage_decay: float = 0.03
-    tau_grad: float = 0.03
-    scale_grad: float = 3.0
+    threshold: float = NEURON["threshold"]
+    current_decay: float = NEURON["current_decay"]
+    voltage_decay: float = NEURON["voltage_decay"]
+    tau_grad: float = NEURON["tau_grad"]
+    scale_grad: float = NEURON["scale_grad"]
 
     def slayer_params(self) -> dict:
         return {**asdict(self), "requires_grad": False}
@@ -91,10 +93,10 @@ class NeuronConfig:
 
 @dataclass
 class NetConfig:
-    arch: str = "64-128-10"
+    arch: str = DATASET_DEFAULTS[DEFAULT_DATASET]["arch"]
     neuron: NeuronConfig = field(default_factory=NeuronConfig)
-    weight_scale: float = 2.0
-    pool_weight: float = 1.5   # every pool synapse; a single input spike crosses threshold
+    weight_scale: float = WEIGHT_SCALE
+    pool_weight: float = POOL_WEIGHT
 
 
 def _only_synapse_and_neuron(block) -> None:

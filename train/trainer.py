@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from lavasparse.defaults import (BATCH_SIZE, DATASET_DEFAULTS, DEFAULT_DATASET, EPOCHS, GENERIC_DEFAULTS, MAX_RATE,
+                                 STEPS, VAL_FRACTION)
 from lavasparse.fileio import atomic_path, folder_lock, remove_stale_temporaries, write_json, write_text
 
 from .data import load_dataset, train_val_split
@@ -44,22 +46,24 @@ class TrainConfig:
     (``spikes``, Allred et al.), per synaptic op (``synops``) or per nJ of
     dynamic energy (``energy``, with the figures in ``energy``)."""
 
+    # Defaults: lavasparse/defaults.py, the generic ones where a dataset has its
+    # own (RunSettings resolves those and passes every field).
     name: str = "baseline"
-    dataset: str = "digits"
+    dataset: str = DEFAULT_DATASET
     data_dir: str | None = None
     net: NetConfig = field(default_factory=NetConfig)
-    steps: int = 16
-    max_rate: float = 0.5
-    epochs: int = 60
-    batch_size: int = 32
-    lr: float = 1e-2
+    steps: int = STEPS
+    max_rate: float = MAX_RATE
+    epochs: int = EPOCHS
+    batch_size: int = BATCH_SIZE
+    lr: float = DATASET_DEFAULTS[DEFAULT_DATASET]["lr"]
     lr_schedule: str = "cosine"      # 'cosine' (to 0 over the run) or 'constant'
     schedule: str = "baseline"
     sigma0: float = 0.0
     seed: int = 0
-    val_fraction: float = 0.2
-    true_rate: float = 0.3
-    false_rate: float = 0.02
+    val_fraction: float = VAL_FRACTION
+    true_rate: float = GENERIC_DEFAULTS["true_rate"]
+    false_rate: float = GENERIC_DEFAULTS["false_rate"]
     train_limit: int | None = None   # use only the first N training images (tests, smoke runs)
     # Start from this checkpoint's weights (fine-tuning), not at random. A
     # relative path is taken from the run folder, so that a folder of runs
@@ -78,7 +82,7 @@ class TrainConfig:
     # Validation runs each image through this many independent encodings
     # (rate draws, latency dithers) and averages: on a small set (digits: 287
     # images) one draw makes the choice of network a coin toss.
-    val_draws: int = 1
+    val_draws: int = GENERIC_DEFAULTS["val_draws"]
     # Knowledge distillation: a trained run folder (relative paths from this
     # run's folder, as init_from) whose output spike rates, on the same images
     # in its own input code, the class loss also aims at, with weight
