@@ -1,9 +1,8 @@
 """Every choice and default of lavasparse in one place, below every stage
 (it imports nothing), so that building the command line or reading a file
-never loads torch, and no two modules disagree on a default.
-
-Run-level defaults (epochs, batch size, steps, ...) are ``RunSettings``'s
-fields (lavasparse/pipeline.py); what differs per dataset is here."""
+never loads torch, and no two modules disagree on a default: the run-level
+ones (steps, epochs, batch size, the neuron, ...), then what differs per
+dataset (DATASET_DEFAULTS, GENERIC_DEFAULTS), each with its measurement."""
 from __future__ import annotations
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "cifar10", "nmnist", "shd")
