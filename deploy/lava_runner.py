@@ -23,8 +23,8 @@ from tqdm.auto import tqdm
 
 from lavasparse.defaults import LAYOUTS
 from lavasparse.deploy.lava_guard import STOP_TIMEOUT_S, LavaRunGuard
+from lavasparse.export.netx_format import NetDescription
 from lavasparse.fileio import not_a_regular_file
-from lavasparse.export.netx_format import NetDescription, read_network
 
 
 def predict(output_spikes: np.ndarray) -> np.ndarray:
@@ -331,8 +331,6 @@ def run_on_lava(desc: NetDescription, inputs: np.ndarray, chunk_steps: int = 200
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 
-    if desc.path is None:
-        raise ValueError("run_on_lava needs a network read from a file (netx builds Lava's processes from it)")
     net_path = desc.path
     x = as_batch(inputs, desc, input_message_bits)
     n, steps = x.shape[0], x.shape[-1]

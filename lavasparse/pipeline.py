@@ -271,15 +271,15 @@ def run_pipeline(config: PipelineConfig, out: str | Path, progress: bool = True)
         init = str(Path("..", "baseline", "best.pt")) if fam.init == "baseline" else None  # from out / name
         for s0 in sorted(fam.sigma0):
             name, schedule = fam.run_name(config.schedule, s0), config.schedule if s0 > 0 else "baseline"
+            distilled = fam.init == "scratch" and config.distill > 0
             print(f"== training {name} ({fam.label}: {fam.encoding} code, "
                   + (f"cost {fam.cost}, schedule {schedule}, sigma0 {s0:g}, " if s0 > 0 else "no cost term, ")
                   + ("fine-tuned from the baseline" if init else "from scratch")
-                  + (f", distilled from the baseline ({config.distill:g})"
-                     if fam.init == "scratch" and config.distill > 0 else "")
+                  + (f", distilled from the baseline ({config.distill:g})" if distilled else "")
                   + (f", pruned to {fam.prune_density}" if fam.prune_density else "") + ")", flush=True)
             cfg = config.train_config(name, schedule, s0, init, fam.encoding, fam.cost, fam.prune_density)
             cfg.keep_epochs = True   # the epoch is chosen on validation
-            if fam.init == "scratch" and config.distill > 0:
+            if distilled:
                 cfg.teacher, cfg.distill = str(Path("..", "baseline")), config.distill   # from out / name
             train(cfg, out / name, progress=progress)
             logs[name] = _read_log(out / name)

@@ -10,8 +10,8 @@ Rows come from a JSON file, a list of ``Row`` fields::
     "schedule": "alternating", "sigma0": 3e-4, "prune_density": [0.25, 1.0]}]
 
 Every row trains from scratch with the shared settings (``RunSettings``),
-for the study's epochs unless the row names its own; trials run two at a time on a 2-core machine (``TrialSettings``)
-and resume where they stopped; rows may be added to a study and only they
+for the study's epochs unless the row names its own; trials run two at a
+time on a 2-core machine (``TrialSettings``) and resume where they stopped; rows may be added to a study and only they
 train. Each row is then judged by one epoch, chosen
 on validation: the reference row (``baseline``) by its most accurate epoch,
 every other row by its cheapest epoch (dynamic energy on validation) whose
@@ -38,8 +38,8 @@ from pathlib import Path
 
 from lavasparse.fileio import write_json, write_npy, write_text
 from lavasparse.pipeline import RunSettings
-from lavasparse.simulate.evaluate import evaluate_on_target
 from lavasparse.simulate.compare import plot_energy_accuracy, test_set_words
+from lavasparse.simulate.evaluate import evaluate_on_target
 from lavasparse.sweep import TrialSettings, _dirty_note, _provenance, _run_trials
 from lavasparse.train.selection import cheapest_passing, eligible_epochs, most_accurate
 
@@ -61,6 +61,10 @@ class Row:
     def __post_init__(self):
         if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
             raise ValueError(f"row {self.name!r}: epochs must be a positive whole number, got {self.epochs!r}")
+
+    def epochs_of(self, study_epochs: int) -> int:
+        """The epochs this row trains for in a study of ``study_epochs``."""
+        return self.epochs or study_epochs
 
     @classmethod
     def from_dict(cls, d: dict) -> "Row":
@@ -116,7 +120,7 @@ def _row_dir(out: Path, row: Row) -> Path:
 def _spec(config: StudyConfig, out: Path, row: Row) -> dict:
     train = config.train_config(row.name, row.schedule, row.sigma0, None, row.encoding, row.cost, row.prune_density)
     train.keep_epochs = True   # each row is judged by an epoch chosen on validation
-    train.epochs = row.epochs or config.epochs
+    train.epochs = row.epochs_of(config.epochs)
     return {"run_dir": str(_row_dir(out, row)), "train": train.to_dict(), "threads": config.cpus_per_trial}
 
 
@@ -171,7 +175,7 @@ def run_study(config: StudyConfig, out: str | Path, command: str | None = None, 
     for row in config.rows:
         pick = ref_pick if row.baseline else choose_epoch(row, results[row.name]["epochs"], ref_pick["val_accuracy"])
         ev = _on_target(config, out, row, pick["epoch"], inputs[row.encoding], labels, progress)
-        rows.append({**_table_row(row, pick, ev), "epochs_trained": row.epochs or config.epochs,
+        rows.append({**_table_row(row, pick, ev), "epochs_trained": row.epochs_of(config.epochs),
                      "trained_at_commit": results[row.name].get("commit")})
     base = next(r for r in rows if r["baseline"])
     for r in rows:

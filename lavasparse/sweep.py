@@ -421,7 +421,6 @@ def _dirty_note(dirty: bool | None) -> str:
 def plot_front(trials: list[dict], baseline: dict, tables: dict, path: Path) -> None:
     """Validation accuracy against hidden spikes per sample: every epoch of
     every trial (faint, by schedule), the rows the tables chose, the baseline."""
-
     fig = Figure(figsize=(8, 5))
     ax = fig.subplots()
     schedules = sorted({t["schedule"] for t in trials} - {"baseline"})

@@ -89,7 +89,6 @@ def neurobench_table(rows: list[dict]) -> str:
 def plot_energy_accuracy(rows: list[dict], path: Path, log_energy: bool = False) -> None:
     """Energy per inference (dynamic and total) against accuracy on the target,
     one point per run; ``log_energy`` for rows that differ by orders of magnitude."""
-
     fig = Figure(figsize=(6.5, 4.5))   # no pyplot: no global backend, nothing left open
     ax = fig.subplots()
     for i, r in enumerate(rows):
@@ -111,7 +110,6 @@ def plot_energy_accuracy(rows: list[dict], path: Path, log_energy: bool = False)
 
 
 def plot_layers(rows: list[dict], path: Path) -> None:
-
     names = [l["name"] for l in rows[0]["layers"]]
     x = np.arange(len(names))
     width = 0.8 / len(rows)

@@ -16,7 +16,6 @@ from lavasparse.export.netx_format import NetDescription
 from .emulator import Emulator
 
 
-
 class CrossCheckError(CommandError):
     """The emulator and Lava disagree on a cross-checked sample."""
 

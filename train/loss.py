@@ -14,6 +14,11 @@ from .cost import InferenceCost, inference_cost
 from .energy_weights import COSTS, EnergyWeights
 
 
+def output_rates(output_spikes: torch.Tensor) -> torch.Tensor:
+    """Spikes per step of each output neuron, (batch, neurons), from (batch, *neurons, time)."""
+    return output_spikes.reshape(output_spikes.shape[0], -1, output_spikes.shape[-1]).mean(-1)
+
+
 def spike_count(hidden_spikes: list[torch.Tensor]) -> torch.Tensor:
     """Total spikes of the hidden layers, per sample (mean over the batch).
 
@@ -43,8 +48,8 @@ class SparsityLoss(torch.nn.Module):
     layer's spikes).
     """
 
-    def __init__(self, true_rate: float = GENERIC_DEFAULTS["true_rate"], false_rate: float = GENERIC_DEFAULTS["false_rate"],
-                 cost: str = "spikes",
+    def __init__(self, true_rate: float = GENERIC_DEFAULTS["true_rate"],
+                 false_rate: float = GENERIC_DEFAULTS["false_rate"], cost: str = "spikes",
                  energy: EnergyWeights | None = None, distill: float = 0.0):
         super().__init__()
         self.true_rate, self.false_rate, self.distill = true_rate, false_rate, distill
@@ -81,7 +86,7 @@ class SparsityLoss(torch.nn.Module):
     def distilled_class_loss(self, output: torch.Tensor, labels: torch.Tensor,
                              teacher_rates: torch.Tensor) -> torch.Tensor:
         """SpikeRate's squared error per sample, towards the blended target."""
-        rate = output.reshape(output.shape[0], -1, output.shape[-1]).mean(-1)
+        rate = output_rates(output)
         one_hot = torch.nn.functional.one_hot(labels, rate.shape[1]).to(rate.dtype)
         label_rates = self.true_rate * one_hot + self.false_rate * (1 - one_hot)
         target = (1 - self.distill) * label_rates + self.distill * teacher_rates.to(rate.dtype)

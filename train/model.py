@@ -18,6 +18,7 @@ import torch.nn.functional as F
 import lava.lib.dl.slayer as slayer
 
 from lavasparse.defaults import DATASET_DEFAULTS, DEFAULT_DATASET, NEURON, POOL_WEIGHT, WEIGHT_SCALE
+from lavasparse.layers.geometry import conv_out_size
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,7 @@ def parse_arch(arch: str) -> list[LayerSpec]:
             ch, k = int(m[1]), int(m[2])
             s = int(m[3] or 1)
             p = int(m[4]) if m[4] is not None else k // 2
-            h = (shape[1] + 2 * p - k) // s + 1
-            w = (shape[2] + 2 * p - k) // s + 1
+            h, w = conv_out_size(shape[1], k, s, p), conv_out_size(shape[2], k, s, p)
             if h < 1 or w < 1:
                 raise ValueError(f"architecture {arch!r}: {tok!r} leaves no output pixels")
             layers.append(LayerSpec("conv", (ch, h, w), shape, k, s, p))

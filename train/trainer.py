@@ -32,7 +32,7 @@ from .device import resolve_device
 from .cost import inference_cost
 from .energy_weights import COSTS, EnergyWeights
 from .encode import LATENCY_WINDOW, InputCode, batch_seed, encode_batch
-from .loss import SparsityLoss
+from .loss import SparsityLoss, output_rates
 from .model import NetConfig, NeuronConfig, SpikingNet, parse_arch
 from .prune import PruneSchedule, apply_masks, current_masks, prune_to_density, surviving_density, synaptic_blocks
 from .schedules import SCHEDULES, sigma
@@ -412,8 +412,7 @@ class Teacher:
         """Output spikes per step of each output neuron, (batch, classes)."""
         x = encode_batch(data, index, self.model.specs[0].in_shape, self.config.steps, seed,
                          self.config.input_code).to(self.device)
-        out = self.model.windowed(self.model(x), self.config.steps)[-1]
-        return out.reshape(out.shape[0], -1, out.shape[-1]).mean(-1)
+        return output_rates(self.model.windowed(self.model(x), self.config.steps)[-1])
 
 
 def load_trained(run_dir: str | Path, which: str = "best", device: str = "cpu") -> tuple[SpikingNet, TrainConfig]:
