@@ -68,9 +68,9 @@ LATENCY_WINDOW = 4
 #   steps, and ties for the most spikes (argmax takes the lowest index) cost
 #   accuracy. On MNIST 3% of validation images tie and validation accuracy
 #   stalls near 95%; 0.85/0.05 reached 96.7% after 3 epochs, where 0.3/0.02
-#   had 93.0% (batch 64, lr 1e-3, weight scale 2). On digits, latency-coded
-#   networks lost 0.7 to 2.0% of test images to ties at 0.3/0.02 (the
-#   rate-coded baseline 0.8 to 1.3%); at 0.6/0.04 (seeds 0 to 7, 60 epochs)
+#   had 93.0% (batch 64, lr 1e-3, weight scale 2). On digits (seeds 5 to 7),
+#   the latency-coded networks lost 1.2 to 2.0% of test images to ties at
+#   0.3/0.02 (the rate-coded baseline 0.8 to 1.3%); at 0.6/0.04 (seeds 0 to 7, 60 epochs)
 #   the rate-coded baseline gained on validation on 6 of 8 seeds (+0.6 points
 #   on average) and on test on all 8 (95.8% to 97.0% on average, 8 draws),
 #   the latency-coded network 96.4% on test, up from 95.7%.
