@@ -423,7 +423,7 @@ def preload(emulate: bool) -> None:
     """Import what the children use, once, before forking them."""
     import lavasparse.deploy.resources  # noqa: F401
     import lavasparse.export.netx_format  # noqa: F401
-    import lavasparse.export.synapses  # noqa: F401
+    import lavasparse.layers  # noqa: F401
     if emulate:
         import lavasparse.simulate.emulator  # noqa: F401
 

@@ -168,7 +168,7 @@ def as_batch(inputs: np.ndarray, desc: NetDescription, input_message_bits: int =
                          + (" (an input in Lava's (W, H, C) order takes --layout whc)" if len(shape) == 3 else ""))
     if inputs.shape[0] < 1 or inputs.shape[-1] < 1:
         raise ValueError(f"{name}shape {inputs.shape} holds no samples or no time steps (N and T must be >= 1)")
-    if inputs.dtype.kind == "f":
+    if np.issubdtype(inputs.dtype, np.floating):
         bad = ~np.isfinite(inputs) | (inputs != np.trunc(inputs))
         if bad.any():
             raise ValueError(f"{name}{_number(inputs[bad].flat[0])} at {_first_index(bad)} is not a whole number "
@@ -187,7 +187,7 @@ def input_transform_note(desc: NetDescription, inputs: np.ndarray) -> str | None
     lava-dl's PilotNet LIF: weight 40, bias 36; its 0/1 example input never
     reaches that neuron's threshold on its own). None when nothing to say."""
     first = desc.layers[0]
-    if first.input_transform is None or first.input_transform == (1, 0):
+    if not desc.has_input_neuron or first.input_transform == (1, 0):
         return None
     if not np.isin(inputs, (0, 1)).all():
         return None
@@ -213,7 +213,7 @@ def load_labels(path: str | Path, samples: int) -> np.ndarray:
     y = load_array(path, "labels")
     if y.shape != (samples,):
         raise ValueError(f"{path}: labels of shape {y.shape}; expected ({samples},), one per input sample")
-    whole = y.dtype.kind != "f" or (np.isfinite(y).all() and np.array_equal(y, np.trunc(y)))
+    whole = not np.issubdtype(y.dtype, np.floating) or (np.isfinite(y).all() and np.array_equal(y, np.trunc(y)))
     if not whole or y.min(initial=0) < 0:
         raise ValueError(f"{path}: labels must be class indices (whole numbers >= 0)")
     return y.astype(np.int64)
@@ -338,7 +338,7 @@ def run_on_lava(desc: NetDescription, inputs: np.ndarray, chunk_steps: int = 200
     num_layers = len(desc.spiking_layers)
     total = n * steps + num_layers + offset - 1
 
-    if desc.spiking_layers[0].kind == "dense" and x.ndim > 3:
+    if desc.spiking_layers[0].takes_flat_input and x.ndim > 3:
         # netx applies a flatten only between two layers it built: right after
         # a shape-only input the first dense layer takes the input flat, in
         # (C, H, W) order.

@@ -19,6 +19,9 @@ assumption where Intel publishes no detail):
   - a neuron sends one output axon per core that holds a neuron it reaches:
     every core of a dense layer, the one or two cores whose rows its
     kernel footprint touches in a conv.
+Each kind's rules live with the kind (``Layer.chip_use``, ``core_axons_in``,
+``axons_out_reaching`` in ``lavasparse.layers``); this module splits layers
+over cores and checks the chip's limits.
 """
 from __future__ import annotations
 
@@ -27,13 +30,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from lavasparse.export.netx_format import LayerDesc, NetDescription
-from lavasparse.export.netx_weights import netx_needs_clipping, netx_optimize_weight_bits, weight_format
-from lavasparse.export.synapses import synaptic_fanout
+from lavasparse.export.netx_format import NetDescription
 
 from .loihi2 import LOIHI2, ChipSpec
-
-DELAY_BITS = 6
 
 
 @dataclass
@@ -91,87 +90,6 @@ class CheckReport:
         return d
 
 
-def _index_bits(n: int) -> int:
-    return max(1, math.ceil(math.log2(max(n, 2))))
-
-
-def _max_input_current(w: np.ndarray, exponent: int, axes: tuple[int, ...]) -> int:
-    """Largest |sum of weights| into one neuron when every input spikes once, shifted as Lava does."""
-    pos = np.clip(w, 0, None).sum(axis=axes).max()
-    neg = -np.clip(w, None, 0).sum(axis=axes).min()
-    total = int(max(pos, neg))
-    return total << exponent if exponent >= 0 else total >> -exponent
-
-
-def _dense_use(layer: LayerDesc, spec: ChipSpec, violations: list[Violation]):
-    w = layer.weight.astype(np.int64)
-    n_out, n_in = w.shape
-    mats = [w] if layer.weight_rec is None else [w, layer.weight_rec.astype(np.int64)]
-    both = np.hstack(mats)   # netx optimises a recurrent layer's two matrices together
-    if both.any():
-        both_eff, bits, exponent, _ = netx_optimize_weight_bits(both)
-    else:
-        both_eff, bits, exponent = both, 0, 0
-    clipped = netx_needs_clipping(both)
-    if clipped:
-        violations.append(Violation(layer.name, "weight_bits", int(np.abs(w).max()), 254,
-                                    f"{clipped} weights do not fit 8 bits with one exponent (mixed signs must lie "
-                                    f"in -256..254); netx would clip them"))
-    nonzero = sum(int((m != 0).sum()) for m in mats)
-    dense = sum(m.size for m in mats)
-    inputs = n_in + (n_out if layer.weight_rec is not None else 0)
-    delay_bits = DELAY_BITS if layer.delay is not None else 0
-    dense_bits = dense * (bits + delay_bits)
-    sparse_bits = nonzero * (bits + _index_bits(inputs) + delay_bits)
-    memory, encoding = (dense_bits, "dense") if dense_bits <= sparse_bits else (sparse_bits, "sparse")
-    # a single neuron's synapses must fit one core
-    per_neuron = max(int((m != 0).sum(axis=1).max()) for m in mats) * (bits + _index_bits(inputs) + delay_bits)
-    if min(per_neuron, inputs * (bits + delay_bits)) > spec.synaptic_memory_bits_per_core.value:
-        violations.append(Violation(layer.name, "synaptic_memory_bits_per_core", per_neuron,
-                                    spec.synaptic_memory_bits_per_core.value,
-                                    "one neuron's synapses alone exceed a core's memory: the layer cannot be split"))
-    current = _max_input_current(both_eff[:, :n_in], exponent, (1,))
-    if layer.weight_rec is not None:
-        current += _max_input_current(both_eff[:, n_in:], exponent, (1,))
-    return dict(synapses_nonzero=nonzero, synapses_dense=dense, weight_bits=int(bits), weight_exponent=int(exponent),
-                memory=memory, encoding=encoding, axons_in=inputs, current=current,
-                max_delay=int(layer.delay_in_file_max or 0))
-
-
-def _conv_use(layer: LayerDesc, spec: ChipSpec, violations: list[Violation]):
-    w = layer.weight.astype(np.int64)
-    if w.max(initial=0) > 255 or w.min(initial=0) < -256:
-        violations.append(Violation(layer.name, "weight_bits", int(np.abs(w).max()), 255,
-                                    "conv weights beyond 8 bits (netx passes conv weights unscaled)"))
-    bits = weight_format(layer).weight_bits
-    nonzero = int(synaptic_fanout(layer).sum())
-    dense = layer.num_neurons * int(np.prod(w.shape[1:]))
-    return dict(synapses_nonzero=nonzero, synapses_dense=dense, weight_bits=bits, weight_exponent=0,
-                memory=int(w.size) * bits, encoding="shared kernel", axons_in=int(np.prod(layer.in_shape)),
-                current=_max_input_current(w, 0, (1, 2, 3)), max_delay=0)
-
-
-def _rows_per_core(layer: LayerDesc, cores: int) -> int:
-    return max(1, math.ceil(layer.shape[1] / cores))
-
-
-def _conv_axons_in(layer: LayerDesc, cores: int) -> int:
-    """Input axons of the busiest core of a conv split by output rows."""
-    rows = _rows_per_core(layer, cores)
-    kh = layer.weight.shape[2]
-    in_rows = min(layer.in_shape[1], (rows - 1) * layer.stride[0] + (kh - 1) * layer.dilation[0] + 1)
-    return in_rows * layer.in_shape[2] * layer.in_shape[0]
-
-
-def _axons_out(dest: LayerDesc, dest_cores: int) -> int:
-    """Cores of the next layer that one neuron reaches."""
-    if dest.kind != "conv" or dest_cores == 1:
-        return dest_cores
-    # An input row reaches the output rows within its kernel footprint.
-    span = (dest.weight.shape[2] - 1) * dest.dilation[0] // dest.stride[0] + 1
-    return min(dest_cores, math.ceil(span / _rows_per_core(dest, dest_cores)) + 1)
-
-
 def check_network(desc: NetDescription, spec: ChipSpec = LOIHI2) -> CheckReport:
     """Map ``desc`` onto ``spec``'s cores and list every limit it breaks."""
     violations: list[Violation] = []
@@ -180,72 +98,66 @@ def check_network(desc: NetDescription, spec: ChipSpec = LOIHI2) -> CheckReport:
     spiking = desc.spiking_layers
     half_state = 2 ** (int(spec.state_bits.value) - 1)
     for layer in spiking:
-        if layer.kind == "input":
-            use = dict(synapses_nonzero=0, synapses_dense=0, weight_bits=None, weight_exponent=None, memory=0,
-                       encoding="-", axons_in=layer.num_neurons, current=0, max_delay=0)
-        elif layer.kind == "dense":
-            use = _dense_use(layer, spec, violations)
-        else:
-            use = _conv_use(layer, spec, violations)
+        def violate(limit: str, value: float, allowed: float, message: str, name: str = layer.name) -> None:
+            violations.append(Violation(name, limit, value, allowed, message))
+
+        use = layer.chip_use(spec, violate)
         neurons = layer.num_neurons
-        if use["max_delay"] > spec.max_delay.value:
-            violations.append(Violation(layer.name, "max_delay", use["max_delay"], spec.max_delay.value,
+        if use.max_delay > spec.max_delay.value:
+            violations.append(Violation(layer.name, "max_delay", use.max_delay, spec.max_delay.value,
                                         "netx clamps longer delays to 62: the deployed network would differ"))
         n = layer.neuron
-        cuba = n.get("type") in ("CUBA", "LOIHI")
+        cuba = n.is_lif
         if not cuba:
-            warnings.append(f"layer {layer.name}: {n.get('type')} neurons: resources are counted, but the "
+            warnings.append(f"layer {layer.name}: {n.type} neurons: resources are counted, but the "
                             f"current-overflow analysis (a CUBA current u) does not apply")
         bias_max = int(np.abs(np.asarray(layer.bias)).max()) if layer.bias is not None else 0
         bias_lim = 2 ** (int(spec.bias_bits.value) - 1)
         if bias_max >= bias_lim:
             violations.append(Violation(layer.name, "bias_bits", bias_max, bias_lim - 1,
                                         "bias mantissa beyond the neuron's signed bias field"))
-        vth = int(np.max(n["vThMant"])) if "vThMant" in n else 0
+        vth = int(np.max(n.v_th_mant)) if n.v_th_mant is not None else 0
         if vth >= 2 ** int(spec.threshold_bits.value):
             note = (" (1 << 17 is netx's default for a dense layer without a neuron, a non-spiking integrator; "
                     "lava-dl's own mnist.net uses it for its output layer)" if vth == 1 << 17 else "")
             violations.append(Violation(layer.name, "threshold_bits", vth, 2 ** int(spec.threshold_bits.value) - 1,
                                         "threshold mantissa beyond the neuron's threshold field" + note))
         # The current u is a 24-bit state and takes a << 6 each step.
-        step = use["current"] * 64 if cuba else 0
+        step = use.max_input_current * 64 if cuba else 0
         if step >= half_state:
             violations.append(Violation(layer.name, "state_bits", step, half_state - 1,
                                         "one step's largest input current (all inputs spiking, << 6) overflows "
                                         "the 24-bit current u: it would wrap"))
-        elif use["current"] and cuba:
-            du = int(np.max(n["iDecay"]))
+        elif use.max_input_current and cuba:
+            du = int(np.max(n.i_decay))
             steady = math.inf if du == 0 else step * 4096 / du
             if steady >= half_state:
                 warnings.append(f"layer {layer.name}: sustained largest input could drive the current u past "
                                 f"24 bits ({'no current decay' if du == 0 else f'bound {steady:.3g}'}); "
                                 f"it wraps on the chip as in Lava")
         by = {"neurons": math.ceil(neurons / spec.neurons_per_core.value),
-              "synapses": math.ceil(use["synapses_nonzero"] / spec.synapses_per_core.value),
-              "synaptic memory": math.ceil(use["memory"] / spec.synaptic_memory_bits_per_core.value)
-              if use["encoding"] != "shared kernel" else 1}
+              "synapses": math.ceil(use.synapses_nonzero / spec.synapses_per_core.value),
+              "synaptic memory": math.ceil(use.memory_bits / spec.synaptic_memory_bits_per_core.value)
+              if use.memory_encoding != "shared kernel" else 1}
         cores_by = max(by, key=by.get)
         cores = max(1, by[cores_by])
-        if use["encoding"] == "shared kernel":
-            use["memory"] *= cores
-            if use["memory"] / cores > spec.synaptic_memory_bits_per_core.value:
-                violations.append(Violation(layer.name, "synaptic_memory_bits_per_core", use["memory"] / cores,
+        if use.memory_encoding == "shared kernel":
+            use.memory_bits *= cores
+            if use.memory_bits / cores > spec.synaptic_memory_bits_per_core.value:
+                violations.append(Violation(layer.name, "synaptic_memory_bits_per_core", use.memory_bits / cores,
                                             spec.synaptic_memory_bits_per_core.value,
                                             "the conv kernel alone exceeds a core's memory"))
-        if layer.kind == "input":
-            use["axons_in"] = math.ceil(neurons / cores)
-        elif layer.kind == "conv":
-            use["axons_in"] = _conv_axons_in(layer, cores)
-        if use["axons_in"] > spec.input_axons_per_core.value:
-            violations.append(Violation(layer.name, "input_axons_per_core", use["axons_in"],
+        axons_in = layer.core_axons_in(use, cores)
+        if axons_in > spec.input_axons_per_core.value:
+            violations.append(Violation(layer.name, "input_axons_per_core", axons_in,
                                         spec.input_axons_per_core.value,
                                         "each core of the layer needs more input axons than a core has: the layer "
                                         "cannot be split across cores"))
-        layers.append(LayerUse(layer.name, layer.kind, neurons, use["synapses_nonzero"], use["synapses_dense"],
-                               use["weight_bits"], use["weight_exponent"], int(use["memory"]), use["encoding"],
-                               int(use["axons_in"]), 0, use["max_delay"], cores, cores_by, int(use["current"])))
+        layers.append(LayerUse(layer.name, layer.kind, neurons, use.synapses_nonzero, use.synapses_dense,
+                               use.weight_bits, use.weight_exponent, int(use.memory_bits), use.memory_encoding,
+                               int(axons_in), 0, use.max_delay, cores, cores_by, int(use.max_input_current)))
     for i, use in enumerate(layers[:-1]):
-        use.axons_out = _axons_out(spiking[i + 1], layers[i + 1].cores)
+        use.axons_out = spiking[i + 1].axons_out_reaching(layers[i + 1].cores)
         neurons_per_core = math.ceil(use.neurons / use.cores)
         if neurons_per_core * use.axons_out > spec.output_axons_per_core.value:
             violations.append(Violation(use.name, "output_axons_per_core", neurons_per_core * use.axons_out,

@@ -4,7 +4,9 @@ It computes what ``netx.hdf5.Network`` run under ``Loihi2SimCfg(select_tag=
 'fixed_pt')`` computes (Dense: ``PyDenseModelBitAcc``; with delays:
 ``PyDelayDenseModelBitAcc``; Conv: ``PyConvModelFixed``; neurons:
 ``PyLifModelBitAcc`` / ``PyLifResetModelBitAcc``), for a whole batch of samples
-at once, in integers, with torch (CPU, or the GPU when asked).
+at once, in integers, with torch (CPU, or the GPU when asked). Each layer
+kind computes its own synapses (``Layer.emulator_synapses`` in
+``lavasparse.layers``); this module runs the neurons and the time.
 
 Time. Samples run end to end, ``reset_interval = T`` steps apart, as
 ``lavasparse.deploy.lava_runner`` runs them in Lava. Layer l (1-based over the
@@ -56,25 +58,19 @@ Semantics mirrored from lava-nc 0.10.0 / lava-dl 0.6.0 (read from their source):
 """
 from __future__ import annotations
 
-import functools
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from lavasparse.deploy.lava_runner import as_batch, predict
-from lavasparse.export.netx_format import LayerDesc, NetDescription
-from lavasparse.export.netx_weights import lava_clip_truncate, netx_optimize_weight_bits
+from lavasparse.export.netx_format import NetDescription
+from lavasparse.layers import Layer, Synapse, UnsupportedNetwork
 
 UV_BITS = 24
 MAX_UV = 2 ** (UV_BITS - 1)
-
-
-class UnsupportedNetwork(ValueError):
-    """The network holds something the emulator does not model exactly."""
 
 
 @contextmanager
@@ -90,21 +86,6 @@ def _naming(path) -> Iterator[None]:
         raise UnsupportedNetwork(f"{path}: {text}") from None
 
 
-def netx_weight_mapping(weight: np.ndarray, weight_rec: np.ndarray | None = None):
-    """Dense weights as Lava's fixed-point Dense uses them after netx's
-    ``optimize_weight_bits`` and Lava's ``clip_weights``/``truncate_weights``.
-    Returns (effective integer weights, weight exponent), or, with recurrent
-    weights (optimised together with the input weights, as netx does),
-    (input weights, recurrent weights, exponent)."""
-    weight = np.asarray(weight).astype(np.int64)
-    if weight_rec is None:
-        w, bits, exponent, _ = netx_optimize_weight_bits(weight)
-        return lava_clip_truncate(w, bits), exponent
-    both, bits, exponent, _ = netx_optimize_weight_bits(np.hstack([weight, np.asarray(weight_rec).astype(np.int64)]))
-    w, w_rec = both[:, :weight.shape[1]], both[:, weight.shape[1]:]
-    return lava_clip_truncate(w, bits), lava_clip_truncate(w_rec, bits), exponent
-
-
 @dataclass
 class _Neuron:
     du: int
@@ -113,10 +94,10 @@ class _Neuron:
     bias: torch.Tensor | None   # effective bias (bias_mant << 6), shaped like the layer
 
 
-def _neuron(layer: LayerDesc, device) -> _Neuron:
+def _neuron(layer: Layer, device) -> _Neuron:
     n = layer.neuron
-    for key in ("iDecay", "vDecay", "vThMant"):
-        if np.asarray(n[key]).size != 1:
+    for key, value in (("iDecay", n.i_decay), ("vDecay", n.v_decay), ("vThMant", n.v_th_mant)):
+        if np.asarray(value).size != 1:
             raise UnsupportedNetwork(f"layer {layer.name}: per-neuron {key} is not emulated")
     bias = None
     if layer.bias is not None:
@@ -129,7 +110,7 @@ def _neuron(layer: LayerDesc, device) -> _Neuron:
             raise UnsupportedNetwork(f"layer {layer.name}: bias of shape {b.shape} does not fit {layer.shape}")
         # netx casts bias_mant to int32 and Lava uses bias_exp = 6.
         bias = torch.as_tensor((full.astype(np.int32).astype(np.int64) << 6).reshape(-1), device=device)
-    return _Neuron(int(n["iDecay"]), int(n["vDecay"]), int(n["vThMant"]), bias)
+    return _Neuron(int(n.i_decay), int(n.v_decay), int(n.v_th_mant), bias)
 
 
 def _exact_dtype(bound: int, what: str) -> torch.dtype:
@@ -141,117 +122,8 @@ def _exact_dtype(bound: int, what: str) -> torch.dtype:
     raise UnsupportedNetwork(f"{what}: sums up to {bound} are too large to emulate exactly")
 
 
-@dataclass
-class _Synapse:
-    """One of Lava's synapse processes, as a function of its input over time."""
-
-    kind: str                       # 'identity' (into an input neuron), 'dense' or 'conv'
-    weights: list[np.ndarray]       # dense: one (out, in) matrix per delay; conv: [(out, in/g, kH, kW)]
-    delays: list[int]               # the delay of each matrix
-    exponent: int = 0
-    per_delay_shift: bool = False   # DelayDense shifts each delay's sum by itself
-    graded: bool = False            # payloads as they are; else a non-zero input counts 1
-    conv: LayerDesc | None = None
-    _cache: dict | None = None
-
-    @property
-    def history(self) -> int:
-        """Steps of input before a window that reach into it."""
-        return max(self.delays) if self.delays else 0
-
-    @functools.cached_property
-    def abs_sum(self) -> int:
-        """The largest sum of |weights| into one neuron: bounds |sum| per unit of input."""
-        if self.kind == "identity":
-            return 1
-        w = sum(np.abs(m) for m in self.weights)
-        axes = (1,) if self.kind == "dense" else (1, 2, 3)
-        return int(w.sum(axis=axes).max()) if w.size else 0
-
-    def bound(self, max_input: int) -> int:
-        return self.abs_sum * max_input
-
-    def tensors(self, dtype, device) -> list[torch.Tensor]:
-        key = (dtype, str(device))
-        if self._cache is None:
-            self._cache = {}
-        if key not in self._cache:
-            self._cache[key] = [torch.as_tensor(m, dtype=dtype, device=device) for m in self.weights]
-        return self._cache[key]
-
-    def __call__(self, x: torch.Tensor, steps: int) -> torch.Tensor:
-        """Synaptic input (steps, B, n_out), integers in a float dtype, from
-        time-major input x (history + steps, B, *in_shape), whose first
-        ``history`` rows are the steps before the window."""
-        h = self.history
-        b = x.shape[1]
-        if self.kind == "identity":
-            return x[h:].reshape(steps, b, -1).to(torch.float64)
-        if not self.graded:
-            x = x != 0
-        max_in = int(x.abs().max()) if self.graded and x.numel() else 1
-        bound = self.bound(max_in)
-        if self.kind == "conv":
-            if bound >= 2 ** 24:
-                # Lava's PyConvModelFixed convolves in float32: above 2**24 its
-                # sums round in an order we cannot reproduce.
-                raise UnsupportedNetwork(f"layer {self.conv.name}: conv sums up to {bound} (Lava computes them "
-                                         f"in float32, exactly only below 2**24)")
-            (w,) = self.tensors(torch.float32, x.device)
-            d = self.conv
-            frames = x[h:].reshape(steps * b, *x.shape[2:]).to(torch.float32)
-            out = F.conv2d(frames, w, stride=d.stride, padding=d.padding, dilation=d.dilation, groups=d.groups)
-            if bound >= 2 ** 23:
-                # Lava's PyConvModelFixed.clamp_precision is utils.signed_clamp,
-                # which wraps: (x + 2**23) % 2**24 - 2**23 (in float64: exact).
-                out = torch.remainder(out.to(torch.float64) + 2 ** 23, 2 ** 24) - 2 ** 23
-            return out.reshape(steps, b, -1)
-        if self.graded and bound >= 2 ** 31:
-            raise UnsupportedNetwork(f"graded dense sums up to {bound} would overflow Lava's int32 dot product")
-        dtype = _exact_dtype(bound, "dense layer")
-        flat = x.reshape(x.shape[0], b, -1).to(dtype)
-        out = None
-        ws = self.tensors(dtype, x.device)
-        if not self.per_delay_shift:
-            acc = torch.matmul(flat[h:], ws[0].T)
-            return self._shift(acc)
-        for w, d in zip(ws, self.delays):
-            part = self._shift(torch.matmul(flat[h - d:h - d + steps], w.T))
-            out = part if out is None else out + part
-        return out
-
-    def _shift(self, acc: torch.Tensor) -> torch.Tensor:
-        """Lava's ``<< e`` or ``>> -e`` (floor) of an integer sum; exact in floats."""
-        e = self.exponent
-        if e == 0:
-            return acc
-        return acc * 2.0 ** e if e > 0 else torch.floor(acc * 2.0 ** e)
-
-
-def _dense_synapses(layer: LayerDesc, graded: bool) -> tuple[_Synapse, _Synapse | None]:
-    """The input synapse and, for a dense_rec layer, the recurrent one."""
-    if layer.recurrent:
-        w, w_rec, exponent = netx_weight_mapping(layer.weight, layer.weight_rec)
-    else:
-        (w, exponent), w_rec = netx_weight_mapping(layer.weight), None
-    if layer.delay is None:
-        ff = _Synapse("dense", [w], [0], exponent, graded=graded)
-        rec = _Synapse("dense", [w_rec], [0], exponent) if w_rec is not None else None
-        return ff, rec
-    if layer.recurrent:
-        exponent = 0   # netx 0.6.0's RecurrentDense passes no weight_exp to its DelayDense synapses
-
-    def split(m: np.ndarray) -> tuple[list[np.ndarray], list[int]]:
-        ds = sorted(int(d) for d in np.unique(layer.delay[m != 0])) or [0]
-        return [np.where(layer.delay == d, m, 0) for d in ds], ds
-
-    ff = _Synapse("dense", *split(w), exponent, per_delay_shift=True, graded=graded)
-    rec = _Synapse("dense", *split(w_rec), exponent, per_delay_shift=True) if w_rec is not None else None
-    return ff, rec
-
-
 def lif_dynamics(a_in: torch.Tensor, neuron: _Neuron, record_states: bool = False,
-                 rec: _Synapse | None = None, rec_history: torch.Tensor | None = None,
+                 rec: Synapse | None = None, rec_history: torch.Tensor | None = None,
                  reset: list[bool] | None = None):
     """Run the fixed-point LIF over time, time-major: ``a_in`` (T, B, n) holds
     integers (in an integer or float dtype). Returns spikes (T, B, n) bool and,
@@ -272,7 +144,7 @@ def lif_dynamics(a_in: torch.Tensor, neuron: _Neuron, record_states: bool = Fals
     if rec is not None:
         rec_max = rec.bound(1) * 2 ** max(rec.exponent, 0)
         rec_dtype = _exact_dtype(rec.abs_sum, "recurrent synapse")
-        rec_w = rec.tensors(rec_dtype, a_in.device)
+        rec_w = rec.tensors(torch.zeros((), dtype=rec_dtype, device=a_in.device))
         hist_len = rec.history + 1
         history = torch.cat([rec_history.to(rec_dtype), torch.zeros(steps, b, n, dtype=rec_dtype,
                                                                      device=a_in.device)])
@@ -307,7 +179,7 @@ def lif_dynamics(a_in: torch.Tensor, neuron: _Neuron, record_states: bool = Fals
         if rec is not None:
             for w, d in zip(rec_w, rec.delays):
                 # spikes of step t - 1 - d; row hist_len + t - 1 - d of the history
-                u.add_(rec._shift(torch.matmul(history[hist_len + t - 1 - d], w.T)).to(torch.float64) * 64)
+                u.add_(rec.shift(torch.matmul(history[hist_len + t - 1 - d], w.T)).to(torch.float64) * 64)
         if may_wrap and bool(((u > MAX_UV) | (u <= -MAX_UV)).any()):   # Lava's 24-bit wrap, as written there
             wrapped = torch.where(u > MAX_UV, u - 2 * MAX_UV, u)
             u = torch.where(wrapped <= -MAX_UV, u + 2 * MAX_UV, wrapped)
@@ -328,10 +200,10 @@ def lif_dynamics(a_in: torch.Tensor, neuron: _Neuron, record_states: bool = Fals
 
 @dataclass
 class _Layer:
-    desc: LayerDesc
+    desc: Layer
     neuron: _Neuron
-    synapse: _Synapse
-    rec: _Synapse | None = None
+    synapse: Synapse
+    rec: Synapse | None = None
     lead_in: int = 0           # steps this layer runs before its first window
 
 
@@ -396,16 +268,7 @@ class Emulator:
         offset = 0 if desc.has_input_neuron else 1
         for l, layer in enumerate(desc.spiking_layers, start=1):
             neuron = _neuron(layer, self.device)
-            graded = l == 1 and input_message_bits > 0
-            rec = None
-            if layer.kind == "input":
-                syn = _Synapse("identity", [], [])
-            elif layer.kind == "dense":
-                syn, rec = _dense_synapses(layer, graded)
-            elif layer.kind == "conv":
-                syn = _Synapse("conv", [layer.weight.astype(np.int64)], [0], graded=graded, conv=layer)
-            else:
-                raise UnsupportedNetwork(f"layer {layer.name} of type {layer.kind} is not emulated")
+            syn, rec = layer.emulator_synapses(graded=l == 1 and input_message_bits > 0)
             self.layers.append(_Layer(layer, neuron, syn, rec, lead_in=l + offset - 1))
         # Steps of each stream (the input, then each layer's spikes) that reach
         # across a window boundary: what the next layer's delays and the layer's

@@ -5,7 +5,6 @@ import numpy as np
 
 from lavasparse.deploy.resources import check_network
 from lavasparse.export.netx_format import NetDescription
-from lavasparse.export.synapses import ann_macs, recurrent_fanout, synaptic_fanout, synaptic_ops
 
 from .energy import EnergyProfile, default_profile
 
@@ -42,12 +41,7 @@ def profile_run(desc: NetDescription, inputs: np.ndarray, layer_spikes: list[np.
     for layer, spikes in zip(layers, layer_spikes):
         if spikes.shape != (n, *layer.shape, steps):
             raise ValueError(f"layer {layer.name}: spikes {spikes.shape}, expected {(n, *layer.shape, steps)}")
-        if layer.kind == "input":
-            synops = 0
-        else:  # a flatten between layers keeps (C, H, W) order, as netx's does
-            synops = synaptic_ops(incoming.reshape(n, *layer.in_shape, steps), synaptic_fanout(layer))
-        if layer.recurrent:   # the layer's own spikes reach its neurons again
-            synops += synaptic_ops(spikes, recurrent_fanout(layer))
+        synops = layer.synaptic_ops(incoming, spikes)
         count = int((spikes != 0).sum())
         updates = layer.num_neurons * steps * n
         use = mapping[layer.name]
@@ -58,7 +52,7 @@ def profile_run(desc: NetDescription, inputs: np.ndarray, layer_spikes: list[np.
             # share of the layer's synapses that exist on the chip (non-zero weights); None without synapses
             "density": use.synapses_nonzero / use.synapses_dense if use.synapses_dense else None,
             "neuron_updates": updates, "energy_dynamic_j": energy.dynamic_j(synops, count, updates),
-            "ann_macs": ann_macs(layer),
+            "ann_macs": layer.ann_macs(),
         })
         incoming = spikes
     # The time an inference takes, from each layer's average per-step load.

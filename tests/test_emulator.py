@@ -13,7 +13,8 @@ from conftest import assert_same_spikes, make_net, random_spikes, slayer_spikes
 from lavasparse.deploy.lava_runner import run_on_lava
 from lavasparse.export.netx_export import export_netx
 from lavasparse.export.netx_format import read_network
-from lavasparse.simulate.emulator import Emulator, UnsupportedNetwork, netx_weight_mapping
+from lavasparse.layers.netx_weights import netx_weight_mapping
+from lavasparse.simulate.emulator import Emulator, UnsupportedNetwork
 
 # More examples than CI's, for a long local run: LAVASPARSE_PROPERTY_EXAMPLES=500
 EXAMPLES = int(os.environ.get("LAVASPARSE_PROPERTY_EXAMPLES", "30"))
@@ -454,7 +455,7 @@ def test_emulator_on_lava_dl_ntidigits_without_its_average_layer(tmp_path):
         assert f["layer/5/type"][0] == b"average"
         del f["layer/5"]
     desc = read_network(path)
-    assert desc.input_shape == (1, 1, 64) and max(int(l.delay.max()) for l in desc.layers if l.delay is not None) > 0
+    assert desc.input_shape == (1, 1, 64) and max(int(l.delay.max()) for l in desc.layers if getattr(l, "delay", None) is not None) > 0
     x = np.load(d / "input.npy")[:, :120].astype(np.int32).reshape(1, 1, 1, 64, 120)
     em = Emulator(desc).run(x)
     lava = run_on_lava(read_network(path), x, progress=False)

@@ -150,7 +150,7 @@ def test_recurrent_layer_and_netx_quirks(tmp_path):
     # A dense layer without a neuron gets netx's default integrator.
     with h5py.File(path, "a") as f:
         del f["layer/2/neuron"]
-    assert read_network(path).layers[2].neuron["vThMant"] == 1 << 17
+    assert read_network(path).layers[2].neuron.v_th_mant == 1 << 17
 
 
 def test_dense_layers_are_flat_as_netx_builds_them():

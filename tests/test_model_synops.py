@@ -4,8 +4,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
-from lavasparse.export.netx_format import LayerDesc
-from lavasparse.export.synapses import synaptic_fanout, synaptic_ops
+from lavasparse.layers import ConvLayer, DenseLayer, synaptic_ops
 from lavasparse.train.model import parse_arch, shift_one_step
 
 
@@ -39,7 +38,7 @@ def test_shift_one_step():
     assert shift_one_step(x).tolist() == [[0, 0, 1, 2, 3]]
 
 
-def brute_force_fanout(layer: LayerDesc) -> np.ndarray:
+def brute_force_fanout(layer: ConvLayer) -> np.ndarray:
     """Apply the conv to every one-hot input and count the outputs reached through a non-zero weight."""
     c, h, w = layer.in_shape
     kernel = torch.as_tensor((layer.weight != 0).astype(np.float64))
@@ -70,21 +69,21 @@ def test_conv_fanout_matches_brute_force(groups, cpg, h, w, k, stride, pad, dil,
         weight[rng.random(weight.shape) < 0.5] = 0
     ho = (h + 2 * pad - dil * (k - 1) - 1) // stride + 1
     wo = (w + 2 * pad - dil * (k - 1) - 1) // stride + 1
-    layer = LayerDesc(1, "conv", (c_out, ho, wo), (c_in, h, w), weight=weight, stride=(stride, stride),
+    layer = ConvLayer(1, (c_out, ho, wo), (c_in, h, w), weight=weight, stride=(stride, stride),
                       padding=(pad, pad), dilation=(dil, dil), groups=groups)
-    assert np.array_equal(synaptic_fanout(layer), brute_force_fanout(layer))
+    assert np.array_equal(layer.fanout(), brute_force_fanout(layer))
 
 
 def test_conv_fanout_edges_are_smaller():
-    layer = LayerDesc(1, "conv", (1, 5, 5), (1, 5, 5), weight=np.ones((1, 1, 3, 3), int), padding=(1, 1))
-    fan = synaptic_fanout(layer)
+    layer = ConvLayer(1, (1, 5, 5), (1, 5, 5), weight=np.ones((1, 1, 3, 3), int), padding=(1, 1))
+    fan = layer.fanout()
     assert fan[0, 2, 2] == 9 and fan[0, 0, 0] == 4 and fan[0, 0, 2] == 6
 
 
 def test_dense_fanout_and_synops():
     weight = np.array([[2, 0, 4], [0, 0, 6]])
-    layer = LayerDesc(1, "dense", (2,), (3,), weight=weight)
-    fan = synaptic_fanout(layer)
+    layer = DenseLayer(1, (2,), (3,), weight=weight)
+    fan = layer.fanout()
     assert fan.tolist() == [1, 0, 2]
     spikes = np.zeros((2, 3, 4), np.int8)
     spikes[0, 0, :] = 1      # 4 spikes x fan-out 1

@@ -21,7 +21,8 @@ from lavasparse.cli import main
 from lavasparse.deploy.lava_runner import MAX_INPUT_CURRENT, as_batch, load_input, load_labels
 from lavasparse.deploy.resources import check_network
 from lavasparse.export.netx_export import export_netx
-from lavasparse.export.netx_format import MAX_DATASET_VALUES, SHOWN_CHARS, NetFileError, read_network
+from lavasparse.export.netx_format import NetFileError, read_network
+from lavasparse.layers.netx_fields import MAX_DATASET_VALUES, SHOWN_CHARS
 
 ROOT = Path(__file__).resolve().parents[1]
 FUZZ_CYCLES = 2           # cycles of the mutation kinds' shares (113 files each; the benchmark reads 10)
@@ -178,7 +179,7 @@ def test_dense_fields_are_refused_naming_the_field(tmp_path, field, value, match
 
 def test_per_neuron_parameters_of_a_flat_layer_read(tmp_path):
     layer = read_network(_dense_file(tmp_path / "p.net", **{"neuron/vDecay": np.arange(4) * 100})).layers[1]
-    assert np.array_equal(layer.neuron["vDecay"], np.arange(4) * 100)
+    assert np.array_equal(layer.neuron.v_decay, np.arange(4) * 100)
 
 
 def test_delay_1e30_is_compared_before_any_cast(tmp_path):

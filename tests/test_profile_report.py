@@ -7,7 +7,6 @@ from lavasparse.export.netx_format import read_network
 from lavasparse.simulate.compare import write_report
 from lavasparse.simulate.energy import FIGURES, EnergyProfile, default_profile
 from lavasparse.simulate.profile import profile_run
-from lavasparse.export.synapses import synaptic_fanout
 
 
 def test_profile_counts_by_hand(tmp_net):
@@ -99,7 +98,7 @@ def test_profile_through_conv_pool_flatten(tmp_net):
     assert pool_counts.sum() > 0
     assert prof["layers"][2]["synops"] == int((pool_counts * (dense.weight != 0).sum(axis=0)).sum())
     conv = desc.spiking_layers[0]
-    assert prof["layers"][0]["synops"] == int((x.sum(axis=(0, -1)) * synaptic_fanout(conv)).sum())
+    assert prof["layers"][0]["synops"] == int((x.sum(axis=(0, -1)) * conv.fanout()).sum())
 
 
 def test_recurrent_synops_counted_by_hand(tmp_net):

@@ -21,8 +21,6 @@ from dataclasses import dataclass
 
 import torch
 
-from lavasparse.layers.geometry import conv_reach, group_tap_counts
-
 from .energy_weights import COSTS, EnergyWeights
 
 
@@ -107,33 +105,11 @@ def surviving_synapses(block) -> torch.Tensor:
     return _StraightThroughGate.apply(weight, hard, GATE_WIDTH_STEPS * 2.0 / block.neuron.w_scale)
 
 
-def conv_fanout(kernel: torch.Tensor, in_shape: tuple[int, int, int], out_shape: tuple[int, int, int],
-                stride, padding, dilation=(1, 1), groups: int = 1) -> torch.Tensor:
-    """Synapses leaving each input pixel of a conv, shaped ``in_shape`` (C, H, W),
-    from a (out, in / groups, kh, kw) kernel of synapse weights (1 where a
-    synapse exists; any real values, for a differentiable count): the
-    profiler's rule (``lavasparse.layers.geometry``) on tensors."""
-    counts = group_tap_counts(kernel, groups)
-    rows, cols = (torch.as_tensor(r, dtype=kernel.dtype, device=kernel.device)
-                  for r in conv_reach(in_shape, out_shape, counts.shape[1:], stride, padding, dilation))
-    return torch.einsum("cab,ay,bx->cyx", counts, rows, cols)
-
-
 def block_fanout(spec, block) -> torch.Tensor:
-    """Synapses that survive export leaving each input neuron of a dense, conv
-    or pool block, shaped ``spec.in_shape``. A pool counts as the depthwise
-    conv it exports as (kernel = stride = pool size)."""
-    gate = surviving_synapses(block)
-    if spec.kind == "dense":
-        return gate.reshape(gate.shape[0], -1).sum(dim=0).reshape(spec.in_shape)
-    kernel = gate[..., 0]                                    # drop SLAYER's time axis
-    if spec.kind == "conv":
-        return conv_fanout(kernel, spec.in_shape, spec.out_shape, (spec.stride,) * 2, (spec.padding,) * 2)
-    if spec.kind == "pool":
-        channels = spec.in_shape[0]
-        kernel = kernel.expand(channels, 1, *kernel.shape[2:])
-        return conv_fanout(kernel, spec.in_shape, spec.out_shape, (spec.stride,) * 2, (0, 0), groups=channels)
-    raise ValueError(f"no fan-out for a {spec.kind!r} block")
+    """Synapses that survive export leaving each input neuron of a synaptic
+    block, shaped ``spec.in_shape``: the kind's count (``spec.block_fanout``)
+    of the block's gate."""
+    return spec.block_fanout(surviving_synapses(block))
 
 
 def inference_cost(net, x: torch.Tensor, layer_spikes: list[torch.Tensor]) -> InferenceCost:
@@ -147,7 +123,7 @@ def inference_cost(net, x: torch.Tensor, layer_spikes: list[torch.Tensor]) -> In
     spikes, synops, neurons = [], [], []
     incoming, spiking = x, iter(layer_spikes)
     for spec, block in zip(net.specs, net.blocks):
-        if spec.kind == "flatten":
+        if not spec.spiking:
             continue
         # Events that reach this layer in its window: a non-zero entry is one spike.
         events = incoming.reshape(incoming.shape[0], *spec.in_shape, -1)

@@ -9,30 +9,19 @@ A flatten is inserted before the first dense layer that follows a spatial one.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-import lava.lib.dl.slayer as slayer
-
 from lavasparse.defaults import DATASET_DEFAULTS, DEFAULT_DATASET, NEURON, POOL_WEIGHT, WEIGHT_SCALE
-from lavasparse.layers.geometry import conv_out_size
-
-
-@dataclass(frozen=True)
-class LayerSpec:
-    kind: str                      # 'dense' | 'conv' | 'pool' | 'flatten'
-    out_shape: tuple[int, ...]     # (features,) or (C, H, W)
-    in_shape: tuple[int, ...]
-    kernel: int = 0
-    stride: int = 1
-    padding: int = 0
+from lavasparse.layers import SPEC_CLASSES, LayerSpec
 
 
 def parse_arch(arch: str) -> list[LayerSpec]:
-    """Layer specs (with shapes) for an architecture string; see the module doc."""
+    """Layer specs (with shapes) for an architecture string; see the module doc.
+    Each token is read by the layer kind whose ``token`` it matches
+    (``lavasparse.layers.SPEC_CLASSES``)."""
     tokens = [t for t in arch.strip().split("-") if t]
     if len(tokens) < 2:
         raise ValueError(f"architecture {arch!r}: need an input shape and at least one layer")
@@ -44,35 +33,13 @@ def parse_arch(arch: str) -> list[LayerSpec]:
         raise ValueError(f"architecture {arch!r}: input shape must be N or CxHxW")
     layers: list[LayerSpec] = []
     for tok in tokens[1:]:
-        if m := re.fullmatch(r"c(\d+)k(\d+)(?:s(\d+))?(?:p(\d+))?", tok):
-            if len(shape) != 3:
-                raise ValueError(f"architecture {arch!r}: conv {tok!r} needs a CxHxW input")
-            ch, k = int(m[1]), int(m[2])
-            s = int(m[3] or 1)
-            p = int(m[4]) if m[4] is not None else k // 2
-            h, w = conv_out_size(shape[1], k, s, p), conv_out_size(shape[2], k, s, p)
-            if h < 1 or w < 1:
-                raise ValueError(f"architecture {arch!r}: {tok!r} leaves no output pixels")
-            layers.append(LayerSpec("conv", (ch, h, w), shape, k, s, p))
-        elif m := re.fullmatch(r"p(\d+)", tok):
-            if len(shape) != 3:
-                raise ValueError(f"architecture {arch!r}: pool {tok!r} needs a CxHxW input")
-            k = int(m[1])
-            if shape[1] % k or shape[2] % k:
-                # SLAYER's pool pads odd sizes in a way the deployed conv cannot mirror.
-                raise ValueError(f"architecture {arch!r}: pool {tok!r} needs H and W divisible "
-                                 f"by {k}, got {shape[1]}x{shape[2]}")
-            layers.append(LayerSpec("pool", (shape[0], shape[1] // k, shape[2] // k), shape, k, k, 0))
-        elif tok.isdigit():
-            if len(shape) == 3:
-                flat = (shape[0] * shape[1] * shape[2],)
-                layers.append(LayerSpec("flatten", flat, shape))
-                shape = flat
-            layers.append(LayerSpec("dense", (int(tok),), shape))
-        else:
+        matches = [(cls, m) for cls in SPEC_CLASSES if cls.token and (m := cls.token.fullmatch(tok))]
+        if not matches:
             raise ValueError(f"architecture {arch!r}: cannot read token {tok!r}")
+        cls, m = matches[0]
+        layers += cls.parse(m, shape, arch)
         shape = layers[-1].out_shape
-    if layers[-1].kind != "dense":
+    if not layers[-1].classifier:
         raise ValueError(f"architecture {arch!r}: the last layer must be dense (the classifier)")
     return layers
 
@@ -132,21 +99,7 @@ class SpikingNet(torch.nn.Module):
         self.config = config
         self.specs = parse_arch(config.arch)
         params = config.neuron.slayer_params()
-        blocks = []
-        for spec in self.specs:
-            if spec.kind == "dense":
-                blocks.append(slayer.block.cuba.Dense(
-                    params, spec.in_shape[0], spec.out_shape[0], weight_scale=config.weight_scale))
-            elif spec.kind == "conv":
-                blocks.append(slayer.block.cuba.Conv(
-                    params, spec.in_shape[0], spec.out_shape[0], spec.kernel,
-                    stride=spec.stride, padding=spec.padding, weight_scale=config.weight_scale))
-            elif spec.kind == "pool":
-                blocks.append(slayer.block.cuba.Pool(
-                    params, spec.kernel, stride=spec.stride, weight_scale=config.pool_weight))
-            else:
-                blocks.append(slayer.block.cuba.Flatten())
-        self.blocks = torch.nn.ModuleList(blocks)
+        self.blocks = torch.nn.ModuleList(spec.slayer_block(params, config) for spec in self.specs)
         # SLAYER sizes its neurons on the first forward pass; do it now, so that a
         # new net can load a state or export itself straight away (no randomness used).
         with torch.no_grad():
@@ -154,19 +107,19 @@ class SpikingNet(torch.nn.Module):
 
     @property
     def num_spiking_layers(self) -> int:
-        return sum(s.kind != "flatten" for s in self.specs)
+        return sum(s.spiking for s in self.specs)
 
     @property
     def layer_names(self) -> list[str]:
         """Names of the spiking layers, as the exported file names them
         (kind + index in the file, where layer 0 is the input)."""
-        return [f"{spec.kind}{i}" for i, spec in enumerate(self.specs, start=1) if spec.kind != "flatten"]
+        return [f"{spec.kind}{i}" for i, spec in enumerate(self.specs, start=1) if spec.spiking]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = F.pad(x, (0, self.num_spiking_layers - 1))
         spikes = []
         for spec, block in zip(self.specs, self.blocks):
-            if spec.kind == "flatten":
+            if not spec.spiking:   # a flatten: a new shape, no neurons
                 x = block(x)
                 continue
             _only_synapse_and_neuron(block)

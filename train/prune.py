@@ -17,7 +17,6 @@ from dataclasses import dataclass
 
 import torch
 
-SYNAPTIC_KINDS = ("dense", "conv")   # pool weights are fixed, one per kernel tap
 
 # The ramp, as shares of the run's epochs: pruning starts after the first
 # sixth (the network has learnt something to keep) and reaches the target by
@@ -50,7 +49,7 @@ class PruneSchedule:
 
 def synaptic_blocks(net) -> list:
     """The blocks that pruning acts on, in network order."""
-    return [b for spec, b in zip(net.specs, net.blocks) if spec.kind in SYNAPTIC_KINDS]
+    return [b for spec, b in zip(net.specs, net.blocks) if spec.prunable]
 
 
 def surviving_density(block) -> float:

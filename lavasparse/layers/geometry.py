@@ -43,6 +43,19 @@ def conv_fanout(mask: np.ndarray, in_shape: tuple[int, int, int], out_shape: tup
     return np.einsum("cab,ay,bx->cyx", counts, rows, cols)
 
 
+def soft_conv_fanout(kernel, in_shape: tuple[int, int, int], out_shape: tuple[int, int, int],
+                     stride, padding, dilation=(1, 1), groups: int = 1):
+    """``conv_fanout`` on a torch tensor of any real values (a differentiable
+    count, for training's cost term): synapses leaving each input pixel,
+    shaped ``in_shape`` (C, H, W), from a (out, in / groups, kh, kw) kernel."""
+    # torch only for this training-time count: reading and checking a file need none.
+    import torch
+    counts = group_tap_counts(kernel, groups)
+    rows, cols = (torch.as_tensor(r, dtype=kernel.dtype, device=kernel.device)
+                  for r in conv_reach(in_shape, out_shape, counts.shape[1:], stride, padding, dilation))
+    return torch.einsum("cab,ay,bx->cyx", counts, rows, cols)
+
+
 def conv_reach(in_shape, out_shape, kernel_hw, stride, padding, dilation):
     """(rows (kh, H), cols (kw, W)): ``tap_reach`` along each spatial axis."""
     return tuple(tap_reach(in_shape[1 + a], out_shape[1 + a], kernel_hw[a], stride[a], padding[a], dilation[a])

@@ -52,6 +52,21 @@ def netx_optimize_weight_bits(weight: np.ndarray) -> tuple[np.ndarray, int, int,
     return w.astype(np.int64), num_weight_bits, -scale_bits, sign
 
 
+def netx_weight_mapping(weight: np.ndarray, weight_rec: np.ndarray | None = None):
+    """Dense weights as Lava's fixed-point Dense uses them after netx's
+    ``optimize_weight_bits`` and Lava's ``clip_weights``/``truncate_weights``.
+    Returns (effective integer weights, weight exponent), or, with recurrent
+    weights (optimised together with the input weights, as netx does),
+    (input weights, recurrent weights, exponent)."""
+    weight = np.asarray(weight).astype(np.int64)
+    if weight_rec is None:
+        w, bits, exponent, _ = netx_optimize_weight_bits(weight)
+        return lava_clip_truncate(w, bits), exponent
+    both, bits, exponent, _ = netx_optimize_weight_bits(np.hstack([weight, np.asarray(weight_rec).astype(np.int64)]))
+    w, w_rec = both[:, :weight.shape[1]], both[:, weight.shape[1]:]
+    return lava_clip_truncate(w, bits), lava_clip_truncate(w_rec, bits), exponent
+
+
 def lava_clip_truncate(w: np.ndarray, num_weight_bits: int) -> np.ndarray:
     """Lava's Dense on its first step: ``determine_sign_mode``, ``clip_weights``
     to 8 bits, ``truncate_weights`` to ``num_weight_bits``."""
@@ -80,24 +95,10 @@ class WeightFormat:
     weight_exponent: int
     sign_mode: str
 
-
-def weight_format(layer) -> WeightFormat | None:
-    """Bits, exponent and sign mode netx will use for ``layer``'s weights (a
-    netx_format.LayerDesc).
-
-    Dense layers go through netx's own ``optimize_weight_bits``; netx passes conv
-    weights unscaled (exponent 0), so their bits are those of the raw integers.
-    """
-    if layer.weight is None:
-        return None
-    w = layer.weight.astype(np.int64)
-    if layer.kind == "dense":
-        if not w.any():
-            return WeightFormat(0, 0, "excitatory")
-        _, bits, exp, sign = netx_optimize_weight_bits(w)   # the rule netx applies at load
-        return WeightFormat(int(bits), int(exp), sign)
-    signed = bool((w < 0).any())
-    mag = int(np.abs(w).max())
-    bits = max(1, mag.bit_length()) + int(signed)
-    return WeightFormat(bits, 0, "mixed" if signed and (w > 0).any() else
-                        ("inhibitory" if signed else "excitatory"))
+    @classmethod
+    def of_raw_integers(cls, w: np.ndarray) -> "WeightFormat":
+        """Weights netx passes to Lava unscaled (a conv's): exponent 0, the bits of the raw integers."""
+        w = np.asarray(w).astype(np.int64)
+        signed = bool((w < 0).any())
+        bits = max(1, int(np.abs(w).max(initial=0)).bit_length()) + int(signed)
+        return cls(bits, 0, "mixed" if signed and (w > 0).any() else ("inhibitory" if signed else "excitatory"))

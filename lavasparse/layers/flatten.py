@@ -1,0 +1,36 @@
+"""Flatten (netx ``flatten``): the (C, H, W) spikes of the layer before as
+(C * H * W,) features, in (C, H, W) order, as netx's does. No synapses, no
+neurons: it changes only the shape the next layer reads."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .base import Layer, LayerSpec, slayer_cuba
+from .netx_fields import NetFileError
+
+
+@dataclass
+class FlattenLayer(Layer):
+    kind = "flatten"
+    netx_types = ("flatten",)
+
+    @classmethod
+    def read(cls, g, where, index, netx_type, prev_shape, any_neuron):
+        if prev_shape is None:
+            raise NetFileError(f"{where}: flatten cannot be the first layer")
+        return cls(index, (int(np.prod(prev_shape)),), prev_shape)
+
+
+@dataclass(frozen=True)
+class FlattenSpec(LayerSpec):
+    """A flatten to train: SLAYER's ``cuba.Flatten`` (no weights, no neurons),
+    inserted by ``train.model.parse_arch`` before a dense layer that follows
+    a spatial one."""
+
+    kind = "flatten"
+    spiking = False
+
+    def slayer_block(self, neuron_params, net_config):
+        return slayer_cuba().Flatten()
