@@ -6,10 +6,21 @@ import importlib
 import signal
 import sys
 
-from lavasparse.defaults import (BATCH_SIZE, COSTS, DATASETS, DEFAULT_DATASET, DEFAULT_PROFILE, ENCODINGS, ENGINES, EPOCHS, INITS,
-                                 LAYOUTS, MAX_RATE, PAPER_SCHEDULES, SCHEDULES, SPARSE_EPOCHS, STEPS, WEIGHT_SCALE)
+from lavasparse.defaults import (BATCH_SIZE, COSTS, DATASET_DEFAULTS, DATASETS, DEFAULT_DATASET, DEFAULT_PROFILE,
+                                 ENCODINGS, ENGINES, EPOCHS, GENERIC_DEFAULTS, INITS, LAYOUTS, MAX_RATE, PAPER_SCHEDULES,
+                                 SCHEDULES, SPARSE_EPOCHS, STEPS, WEIGHT_SCALE)
 from lavasparse.errors import CommandError
 from lavasparse.train.selection import SearchPlan
+
+
+def _per_dataset(key: str) -> str:
+    """A run default as help text, from defaults.py: '0.6 for digits; 0.85 for mnist; else 0.3'."""
+    def show(value) -> str:
+        if isinstance(value, dict):   # one per input code
+            return ", ".join(f"{v:g} {code}-coded" for code, v in value.items())
+        return f"{value:g}"
+    named = [f"{show(d[key])} for {name}" for name, d in DATASET_DEFAULTS.items() if key in d]
+    return "; ".join(named + [f"else {show(GENERIC_DEFAULTS[key])}"])
 
 
 def _add_common_args(p: argparse.ArgumentParser) -> None:
@@ -28,21 +39,20 @@ def _add_common_args(p: argparse.ArgumentParser) -> None:
                    help="input code of images: rate (Bernoulli, default) or latency (one spike per pixel, "
                         "brighter earlier); for pipeline and sweep, the baseline's")
     p.add_argument("--latency-window", type=int, default=None,
-                   help="steps in which the latency code's spikes fall (default 8 for digits, else 4)")
+                   help=f"steps in which the latency code's spikes fall (default {_per_dataset('latency_window')})")
     p.add_argument("--val-draws", type=int, default=None,
-                   help="encodings of each validation image, averaged (default 8 for digits, else 1)")
+                   help=f"encodings of each validation image, averaged (default {_per_dataset('val_draws')})")
     p.add_argument("--test-draws", type=int, default=None,
-                   help="encodings of each test image the target runs, averaged (default 8 for digits, else 1)")
+                   help=f"encodings of each test image the target runs, averaged (default {_per_dataset('test_draws')})")
     p.add_argument("--epochs", type=int, default=None, help=f"training epochs (default {EPOCHS})")
     p.add_argument("--batch-size", type=int, default=None, help=f"samples per optimiser step (default {BATCH_SIZE})")
     p.add_argument("--lr", type=float, default=None,
-                   help="learning rate (default 1e-2 for digits; else 1e-3 rate-coded, 3e-3 latency-coded)")
+                   help=f"learning rate (default {_per_dataset('lr')})")
     p.add_argument("--true-rate", type=float, default=None,
-                   help="output spikes per step the loss asks of the true class (default 0.85 for mnist, "
-                        "0.6 for digits, 0.3 else)")
+                   help=f"output spikes per step the loss asks of the true class (default {_per_dataset('true_rate')})")
     p.add_argument("--false-rate", type=float, default=None,
-                   help="output spikes per step the loss asks of the other classes (default 0.05 for mnist, "
-                        "0.04 for digits, 0.02 else)")
+                   help=f"output spikes per step the loss asks of the other classes "
+                        f"(default {_per_dataset('false_rate')})")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-limit", type=int, default=None, help="use only the first N training samples")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
@@ -131,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_layout_arg(c)
     c.add_argument("--test-limit", type=int, default=None, help="without --input: the first N test images")
     c.add_argument("--test-draws", type=int, default=None,
-                   help="without --input: encodings of each test image (default: the dataset's, 8 for digits, else 1)")
+                   help=f"without --input: encodings of each test image (default {_per_dataset('test_draws')})")
     c.add_argument("--out", required=True, help="report folder")
     _add_engine_args(c)
     _add_energy_arg(c)

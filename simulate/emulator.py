@@ -68,6 +68,7 @@ import torch
 from lavasparse.deploy.lava_runner import as_batch, predict
 from lavasparse.export.netx_format import NetDescription
 from lavasparse.layers import Layer, Synapse, UnsupportedNetwork
+from lavasparse.layers.base import exact_float
 
 UV_BITS = 24
 MAX_UV = 2 ** (UV_BITS - 1)
@@ -113,15 +114,6 @@ def _neuron(layer: Layer, device) -> _Neuron:
     return _Neuron(int(n.i_decay), int(n.v_decay), int(n.v_th_mant), bias)
 
 
-def _exact_dtype(bound: int, what: str) -> torch.dtype:
-    """The float type in which every integer sum up to ``bound`` is exact."""
-    if bound < 2 ** 24:
-        return torch.float32
-    if bound < 2 ** 53:
-        return torch.float64
-    raise UnsupportedNetwork(f"{what}: sums up to {bound} are too large to emulate exactly")
-
-
 def lif_dynamics(a_in: torch.Tensor, neuron: _Neuron, record_states: bool = False,
                  rec: Synapse | None = None, rec_history: torch.Tensor | None = None,
                  reset: list[bool] | None = None):
@@ -143,8 +135,9 @@ def lif_dynamics(a_in: torch.Tensor, neuron: _Neuron, record_states: bool = Fals
     rec_max = 0
     if rec is not None:
         rec_max = rec.bound(1) * 2 ** max(rec.exponent, 0)
-        rec_dtype = _exact_dtype(rec.abs_sum, "recurrent synapse")
-        rec_w = rec.tensors(torch.zeros((), dtype=rec_dtype, device=a_in.device))
+        like = exact_float(a_in.new_zeros(()), rec.abs_sum, "recurrent synapse")
+        rec_dtype = like.dtype
+        rec_w = rec.tensors(like)
         hist_len = rec.history + 1
         history = torch.cat([rec_history.to(rec_dtype), torch.zeros(steps, b, n, dtype=rec_dtype,
                                                                      device=a_in.device)])

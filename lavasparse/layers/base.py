@@ -3,8 +3,8 @@ description, the emulator's synapse, a layer's use of a chip, and the
 synaptic-op count.
 
 A layer kind is one module in this package (``input``, ``dense``, ``conv``,
-``flatten``) with one class derived from ``Layer``, registered in
-``lavasparse.layers.KINDS`` under the netx types it reads. The class holds the
+``pool``, ``flatten``), listed in ``lavasparse/layers/__init__.py``; its
+``Layer`` subclass is found by the netx types it reads (``KINDS``). The class holds the
 layer's shapes and integer parameters in the file's (C, H, W) order and knows
   - how it is read from netx, with the validation that belongs there (``read``);
   - how Lava computes its synapses, for the emulator (``emulator_synapses``);
@@ -12,9 +12,11 @@ layer's shapes and integer parameters in the file's (C, H, W) order and knows
     ``synaptic_ops``, ``ann_macs``);
   - its use of a chip's cores (``chip_use``, ``core_axons_in``,
     ``axons_out_reaching``);
-  - how it is trained and written (``lavasparse.layers.trained``).
-Nothing here imports torch: ``check`` and ``deploy`` read files without it;
-the emulator's synapses work on the tensors they are given.
+  - and, in its ``LayerSpec`` subclass, how it is trained and written (the
+    SLAYER block, its token in an architecture string, its export).
+No module here imports torch or SLAYER at its top: ``check`` and ``deploy``
+read files without them; the emulator's synapses work on the tensors they
+are given, and SLAYER is imported where a block is built.
 """
 from __future__ import annotations
 

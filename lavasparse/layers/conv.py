@@ -106,9 +106,8 @@ class ConvLayer(Layer):
         if max(wshape[2:]) > MAX_CONV_PARAM:
             raise NetFileError(f"{where}/weight: kernel {wshape[2:]} beyond {MAX_CONV_PARAM} (Lava's Conv model "
                                f"holds the kernel size in an int8)")
-        expected = tuple(
-            (prev_shape[1 + i] + 2 * self.padding[i] - self.dilation[i] * (wshape[2 + i] - 1) - 1)
-            // self.stride[i] + 1 for i in range(2))
+        expected = tuple(conv_out_size(prev_shape[1 + i], wshape[2 + i], self.stride[i], self.padding[i],
+                                       self.dilation[i]) for i in range(2))
         if expected != shape[1:]:
             raise NetFileError(f"{where}/shape: {shape} but the conv of a {prev_shape} input gives "
                                f"{(shape[0], *expected)}")
@@ -161,8 +160,7 @@ class ConvLayer(Layer):
                     "conv weights beyond 8 bits (netx passes conv weights unscaled)")
         bits = self.weight_format().weight_bits
         nonzero = int(self.fanout().sum())
-        dense = self.num_neurons * int(np.prod(w.shape[1:]))
-        return ChipUse(nonzero, dense, bits, 0, int(w.size) * bits, "shared kernel", int(np.prod(self.in_shape)),
+        return ChipUse(nonzero, self.ann_macs(), bits, 0, int(w.size) * bits, "shared kernel", int(np.prod(self.in_shape)),
                        max_input_current(w, 0, (1, 2, 3)), 0)
 
     def _rows_per_core(self, cores: int) -> int:

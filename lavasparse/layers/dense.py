@@ -34,8 +34,6 @@ DELAY_BITS = 6   # synaptic memory per synapse of a layer with delays (our mappi
 class DenseSynapse(Synapse):
     """Lava's Dense (one weight matrix) or DelayDense (one per delay)."""
 
-    sum_axes = (1,)
-
     def compute(self, x, steps: int, bound: int):
         if self.graded and bound >= 2 ** 31:
             raise UnsupportedNetwork(f"graded dense sums up to {bound} would overflow Lava's int32 dot product")
@@ -191,7 +189,7 @@ class DenseLayer(Layer):
                     f"{clipped} weights do not fit 8 bits with one exponent (mixed signs must lie "
                     f"in -256..254); netx would clip them")
         nonzero = sum(int((m != 0).sum()) for m in mats)
-        dense = sum(m.size for m in mats)
+        dense = self.ann_macs()   # every possible synapse, once
         inputs = n_in + (n_out if self.weight_rec is not None else 0)
         delay_bits = DELAY_BITS if self.delay is not None else 0
         dense_bits = dense * (bits + delay_bits)

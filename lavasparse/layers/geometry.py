@@ -3,6 +3,8 @@ of each output row (column) reads. Training's differentiable cost and the
 profiler's fan-out both count synapses from this one rule."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 
@@ -51,9 +53,18 @@ def soft_conv_fanout(kernel, in_shape: tuple[int, int, int], out_shape: tuple[in
     # torch only for this training-time count: reading and checking a file need none.
     import torch
     counts = group_tap_counts(kernel, groups)
-    rows, cols = (torch.as_tensor(r, dtype=kernel.dtype, device=kernel.device)
-                  for r in conv_reach(in_shape, out_shape, counts.shape[1:], stride, padding, dilation))
+    rows, cols = _reach_tensors(tuple(in_shape), tuple(out_shape), tuple(counts.shape[1:]), tuple(stride),
+                                tuple(padding), tuple(dilation), kernel.dtype, kernel.device)
     return torch.einsum("cab,ay,bx->cyx", counts, rows, cols)
+
+
+@functools.lru_cache(maxsize=256)
+def _reach_tensors(in_shape, out_shape, kernel_hw, stride, padding, dilation, dtype, device):
+    """``conv_reach`` as tensors on the training device, made once per layer
+    (the cost term asks for them every batch)."""
+    import torch   # as in soft_conv_fanout
+    return tuple(torch.as_tensor(r, dtype=dtype, device=device)
+                 for r in conv_reach(in_shape, out_shape, kernel_hw, stride, padding, dilation))
 
 
 def conv_reach(in_shape, out_shape, kernel_hw, stride, padding, dilation):

@@ -67,14 +67,6 @@ def shown(text, limit: int = SHOWN_CHARS) -> str:
     return f"{r[:limit]}... ({size})"
 
 
-def values_shown(a: np.ndarray) -> str:
-    """A short account of an array's values for a message."""
-    a = np.asarray(a)
-    if a.size <= 4:
-        return str(a.tolist())
-    return f"{a.size:,} values in {a.min()!r}..{a.max()!r}"
-
-
 def short(e: BaseException) -> str:
     return shown(str(e), 2 * SHOWN_CHARS).strip("'\"")
 
