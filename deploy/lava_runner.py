@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from lavasparse.defaults import LAYOUTS
+from lavasparse.defaults import DEFAULT_LAYOUT, LAYOUTS
 from lavasparse.deploy.lava_guard import STOP_TIMEOUT_S, LavaRunGuard
 from lavasparse.export.netx_format import NetDescription
 from lavasparse.fileio import not_a_regular_file
@@ -59,7 +59,7 @@ MAX_INPUT_MESSAGE_BITS = 32
 _NPY_MAGIC = b"\x93NUMPY"
 
 
-def load_input(path: str | Path, layout: str = "chw") -> np.ndarray:
+def load_input(path: str | Path, layout: str = DEFAULT_LAYOUT) -> np.ndarray:
     """An input array from ``path`` (.npy), in our (C, H, W) order.
 
     ``layout`` says how the file holds a 3-d input: "chw" (ours) or "whc"
@@ -70,7 +70,7 @@ def load_input(path: str | Path, layout: str = "chw") -> np.ndarray:
     The file is refused, naming it, unless it is a regular file holding one
     .npy array of numbers (bool, integers or floats) with every byte it
     declares; its header is read before its data, and pickles are never
-    loaded. Values are checked against the network by ``as_batch``."""
+    loaded. Values are checked against the network by ``check_input``."""
     if layout not in LAYOUTS:
         raise ValueError(f"unknown layout {layout!r}: expected one of {LAYOUTS}")
     x = load_array(path, "input")
@@ -146,16 +146,40 @@ def input_range(desc: NetDescription, input_message_bits: int = 0) -> tuple[int,
     return 0, 1, "spikes into the first synapse (graded input needs input_message_bits)"
 
 
-def as_batch(inputs: np.ndarray, desc: NetDescription, input_message_bits: int = 0,
-             origin: str | Path | None = None) -> np.ndarray:
-    """Input as (N, *input_shape, T) int32; accept (*input_shape, T) for one sample.
+@dataclass(frozen=True)
+class InputBatch:
+    """What enters a network's first layer, checked against it once:
+    ``values`` (N, *input_shape, T) int32, each within ``input_range`` for
+    ``message_bits``. ``check_input`` makes it; the engines and runners take
+    it as it is, without checking or copying it again."""
+    values: np.ndarray
+    input_shape: tuple[int, ...]
+    message_bits: int
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def head(self, k: int) -> "InputBatch":
+        """The first ``k`` samples (a view)."""
+        return InputBatch(self.values[:k], self.input_shape, self.message_bits)
+
+
+def check_input(inputs: np.ndarray | InputBatch, desc: NetDescription, input_message_bits: int = 0,
+                origin: str | Path | None = None) -> InputBatch:
+    """Input as (N, *input_shape, T) int32; accept (*input_shape, T) for one
+    sample. A batch already checked for the same input shape and message bits
+    comes back as it is.
 
     Raises ValueError, naming ``origin`` (the input's file) when given,
     stating the expected shape or the values allowed (``input_range``) and
     the first value found outside them.
     """
-    name = f"{origin}: " if origin is not None else "input: "
     shape = tuple(desc.input_shape)
+    if isinstance(inputs, InputBatch):
+        if inputs.input_shape == shape and inputs.message_bits == input_message_bits:
+            return inputs
+        inputs = inputs.values
+    name = f"{origin}: " if origin is not None else "input: "
     inputs = np.asarray(inputs)
     if inputs.dtype.kind not in "biuf":
         raise ValueError(f"{name}{inputs.dtype} values; expected numbers (spikes or input currents)")
@@ -178,7 +202,7 @@ def as_batch(inputs: np.ndarray, desc: NetDescription, input_message_bits: int =
     if bad.any():
         raise ValueError(f"{name}{int(bad.sum()):,} values outside {lo:,}..{hi:,}, the first "
                          f"{_number(inputs[bad].flat[0])} at {_first_index(bad)}: the values allowed for {what}")
-    return inputs.astype(np.int32)
+    return InputBatch(inputs.astype(np.int32, copy=False), shape, input_message_bits)
 
 
 def input_transform_note(desc: NetDescription, inputs: np.ndarray) -> str | None:
@@ -309,7 +333,7 @@ def _attach_probes(net, data: np.ndarray, total: int, has_input_neuron: bool, re
     return sinks, monitors
 
 
-def run_on_lava(desc: NetDescription, inputs: np.ndarray, chunk_steps: int = 2000,
+def run_on_lava(desc: NetDescription, inputs: np.ndarray | InputBatch, chunk_steps: int = 2000,
                 progress: bool = True, record_states: bool = False,
                 input_message_bits: int = 0, stop_timeout_s: float = STOP_TIMEOUT_S) -> LavaRun:
     """Run ``inputs`` (N, *input_shape, T) through the network ``desc`` (as
@@ -332,7 +356,7 @@ def run_on_lava(desc: NetDescription, inputs: np.ndarray, chunk_steps: int = 200
     from lava.magma.core.run_configs import Loihi2SimCfg
 
     net_path = desc.path
-    x = as_batch(inputs, desc, input_message_bits)
+    x = check_input(inputs, desc, input_message_bits).values
     n, steps = x.shape[0], x.shape[-1]
     offset = 0 if desc.has_input_neuron else 1
     num_layers = len(desc.spiking_layers)

@@ -6,9 +6,11 @@ import importlib
 import signal
 import sys
 
-from lavasparse.defaults import (BATCH_SIZE, COSTS, DATASET_DEFAULTS, DATASETS, DEFAULT_DATASET, DEFAULT_PROFILE,
-                                 ENCODINGS, ENGINES, EPOCHS, GENERIC_DEFAULTS, INITS, LAYOUTS, MAX_RATE, PAPER_SCHEDULES,
-                                 SCHEDULES, SPARSE_EPOCHS, STEPS, WEIGHT_SCALE)
+from lavasparse.defaults import (BATCH_SIZE, COSTS, CPUS_PER_TRIAL, CROSS_CHECK, DATASET_DEFAULTS, DATASETS,
+                                 DEFAULT_COST, DEFAULT_DATASET, DEFAULT_ENGINE, DEFAULT_LAYOUT, DEFAULT_PROFILE, DEVICE,
+                                 ENCODINGS, ENGINES, EPOCHS, EXECUTORS, GENERIC_DEFAULTS, INITS, LAYOUTS, MAX_RATE,
+                                 PAPER_SCHEDULES, SCHEDULES, SEED, SPARSE_EPOCHS, SPARSE_INIT, STEPS, STUDY_EXECUTOR,
+                                 SWEEP_EXECUTOR, VAL_TOLERANCE, WEIGHT_SCALE)
 from lavasparse.errors import CommandError
 from lavasparse.train.selection import SearchPlan
 
@@ -53,9 +55,9 @@ def _add_common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--false-rate", type=float, default=None,
                    help=f"output spikes per step the loss asks of the other classes "
                         f"(default {_per_dataset('false_rate')})")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--train-limit", type=int, default=None, help="use only the first N training samples")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--device", default=DEVICE, help="auto, cpu, cuda or cuda:N")
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
@@ -74,7 +76,7 @@ def _add_net_input_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_layout_arg(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--layout", default="chw", choices=LAYOUTS,
+    p.add_argument("--layout", default=DEFAULT_LAYOUT, choices=LAYOUTS,
                    help="how --input holds a 3-d input: chw, our (C, H, W) order (default), or whc, Lava's "
                         "(W, H, C), as lava-dl's own example inputs are; flat inputs are the same in both")
 
@@ -86,12 +88,12 @@ def _add_energy_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--engine", default="emulator", choices=ENGINES,
+    p.add_argument("--engine", default=DEFAULT_ENGINE, choices=ENGINES,
                    help="who computes the target's spikes: the bit-exact batched emulator (default; a "
                         "full test set in seconds) or Lava's process simulator (one sample at a time)")
-    p.add_argument("--cross-check", type=int, default=16, metavar="K",
+    p.add_argument("--cross-check", type=int, default=CROSS_CHECK, metavar="K",
                    help="with the emulator: run the first K samples through Lava too and stop on any "
-                        "difference (default 16; 0 where Lava is not installed)")
+                        f"difference (default {CROSS_CHECK}; 0 where Lava is not installed)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--name", help="run name (default: the folder's name)")
     _add_train_args(t)
-    t.add_argument("--cost", default="spikes", choices=COSTS,
+    t.add_argument("--cost", default=DEFAULT_COST, choices=COSTS,
                    help="what --sigma0 weighs: hidden spikes (Allred et al., default), synaptic ops "
                         "(input layer included, synapses that export non-zero) or dynamic energy in nJ "
                         "(--energy-profile)")
@@ -148,7 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pl = sub.add_parser("pipeline", help="train baseline + sparse, export, deploy on Lava, profile, compare")
     _add_run_args(pl)
-    pl.add_argument("--val-tolerance", type=float, default=0.01,
+    pl.add_argument("--val-tolerance", type=float, default=VAL_TOLERANCE,
                     help="a candidate must keep validation accuracy within this of the baseline's (0: iso); "
                          "the cheapest such is chosen")
     pl.add_argument("--energy-sigma0", type=float, nargs="*", default=None,
@@ -176,9 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="bisections of the bracket (log space)")
     sw.add_argument("--address", default=None,
                     help="an existing Ray cluster (e.g. ray://head:10001 or auto); default: Ray on this machine")
-    sw.add_argument("--executor", default="ray", choices=["ray", "local"],
+    sw.add_argument("--executor", default=SWEEP_EXECUTOR, choices=EXECUTORS,
                     help="run trials through Ray Tune (default) or a local process pool (where Ray is missing)")
-    sw.add_argument("--cpus-per-trial", type=int, default=1)
+    sw.add_argument("--cpus-per-trial", type=int, default=CPUS_PER_TRIAL)
     sw.add_argument("--gpus-per-trial", type=float, default=None,
                     help="default 0.25 when a GPU is there (4 trials per GPU), else 0")
     _add_common_args(sw)
@@ -188,8 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--rows", required=True, help="JSON list of rows (see lavasparse/study.py)")
     st.add_argument("--out", required=True, help="output folder (resumable)")
     st.add_argument("--test-limit", type=int, default=None, help="use only the first N test samples")
-    st.add_argument("--executor", default="local", choices=["ray", "local"])
-    st.add_argument("--cpus-per-trial", type=int, default=1)
+    st.add_argument("--executor", default=STUDY_EXECUTOR, choices=EXECUTORS)
+    st.add_argument("--cpus-per-trial", type=int, default=CPUS_PER_TRIAL)
     _add_engine_args(st)
     _add_energy_arg(st)
     _add_common_args(st)
@@ -219,7 +221,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_sparse_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sparse-init", default="baseline", choices=INITS,
+    p.add_argument("--sparse-init", default=SPARSE_INIT, choices=INITS,
                    help="fine-tune the sparse net from the baseline (default) or train it from scratch")
     p.add_argument("--sparse-epochs", type=int, default=SPARSE_EPOCHS, help="epochs of sparsity fine-tuning")
 

@@ -22,8 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lavasparse.defaults import (BATCH_SIZE, DATASET_DEFAULTS, DEFAULT_DATASET, DEFAULT_PROFILE, EPOCHS,
-                                 GENERIC_DEFAULTS, INITS, MAX_RATE, SPARSE_EPOCHS, STEPS, WEIGHT_SCALE)
+from lavasparse.defaults import (BATCH_SIZE, CROSS_CHECK, DATASET_DEFAULTS, DEFAULT_COST, DEFAULT_DATASET,
+                                 DEFAULT_ENCODING, DEFAULT_ENGINE, DEFAULT_PROFILE, DEVICE, ENERGY_ENCODING,
+                                 ENERGY_INIT, ENERGY_SIGMA0, EPOCHS, GENERIC_DEFAULTS, INITS, MAX_RATE,
+                                 PIPELINE_SCHEDULE, PIPELINE_SIGMA0, SEED, SPARSE_EPOCHS, SPARSE_INIT, STEPS,
+                                 VAL_TOLERANCE, WEIGHT_SCALE)
 from lavasparse.fileio import write_json, write_npy
 from lavasparse.simulate.compare import write_report
 from lavasparse.simulate.energy import EnergyProfile
@@ -51,8 +54,8 @@ class RunSettings:
     lr: float | None = None          # None: per dataset and encoding (DATASET_DEFAULTS)
     true_rate: float | None = None   # output spikes per step asked of the true class
     false_rate: float | None = None  # ... and of the others
-    seed: int = 0
-    encoding: str = "rate"           # the input code of the baseline (and of Allred's spike-trained runs)
+    seed: int = SEED
+    encoding: str = DEFAULT_ENCODING   # the input code of the baseline (and of Allred's spike-trained runs)
     val_draws: int | None = None     # encodings of each validation image, averaged
     test_draws: int | None = None    # encodings of each test image on the target, averaged
     latency_window: int | None = None  # steps the latency code's spikes fall in (train/encode.py)
@@ -61,14 +64,14 @@ class RunSettings:
     # those epochs); 'scratch': train it from scratch like the baseline, as
     # Allred et al. do. On the digits network, from scratch costs ~2 points
     # of validation accuracy even at sigma_0 = 3e-6; fine-tuning keeps it.
-    sparse_init: str = "baseline"
+    sparse_init: str = SPARSE_INIT
     sparse_epochs: int = SPARSE_EPOCHS
     sparse_lr: float | None = None   # None: 0.3 x the run's lr
     train_limit: int | None = None
     test_limit: int | None = None
-    device: str = "auto"
-    engine: str = "emulator"  # who computes the target's spikes: 'emulator' (bit-exact, batched) or 'lava'
-    cross_check: int = 16     # with the emulator: run this many samples through Lava too, stop on a difference
+    device: str = DEVICE
+    engine: str = DEFAULT_ENGINE   # who computes the target's spikes: 'emulator' (bit-exact, batched) or 'lava'
+    cross_check: int = CROSS_CHECK   # with the emulator: run this many samples through Lava too, stop on a difference
     energy_profile: str = DEFAULT_PROFILE   # a name in simulate/profiles/ or a .json path
 
     def __post_init__(self):
@@ -99,7 +102,7 @@ class RunSettings:
         return float(f"{0.3 * lr:.3g}") if finetune else lr
 
     def train_config(self, name: str, schedule: str, sigma0: float, init_from: str | None = None,
-                     encoding: str | None = None, cost: str = "spikes",
+                     encoding: str | None = None, cost: str = DEFAULT_COST,
                      prune_density: tuple[float, ...] | None = None):
         """The TrainConfig of one run: the shared settings, this run's
         schedule, sigma_0, cost, input code (default ``encoding``) and pruning,
@@ -161,24 +164,14 @@ class PipelineConfig(RunSettings):
     iso-accuracy); the cheapest of the families' choices is the pipeline's
     (``choose_from``)."""
 
-    schedule: str = "linear"
-    sigma0: tuple[float, ...] = (3e-6, 1e-5, 3e-5)
-    # On digits the energy cost costs accuracy out of proportion to what it
-    # saves beyond the latency code (Adam gives a weight whose class gradient
-    # is small a full step towards zero). Latency code from scratch, 60
-    # epochs, test accuracy over 8 encodings of the test set (seeds 0, 1, 2):
-    # no cost 96.5/96.4/95.7% at 573/493/504 nJ of dynamic energy; linear
-    # sigma_0 1e-6 per nJ 94.6/94.1/94.9% at 472/480/456 nJ; the rate-coded
-    # baseline 96.3/94.6/95.7% at about 1,300 nJ. Hence small candidates, and
-    # the latency-coded baseline beside them.
-    energy_sigma0: tuple[float, ...] = (3e-7, 1e-6)
-    energy_encoding: str = "latency"
+    schedule: str = PIPELINE_SCHEDULE
+    sigma0: tuple[float, ...] = PIPELINE_SIGMA0
+    energy_sigma0: tuple[float, ...] = ENERGY_SIGMA0   # why so small: defaults.py
+    energy_encoding: str = ENERGY_ENCODING
     code_baseline: bool = True
-    # A rate-trained baseline does not carry over to the latency code: on
-    # digits, fine-tuned from it 93.9% test accuracy, from scratch 96.5%.
-    energy_init: str = "scratch"
+    energy_init: str = ENERGY_INIT
     prune_density: tuple[float, ...] | None = None
-    val_tolerance: float = 0.01
+    val_tolerance: float = VAL_TOLERANCE
     # Knowledge distillation (TrainConfig.distill): the families trained from
     # scratch learn, besides the labels, the baseline's output spike rates on
     # the same images, with this weight; 0 turns it off.
@@ -318,10 +311,10 @@ def run_pipeline(config: PipelineConfig, out: str | Path, progress: bool = True)
         res = evaluate_on_target(out / run, inputs[enc], labels, config.engine, config.cross_check,
                                  progress=progress, which=which, out_dir=eval_dir(out, run, which),
                                  energy_profile=config.energy_profile)
-        res["name"], res["run"] = label, run
-        ag = res["agreement"]
-        print(f"   SLAYER {100 * res['accuracy_float']:.2f}%  target {100 * res['accuracy_target']:.2f}%  "
-              f"spikes identical to SLAYER: {ag['identical_spikes']}  ({ag['target_seconds']:.1f} s)", flush=True)
+        res = res.relabelled(label, run)
+        ag = res.agreement
+        print(f"   SLAYER {100 * res.accuracy_float:.2f}%  target {100 * res.accuracy_target:.2f}%  "
+              f"spikes identical to SLAYER: {ag.identical_spikes}  ({ag.target_seconds:.1f} s)", flush=True)
         results.append(res)
     md, report = write_report(results, out, title=f"lavasparse pipeline: {config.dataset}, {config.arch}",
                               extra={"pipeline": asdict(config), "selection": selection,

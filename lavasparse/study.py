@@ -36,10 +36,12 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from lavasparse.defaults import DEFAULT_COST, DEFAULT_ENCODING, STUDY_EXECUTOR
 from lavasparse.fileio import write_json, write_npy, write_text
 from lavasparse.pipeline import RunSettings
 from lavasparse.simulate.compare import plot_energy_accuracy, test_set_words
 from lavasparse.simulate.evaluate import evaluate_on_target
+from lavasparse.simulate.target_result import TargetEvaluation
 from lavasparse.sweep import TrialSettings, _dirty_note, _provenance, _run_trials
 from lavasparse.train.selection import cheapest_passing, eligible_epochs, most_accurate
 
@@ -50,8 +52,8 @@ class Row:
     (``train/``'s names), optional pruning, and whether it is the reference."""
 
     name: str
-    encoding: str = "rate"
-    cost: str = "spikes"
+    encoding: str = DEFAULT_ENCODING
+    cost: str = DEFAULT_COST
     schedule: str = "baseline"
     sigma0: float = 0.0
     prune_density: tuple[float, ...] | None = None
@@ -77,7 +79,7 @@ class Row:
 @dataclass
 class StudyConfig(RunSettings, TrialSettings):
     rows: tuple[Row, ...] = field(default_factory=tuple)
-    executor: str = "local"
+    executor: str = STUDY_EXECUTOR
 
     def __post_init__(self):
         super().__post_init__()
@@ -198,40 +200,41 @@ def run_study(config: StudyConfig, out: str | Path, command: str | None = None, 
     return doc
 
 
-def _on_target(config: StudyConfig, out: Path, row: Row, epoch: int, x, labels, progress: bool) -> dict:
+def _on_target(config: StudyConfig, out: Path, row: Row, epoch: int, x, labels,
+               progress: bool) -> TargetEvaluation:
     """The epoch's test-set evaluation on the target, kept on disk with what it depends on."""
     where = _row_dir(out, row) / f"eval-epoch{epoch:03d}"
     stamp = {"test_input_sha256": hashlib.sha256(x.tobytes() + labels.tobytes()).hexdigest(),
              "engine": config.engine, "cross_check": config.cross_check, "energy_profile": config.energy_profile}
     cache = where / "evaluation.json"
     if cache.exists() and json.loads(cache.read_text()).get("stamp") == stamp:
-        return json.loads(cache.read_text())["result"]
+        return TargetEvaluation.from_dict(json.loads(cache.read_text())["result"])
     if progress:
         print(f"== test set on the target ({config.engine}): {row.name}, epoch {epoch}", flush=True)
     result = evaluate_on_target(_row_dir(out, row), x, labels, config.engine, config.cross_check, progress=progress,
                                 which=f"epochs/{epoch:03d}", out_dir=where, energy_profile=config.energy_profile)
-    write_json(cache, {"stamp": stamp, "result": result})
+    write_json(cache, {"stamp": stamp, "result": result.to_dict()})
     return result
 
 
-def _table_row(row: Row, pick: dict, ev: dict) -> dict:
-    p = ev["profile"]
-    ps = p["per_sample"]
-    first = next(l for l in p["layers"] if l["density"] is not None)
+def _table_row(row: Row, pick: dict, ev: TargetEvaluation) -> dict:
+    p = ev.profile
+    ps = p.per_sample
+    first = next(l for l in p.layers if l.density is not None)
     return {"name": row.name, "baseline": row.baseline, "encoding": row.encoding,
             "cost": row.cost if row.sigma0 > 0 else None, "schedule": row.schedule, "sigma0": row.sigma0,
             "prune_density": list(row.prune_density) if row.prune_density else None,
             "epoch": pick["epoch"], "iso_accuracy": pick["iso"], "val_accuracy": pick["val_accuracy"],
-            "test_accuracy_target": ev["accuracy_target"], "test_accuracy_float": ev["accuracy_float"],
-            "hidden_spikes_per_sample": p["hidden_spikes_per_sample"],
-            "input_spikes_per_sample": p["input_spikes"] / p["samples"],
-            "synops_per_sample": ps["synops"], "ann_macs": ps["ann_macs"],
-            "synops_fraction_of_ann_macs": ps["synops"] / ps["ann_macs"],
-            "energy_per_sample_j": ps["energy_j"], "energy_dynamic_per_sample_j": ps["energy_dynamic_j"],
-            "energy_static_per_sample_j": ps["energy_static_j"],
-            "first_layer_density": first["density"], "density_per_layer": [l["density"] for l in p["layers"]],
-            "engine": ev["engine"], "cross_checked_on_lava": ev["agreement"]["cross_checked_on_lava"],
-            "identical_to_slayer": ev["agreement"]["identical_spikes"]}
+            "test_accuracy_target": ev.accuracy_target, "test_accuracy_float": ev.accuracy_float,
+            "hidden_spikes_per_sample": p.hidden_spikes_per_sample,
+            "input_spikes_per_sample": p.input_spikes / p.samples,
+            "synops_per_sample": ps.synops, "ann_macs": ps.ann_macs,
+            "synops_fraction_of_ann_macs": ps.synops / ps.ann_macs,
+            "energy_per_sample_j": ps.energy_j, "energy_dynamic_per_sample_j": ps.energy_dynamic_j,
+            "energy_static_per_sample_j": ps.energy_static_j,
+            "first_layer_density": first.density, "density_per_layer": [l.density for l in p.layers],
+            "engine": ev.engine, "cross_checked_on_lava": ev.agreement.cross_checked_on_lava,
+            "identical_to_slayer": ev.agreement.identical_spikes}
 
 
 def tables_markdown(doc: dict) -> str:

@@ -36,18 +36,20 @@ from pathlib import Path
 import torch
 from matplotlib.figure import Figure
 
-from lavasparse.defaults import PAPER_SCHEDULES
+from lavasparse.defaults import (CPUS_PER_TRIAL, EXECUTORS, GPU_SHARE, MAX_TRIAL_FAILURES, PAPER_SCHEDULES,
+                                 SWEEP_EXECUTOR)
 from lavasparse.errors import CommandError
 from lavasparse.fileio import atomic_path, write_json, write_npy, write_text
 from lavasparse.pipeline import RunSettings
 from lavasparse.simulate.compare import test_set_words
 from lavasparse.simulate.evaluate import evaluate_on_target
+from lavasparse.simulate.target_result import TargetEvaluation
 from lavasparse.train.schedules import SCHEDULES
 from lavasparse.train.selection import SearchPlan, cheapest_passing, eligible_epochs, largest_passing, pick_epoch
 from lavasparse.train.trainer import TrainConfig, train
 
+# Allred et al.'s Tables 1 and 2: their accuracy tolerance, iso-accuracy and under 1 point lost.
 TABLES = {"table1": 0.0, "table2": 0.01}
-GPU_SHARE = 0.25   # of a GPU per trial by default: a small SNN leaves most of it idle   # tolerance: iso-accuracy; under 1 point lost
 
 
 # What a trial's result.json keeps of each epoch's record (metrics.jsonl).
@@ -62,16 +64,16 @@ class TrialsFailed(CommandError):
 class TrialSettings:
     """How trials run: cores and GPU share per trial, retries, executor."""
 
-    cpus_per_trial: int = 1
+    cpus_per_trial: int = CPUS_PER_TRIAL
     gpus_per_trial: float | None = None   # None: GPU_SHARE when CUDA is there, else 0
-    max_failures: int = 2                 # retries of a trial that dies
+    max_failures: int = MAX_TRIAL_FAILURES   # retries of a trial that dies
     # 'ray': Ray Tune (this machine, or a cluster); 'local': a process pool on
     # this machine, for where Ray does not install (same retries and resume).
-    executor: str = "ray"
+    executor: str = SWEEP_EXECUTOR
 
     def check_executor(self) -> None:
-        if self.executor not in ("ray", "local"):
-            raise ValueError(f"executor must be 'ray' or 'local', got {self.executor!r}")
+        if self.executor not in EXECUTORS:
+            raise ValueError(f"executor must be one of {EXECUTORS}, got {self.executor!r}")
 
 
 @dataclass
@@ -288,25 +290,25 @@ def run_sweep(config: SweepConfig, out: str | Path, address: str | None = None, 
     stamp = {"test_input_sha256": hashlib.sha256(test_input.tobytes() + labels.tobytes()).hexdigest(),
              "engine": config.engine, "cross_check": config.cross_check, "energy_profile": config.energy_profile}
 
-    def on_target(schedule: str, sigma0: float, epoch: int | None = None) -> dict:
+    def on_target(schedule: str, sigma0: float, epoch: int | None = None) -> TargetEvaluation:
         key = (schedule, sigma0, epoch)
         if key not in evaluated:
             run_dir = _trial_dir(out, schedule, sigma0)
             which, where = ("best", run_dir) if epoch is None else (f"epochs/{epoch:03d}", run_dir / f"eval-epoch{epoch:03d}")
             cache = where / "evaluation.json"
             if cache.exists() and json.loads(cache.read_text()).get("stamp") == stamp:
-                evaluated[key] = json.loads(cache.read_text())["result"]
+                evaluated[key] = TargetEvaluation.from_dict(json.loads(cache.read_text())["result"])
                 return evaluated[key]
             if progress:
                 print(f"== test set on the target ({config.engine}): {where.relative_to(out)}", flush=True)
             evaluated[key] = evaluate_on_target(run_dir, test_input, labels, config.engine, config.cross_check,
                                                 progress=progress, which=which, out_dir=where,
                                                 energy_profile=config.energy_profile)
-            write_json(cache, {"stamp": stamp, "result": evaluated[key]})
+            write_json(cache, {"stamp": stamp, "result": evaluated[key].to_dict()})
         return evaluated[key]
 
     base_eval = on_target("baseline", 0.0)
-    base_spikes = base_eval["profile"]["hidden_spikes_per_sample"]
+    base_spikes = base_eval.profile.hidden_spikes_per_sample
     trials = {(r["schedule"], float(f"{r['sigma0']:.3g}")): r for r in found["trials"]}
 
     def row(schedule: str, sigma0: float | None, tol: float, pick: dict | None = None) -> dict:
@@ -322,15 +324,15 @@ def run_sweep(config: SweepConfig, out: str | Path, address: str | None = None, 
             t = trials[(schedule, sigma0)]
             pick = pick or pick_epoch(t["epochs"], base["val_accuracy"], tol)
             epoch, val, ev = pick["epoch"], pick["val_accuracy"], on_target(schedule, sigma0, pick["epoch"])
-        p = ev["profile"]
+        p = ev.profile
         return {"schedule": schedule, "sigma0": sigma0, "epochs": epoch, "val_accuracy": val,
-                "test_accuracy_target": ev["accuracy_target"], "test_accuracy_float": ev["accuracy_float"],
-                "hidden_spikes_per_sample": p["hidden_spikes_per_sample"],
-                "hidden_spike_reduction": 1 - p["hidden_spikes_per_sample"] / base_spikes if base_spikes else None,
-                "synops_per_sample": p["per_sample"]["synops"], "energy_per_sample_j": p["per_sample"]["energy_j"],
+                "test_accuracy_target": ev.accuracy_target, "test_accuracy_float": ev.accuracy_float,
+                "hidden_spikes_per_sample": p.hidden_spikes_per_sample,
+                "hidden_spike_reduction": 1 - p.hidden_spikes_per_sample / base_spikes if base_spikes else None,
+                "synops_per_sample": p.per_sample.synops, "energy_per_sample_j": p.per_sample.energy_j,
                 "val_energy_dynamic_j": pick.get("val_energy_dynamic_j") if pick else None,
-                "engine": ev["engine"], "cross_checked_on_lava": ev["agreement"]["cross_checked_on_lava"],
-                "identical_to_slayer": ev["agreement"]["identical_spikes"]}
+                "engine": ev.engine, "cross_checked_on_lava": ev.agreement.cross_checked_on_lava,
+                "identical_to_slayer": ev.agreement.identical_spikes}
 
     def cheapest(tol: float) -> dict | None:
         """Beside the paper's rule: the cheapest epoch of any trial (dynamic

@@ -1,11 +1,12 @@
 """Side-by-side report of two or more profiled runs: markdown, JSON and a PNG.
 
-Each run is a dict with at least: name, accuracy_float (SLAYER on the test
-set), accuracy_target (the deployed network on the target), and ``profile``
-(``profile_run``'s result). Reductions are relative to the first run.
+Each run is a ``TargetEvaluation`` (``target_result.py``); the report's rows are
+plain dicts, as report.json holds them. Reductions are relative to the
+first run.
 """
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -13,31 +14,37 @@ from matplotlib.figure import Figure
 
 from lavasparse.fileio import atomic_path, write_json, write_text
 
+from .target_result import TargetEvaluation
 
-def summarize(run: dict) -> dict:
+
+def summarize(run: TargetEvaluation) -> dict:
     """The report row of one run (per-sample figures are per inference)."""
-    p = run["profile"]
-    return {
-        "name": run["name"],
-        "accuracy_float": run["accuracy_float"],
-        "accuracy_target": run["accuracy_target"],
-        "spikes_per_sample": p["per_sample"]["spikes"],
-        "hidden_spikes_per_sample": p["hidden_spikes_per_sample"],
-        "synops_per_sample": p["per_sample"]["synops"],
-        "neuron_updates_per_sample": p["per_sample"]["neuron_updates"],
-        "energy_per_sample_j": p["per_sample"]["energy_j"],
-        "energy_dynamic_per_sample_j": p["per_sample"]["energy_dynamic_j"],
-        "energy_static_per_sample_j": p["per_sample"]["energy_static_j"],
-        "inference_time_s": p["per_sample"]["inference_time_s"],
-        "density": [l["density"] for l in p["layers"] if l["density"] is not None],
-        "cores": p["cores"],
-        "neurobench": p["neurobench"],
-        "engine": run.get("engine", "lava"),
-        "samples": p["samples"],
-        "layers": p["layers"],
-        **{k: run[k] for k in ("network", "run", "checkpoint", "schedule", "sigma0", "encoding", "cost",
-                               "prune_density", "agreement") if k in run},
+    p, ps = run.profile, run.profile.per_sample
+    row = {
+        "name": run.name,
+        "accuracy_float": run.accuracy_float,
+        "accuracy_target": run.accuracy_target,
+        "spikes_per_sample": ps.spikes,
+        "hidden_spikes_per_sample": p.hidden_spikes_per_sample,
+        "synops_per_sample": ps.synops,
+        "neuron_updates_per_sample": ps.neuron_updates,
+        "energy_per_sample_j": ps.energy_j,
+        "energy_dynamic_per_sample_j": ps.energy_dynamic_j,
+        "energy_static_per_sample_j": ps.energy_static_j,
+        "inference_time_s": ps.inference_time_s,
+        "density": [l.density for l in p.layers if l.density is not None],
+        "cores": p.cores,
+        "neurobench": p.neurobench,
+        "engine": run.engine,
+        "samples": p.samples,
+        "layers": [l.to_dict() for l in p.layers],
     }
+    for k in ("network", "run", "checkpoint", "schedule", "sigma0", "encoding", "cost", "prune_density"):
+        if getattr(run, k) is not None:
+            row[k] = getattr(run, k)
+    if run.agreement is not None:
+        row["agreement"] = asdict(run.agreement)
+    return row
 
 
 def _reduction(value: float, base: float) -> str:
@@ -138,7 +145,7 @@ def test_set_words(samples: int, draws: int = 1) -> str:
     return f"{samples // draws} images x {draws} encodings each ({samples} samples)" if draws > 1 else f"{samples} samples"
 
 
-def write_report(runs: list[dict], out_dir: str | Path, title: str = "lavasparse comparison",
+def write_report(runs: list[TargetEvaluation], out_dir: str | Path, title: str = "lavasparse comparison",
                  extra: dict | None = None, test_draws: int = 1) -> tuple[str, dict]:
     """Write report.md, report.json (the rows, the energy profile and
     ``extra``), report.png and energy_accuracy.png into ``out_dir``; return
@@ -149,7 +156,7 @@ def write_report(runs: list[dict], out_dir: str | Path, title: str = "lavasparse
         raise ValueError("a comparison needs at least two runs")
     rows = [summarize(r) for r in runs]
     engines = sorted({r["engine"] for r in rows})
-    prof = runs[0]["profile"]["energy_profile"]
+    prof = runs[0].profile.energy_profile.to_dict()
     estimates = [k for k, f in prof["figures"].items() if f["status"] != "published"]
     md = (f"# {title}\n\nTest set: {test_set_words(rows[0]['samples'], test_draws)}; figures per inference, measured on the "
           f"target ({', '.join(engines)}); reductions relative to {rows[0]['name']} (negative: more).\n\n"

@@ -65,7 +65,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from lavasparse.deploy.lava_runner import as_batch, predict
+from lavasparse.deploy.lava_runner import InputBatch, check_input, predict
 from lavasparse.export.netx_format import NetDescription
 from lavasparse.layers import Layer, Synapse, UnsupportedNetwork
 from lavasparse.layers.base import exact_float
@@ -329,10 +329,10 @@ class Emulator:
             stream = torch.cat([stream, s[:, i].to(stream.dtype)])[-max(hl, 1):]
         return s, (u, v)
 
-    def run(self, inputs: np.ndarray, batch_size: int = 256, record_states: bool = False) -> EmulatorRun:
+    def run(self, inputs: np.ndarray | InputBatch, batch_size: int = 256, record_states: bool = False) -> EmulatorRun:
         """Run ``inputs`` (N, *input_shape, T) (what enters the first layer, as
         for Lava) in batches of ``batch_size`` samples, in order."""
-        x_all = as_batch(inputs, self.desc, input_message_bits=self.input_message_bits)
+        x_all = check_input(inputs, self.desc, input_message_bits=self.input_message_bits).values
         with _naming(self.desc.path):
             return self._run(x_all, batch_size, record_states)
 

@@ -81,12 +81,15 @@ class EnergyProfile:
         return asdict(self)
 
     @classmethod
+    def from_dict(cls, d: dict) -> "EnergyProfile":
+        """The profile ``to_dict`` wrote (as a profile or report JSON holds it)."""
+        return cls(d["name"], d.get("description", ""), {k: Figure(**v) for k, v in d["figures"].items()})
+
+    @classmethod
     def from_json(cls, path: str | Path) -> "EnergyProfile":
         path = Path(path)
         try:
-            d = json.loads(path.read_text())
-            figures = {k: Figure(**v) for k, v in d["figures"].items()}
-            return cls(d["name"], d.get("description", ""), figures)
+            return cls.from_dict(json.loads(path.read_text()))
         except (KeyError, TypeError, json.JSONDecodeError) as e:
             raise ValueError(f"{path}: not an energy profile ({type(e).__name__}: {e}); expected "
                              f"{{name, description, figures: {{{', '.join(FIGURES)}}}}}, each "

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from lavasparse.defaults import ENGINES
-from lavasparse.deploy.lava_runner import as_batch, predict, run_on_lava
+from lavasparse.deploy.lava_runner import InputBatch, check_input, predict, run_on_lava
 from lavasparse.errors import CommandError
 from lavasparse.export.netx_format import NetDescription
 
@@ -48,7 +48,7 @@ def first_difference(names: list[str], ref: list[np.ndarray], other: list[np.nda
     return None
 
 
-def run_target(desc: NetDescription, inputs: np.ndarray, engine: str = "lava", cross_check: int = 0,
+def run_target(desc: NetDescription, inputs: np.ndarray | InputBatch, engine: str = "lava", cross_check: int = 0,
                progress: bool = True, device: str = "cpu", input_origin: str | Path | None = None) -> TargetRun:
     """Spikes of every layer for ``inputs`` (N, *input_shape, T) from ``engine``.
 
@@ -58,7 +58,7 @@ def run_target(desc: NetDescription, inputs: np.ndarray, engine: str = "lava", c
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}: expected one of {ENGINES}")
-    x = as_batch(inputs, desc, origin=input_origin)
+    x = check_input(inputs, desc, origin=input_origin)
     if engine == "lava":
         run = run_on_lava(desc, x, progress=progress)
         return TargetRun("lava", run.layer_names, run.spikes, run.seconds)
@@ -67,7 +67,7 @@ def run_target(desc: NetDescription, inputs: np.ndarray, engine: str = "lava", c
     seconds = time.time() - t0
     k = min(cross_check, len(x))
     if k:
-        ref = run_on_lava(desc, x[:k], progress=progress)
+        ref = run_on_lava(desc, x.head(k), progress=progress)
         problem = first_difference(ref.layer_names, ref.spikes, [s[:k] for s in em.spikes])
         if problem:
             raise CrossCheckError(f"{desc.path}: emulator and Lava disagree on the first {k} samples: {problem}")

@@ -3,6 +3,7 @@ spikes through SLAYER and the target, check that they agree, and profile the
 target's spikes. The seam between training and the chip."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +17,13 @@ from lavasparse.train.trainer import load_trained
 from .energy import EnergyProfile
 from .engines import run_target
 from .profile import footprint_bytes, profile_run
+from .target_result import Agreement, TargetEvaluation
 
 
 def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray, engine: str = "lava",
                        cross_check: int = 0, progress: bool = True, which: str = "best",
                        out_dir: Path | None = None, energy_profile: str | None = None,
-                       input_origin: str | Path | None = None) -> dict:
+                       input_origin: str | Path | None = None) -> TargetEvaluation:
     """Export the run's ``which`` checkpoint (see ``load_trained``), run the
     test spikes through SLAYER and the target (``engine``), check that the two
     agree, and profile the target's spikes. Files go to ``out_dir`` (default:
@@ -38,24 +40,23 @@ def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray
     write_npz(out_dir / "target_spikes.npz",
               **{name: s.astype(np.int8) for name, s in zip(target.layer_names, target.spikes)})
     energy = EnergyProfile.load(energy_profile) if energy_profile else None
-    profile = profile_run(desc, test_input, target.spikes, energy)
-    profile["neurobench"]["Footprint"] = footprint_bytes(model)   # the SLAYER model's bytes, as NeuroBench counts them
-    write_json(out_dir / "profile.json", profile)
+    # The SLAYER model's bytes, as NeuroBench counts them.
+    profile = replace(profile_run(desc, test_input, target.spikes, energy),
+                      footprint_bytes=footprint_bytes(model), engine=target.engine)
+    write_json(out_dir / "profile.json", profile.to_dict())
     ref_pred = predict(ref[-1])
-    agreement = {
-        "identical_spikes": len(ref) == len(target.spikes) and all(
-            np.array_equal(a, b) for a, b in zip(ref, target.spikes)),
-        "prediction_match": float((ref_pred == target.predictions).mean()),
-        "layer_spike_ratio": [float(b.sum() / a.sum()) if a.sum() else None for a, b in zip(ref, target.spikes)],
-        "target_seconds": target.seconds,
-        "cross_checked_on_lava": target.cross_checked,
-    }
-    profile["engine"] = target.engine
-    return {
-        "name": config.name, "schedule": config.schedule, "sigma0": config.sigma0, "checkpoint": which,
-        "encoding": config.encoding, "cost": config.cost, "prune_density": config.prune_density,
-        "network": str(net_path), "engine": target.engine,
-        "accuracy_float": float((ref_pred == labels).mean()),
-        "accuracy_target": float((target.predictions == labels).mean()),
-        "profile": profile, "agreement": agreement,
-    }
+    if len(ref) != len(target.spikes):
+        raise RuntimeError(f"{net_path}: SLAYER gave {len(ref)} spiking layers, the target {len(target.spikes)}")
+    agreement = Agreement(
+        identical_spikes=all(np.array_equal(a, b) for a, b in zip(ref, target.spikes)),
+        prediction_match=float((ref_pred == target.predictions).mean()),
+        layer_spike_ratio=[float(b.sum() / a.sum()) if a.sum() else None for a, b in zip(ref, target.spikes)],
+        target_seconds=target.seconds, cross_checked_on_lava=target.cross_checked)
+    return TargetEvaluation(
+        name=config.name, schedule=config.schedule, sigma0=config.sigma0, checkpoint=which,
+        encoding=config.encoding, cost=config.cost,
+        prune_density=list(config.prune_density) if config.prune_density else None,
+        network=str(net_path), engine=target.engine,
+        accuracy_float=float((ref_pred == labels).mean()),
+        accuracy_target=float((target.predictions == labels).mean()),
+        profile=profile, agreement=agreement)

@@ -40,14 +40,14 @@ def test_training_estimate_equals_the_profiler(arch, tmp_path):
     x = random_spikes((6, *net.specs[0].in_shape, 10), p=0.4)
     est, prof = _estimate_and_profile(net, x, tmp_path / "n.net")
     n = x.shape[0]
-    synops = [r["synops"] for r in prof["layers"]]
+    synops = [r.synops for r in prof.layers]
     assert len(synops) == est.synops.shape[1]
     assert sum(synops) > 0
     # exact, layer by layer (the issue asks for 1%)
     assert est.synops.sum(dim=0).round().long().tolist() == synops
-    assert est.spikes.sum(dim=0).round().long().tolist() == [r["spikes"] for r in prof["layers"]]
+    assert est.spikes.sum(dim=0).round().long().tolist() == [r.spikes for r in prof.layers]
     energy = default_profile().cost_weights()
-    assert float(est.energy_nj(energy).sum()) / n == pytest.approx(1e9 * prof["per_sample"]["energy_dynamic_j"], rel=1e-6)
+    assert float(est.energy_nj(energy).sum()) / n == pytest.approx(1e9 * prof.per_sample.energy_dynamic_j, rel=1e-6)
 
 
 def test_trained_network_estimate_equals_the_profiler(tmp_path):
@@ -64,13 +64,13 @@ def test_trained_network_estimate_equals_the_profiler(tmp_path):
     _, test = load_dataset("digits")
     x = encode_images(test.images[:40], (64,), 8, seed=5, code=InputCode("latency")).numpy().astype(np.int8)
     est, prof = _estimate_and_profile(net, x, tmp_path / "t.net")
-    measured = prof["per_sample"]["synops"]
+    measured = prof.per_sample.synops
     assert measured > 0
     assert float(est.total_synops.mean()) == pytest.approx(measured, rel=0.01)
-    assert float(est.energy_nj(cfg.energy).mean()) == pytest.approx(1e9 * prof["per_sample"]["energy_dynamic_j"], rel=0.01)
+    assert float(est.energy_nj(cfg.energy).mean()) == pytest.approx(1e9 * prof.per_sample.energy_dynamic_j, rel=0.01)
     # pruning reached the first layer's target in the file as in the model
-    assert prof["layers"][0]["density"] == pytest.approx(surviving_density(synaptic_blocks(net)[0]))
-    assert prof["layers"][0]["density"] <= 0.5 + 1e-9
+    assert prof.layers[0].density == pytest.approx(surviving_density(synaptic_blocks(net)[0]))
+    assert prof.layers[0].density <= 0.5 + 1e-9
 
 
 def test_fanout_gate_gradient_pushes_small_weights_to_zero():
@@ -128,5 +128,5 @@ def test_pruned_network_exports_its_zeros(tmp_path):
     desc = read_network(tmp_path / "p.net")
     dens = [float((l.weight != 0).mean()) for l in desc.layers if l.weight is not None]
     assert dens[0] == pytest.approx(0.3, abs=1 / (64 * 40)) and dens[1] <= 0.8 + 1e-9
-    assert [r["density"] for r in prof["layers"] if r["density"] is not None] == pytest.approx(dens)
+    assert [r.density for r in prof.layers if r.density is not None] == pytest.approx(dens)
     assert dens[0] == pytest.approx(surviving_density(synaptic_blocks(net)[0]))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import assert_same_spikes, random_spikes, slayer_spikes
-from lavasparse.deploy.lava_runner import as_batch, run_on_lava
+from lavasparse.deploy.lava_runner import check_input, run_on_lava
 from lavasparse.export.netx_format import read_network
 
 
@@ -41,7 +41,7 @@ def test_single_sample_input_without_batch_axis(tmp_net):
 def test_wrong_input_shape_states_expected(tmp_net):
     _, path = tmp_net("1x8x8-c4k3-p2-16-10")
     with pytest.raises(ValueError, match=r"expected \(1, 8, 8, T\) or \(N, 1, 8, 8, T\)"):
-        as_batch(np.zeros((3, 64, 10)), read_network(path))
+        check_input(np.zeros((3, 64, 10)), read_network(path))
     with pytest.raises(ValueError, match="expected"):
         run_on_lava(read_network(path), np.zeros((2, 1, 8, 9, 10)), progress=False)
 

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import make_net, random_spikes
 from lavasparse.cli import main
-from lavasparse.deploy.lava_runner import MAX_INPUT_CURRENT, as_batch, load_input, load_labels
+from lavasparse.deploy.lava_runner import MAX_INPUT_CURRENT, check_input, load_input, load_labels
 from lavasparse.deploy.resources import check_network
 from lavasparse.export.netx_export import export_netx
 from lavasparse.export.netx_format import NetFileError, read_network
@@ -321,7 +321,7 @@ def test_spikes_must_be_zero_or_one(tmp_path, dense_net, values, match):
     x[0, 2, 1] = values
     np.save(tmp_path / "x.npy", x)
     with pytest.raises(ValueError, match=match):
-        as_batch(load_input(tmp_path / "x.npy"), desc, origin=tmp_path / "x.npy")
+        check_input(load_input(tmp_path / "x.npy"), desc, origin=tmp_path / "x.npy")
     assert main(["profile", str(path), "--input", str(tmp_path / "x.npy"), "--cross-check", "0"]) == 2
 
 
@@ -329,14 +329,30 @@ def test_graded_payloads_must_fit_the_message_bits(dense_net):
     _, desc = dense_net
     x = np.zeros((1, 6, 3), np.int64)
     x[0, 0, 0] = 127
-    assert as_batch(x, desc, input_message_bits=8)[0, 0, 0] == 127
+    assert check_input(x, desc, input_message_bits=8).values[0, 0, 0] == 127
     x[0, 0, 0] = 2 ** 32 + 50                 # int32 would make it 50
     with pytest.raises(ValueError, match=r"outside -128\.\.127, the first 4294967346 .*8 message bits"):
-        as_batch(x, desc, input_message_bits=8)
+        check_input(x, desc, input_message_bits=8)
     with pytest.raises(ValueError, match=r"outside -2,147,483,648\.\.2,147,483,647"):
-        as_batch(x, desc, input_message_bits=32)
+        check_input(x, desc, input_message_bits=32)
     with pytest.raises(ValueError, match="at most 32"):
-        as_batch(x, desc, input_message_bits=40)
+        check_input(x, desc, input_message_bits=40)
+
+
+def test_a_checked_batch_is_checked_and_copied_once(dense_net):
+    """The runners take a checked batch as it is; checked for other message
+    bits, it is checked again."""
+    _, desc = dense_net
+    x = np.zeros((2, 6, 3), np.int32)
+    x[1, 2, 0] = 1
+    batch = check_input(x, desc)
+    assert np.shares_memory(batch.values, x)            # already int32: no copy
+    assert check_input(batch, desc) is batch
+    assert len(batch) == 2 and batch.head(1).values.shape == (1, 6, 3)
+    x[0, 0, 0] = 5                                      # fine as a graded payload, not as a spike
+    assert check_input(batch, desc, input_message_bits=8).message_bits == 8
+    with pytest.raises(ValueError, match="outside 0..1"):
+        check_input(check_input(x, desc, input_message_bits=8), desc)
 
 
 def test_input_currents_must_fit_lavas_shift(tmp_path):
@@ -349,10 +365,10 @@ def test_input_currents_must_fit_lavas_shift(tmp_path):
         f.create_dataset("layer/0/neuron/type", (1,), "S10", [b"CUBA"])
     desc = read_network(path)
     x = np.full((1, 3, 2), MAX_INPUT_CURRENT, np.int64)
-    assert as_batch(x, desc).max() == MAX_INPUT_CURRENT
+    assert check_input(x, desc).values.max() == MAX_INPUT_CURRENT
     x[0, 1, 1] = 2 ** 32 + 50
     with pytest.raises(ValueError, match=r"the first 4294967346 at \(0, 1, 1\): .*input currents"):
-        as_batch(x, desc)
+        check_input(x, desc)
 
 
 def test_input_files_refused_up_front(tmp_path, dense_net):
@@ -367,7 +383,7 @@ def test_input_files_refused_up_front(tmp_path, dense_net):
     for name, (array, match) in cases.items():
         np.save(tmp_path / name, array, allow_pickle=True)
         with pytest.raises(ValueError, match=f"{name}: .*{match}" if "samples" not in match else match):
-            as_batch(load_input(tmp_path / name), desc, origin=tmp_path / name)
+            check_input(load_input(tmp_path / name), desc, origin=tmp_path / name)
     (tmp_path / "dir.npy").mkdir()
     os.mkfifo(tmp_path / "fifo.npy")
     (tmp_path / "pickle.npy").write_bytes(b"\x80\x04K\x01.")

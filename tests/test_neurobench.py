@@ -38,7 +38,7 @@ def test_metrics_match_neurobench(tmp_path):
 
     with torch.no_grad():
         spikes = [s.numpy() for s in net.windowed(net(x), 12)]
-    ours = profile_run(desc, x.numpy().astype("int8"), spikes)["neurobench"]
+    ours = profile_run(desc, x.numpy().astype("int8"), spikes).neurobench
     assert spikes[0].sum() > 0 and ops["Effective_ACs"] > 0
     assert ours["Effective_ACs"] == ops["Effective_ACs"]
     assert ours["Dense"] == ops["Dense"]

@@ -8,7 +8,7 @@ import torch
 
 import lava.lib.dl.slayer as slayer
 
-from lavasparse.defaults import GENERIC_DEFAULTS
+from lavasparse.defaults import DEFAULT_COST, GENERIC_DEFAULTS
 
 from .cost import InferenceCost, inference_cost
 from .energy_weights import COSTS, EnergyWeights
@@ -49,7 +49,7 @@ class SparsityLoss(torch.nn.Module):
     """
 
     def __init__(self, true_rate: float = GENERIC_DEFAULTS["true_rate"],
-                 false_rate: float = GENERIC_DEFAULTS["false_rate"], cost: str = "spikes",
+                 false_rate: float = GENERIC_DEFAULTS["false_rate"], cost: str = DEFAULT_COST,
                  energy: EnergyWeights | None = None, distill: float = 0.0):
         super().__init__()
         self.true_rate, self.false_rate, self.distill = true_rate, false_rate, distill

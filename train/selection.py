@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lavasparse.defaults import BISECT_STEPS, SIGMA0_FACTOR, SIGMA0_HIGH, SIGMA0_LOW, SIGMA0_START
+
 
 _EPS = 1e-9
 
@@ -66,11 +68,11 @@ class SearchPlan:
     divide) by ``factor`` until the outcome flips (at most down to ``low`` and
     up to ``high``), then ``bisect_steps`` halvings of the bracket in log space."""
 
-    start: float = 1e-5
-    factor: float = 10.0
-    bisect_steps: int = 3
-    low: float = 1e-8
-    high: float = 1.0
+    start: float = SIGMA0_START
+    factor: float = SIGMA0_FACTOR
+    bisect_steps: int = BISECT_STEPS
+    low: float = SIGMA0_LOW
+    high: float = SIGMA0_HIGH
 
 
 class _Need(Exception):

@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lavasparse.defaults import (BATCH_SIZE, DATASET_DEFAULTS, DEFAULT_DATASET, EPOCHS, GENERIC_DEFAULTS, MAX_RATE,
-                                 STEPS, VAL_FRACTION)
+from lavasparse.defaults import (BATCH_SIZE, DATASET_DEFAULTS, DEFAULT_COST, DEFAULT_DATASET, DEFAULT_ENCODING, DEVICE,
+                                 EPOCHS, GENERIC_DEFAULTS, LR_SCHEDULE, MAX_RATE, SEED, STEPS, VAL_FRACTION)
 from lavasparse.fileio import atomic_path, folder_lock, remove_stale_temporaries, write_json, write_text
 
 from .data import load_dataset, train_val_split
@@ -57,10 +57,10 @@ class TrainConfig:
     epochs: int = EPOCHS
     batch_size: int = BATCH_SIZE
     lr: float = DATASET_DEFAULTS[DEFAULT_DATASET]["lr"]
-    lr_schedule: str = "cosine"      # 'cosine' (to 0 over the run) or 'constant'
+    lr_schedule: str = LR_SCHEDULE   # 'cosine' (to 0 over the run) or 'constant'
     schedule: str = "baseline"
     sigma0: float = 0.0
-    seed: int = 0
+    seed: int = SEED
     val_fraction: float = VAL_FRACTION
     true_rate: float = GENERIC_DEFAULTS["true_rate"]
     false_rate: float = GENERIC_DEFAULTS["false_rate"]
@@ -70,10 +70,10 @@ class TrainConfig:
     # (a sweep) can move.
     init_from: str | None = None
     keep_epochs: bool = False        # also save every epoch's weights (epochs/NNN.pt), to pick one later
-    device: str = "auto"
-    encoding: str = "rate"           # input code of images: one of encode.ENCODINGS
+    device: str = DEVICE
+    encoding: str = DEFAULT_ENCODING   # input code of images: one of encode.ENCODINGS
     latency_window: int = LATENCY_WINDOW   # the latency code's spikes fall in the first this many steps
-    cost: str = "spikes"             # what sigma weighs: one of cost.COSTS
+    cost: str = DEFAULT_COST         # what sigma weighs: one of cost.COSTS
     # J per operation of the report's energy profile: the energy cost's
     # figures, and what the validation energy is measured with (None: not measured).
     energy: EnergyWeights | None = None

@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from lavasparse.deploy.lava_runner import as_batch, load_input, load_labels, run_on_lava
+from lavasparse.deploy.lava_runner import check_input, load_input, load_labels, run_on_lava
 from lavasparse.deploy.resources import check_network
 from lavasparse.export.netx_format import read_network
 from lavasparse.fileio import write_npz
@@ -15,8 +15,8 @@ from ._target import note_input_transform
 
 def run(a) -> int:
     desc = read_network(a.net)
-    x = as_batch(load_input(a.input, a.layout), desc, origin=a.input)
-    note_input_transform(desc, x)
+    x = check_input(load_input(a.input, a.layout), desc, origin=a.input)
+    note_input_transform(desc, x.values)
     labels = load_labels(a.labels, len(x)) if a.labels else None
     report = check_network(desc)
     if not report.fits:
