@@ -185,7 +185,51 @@ def train(config: TrainConfig, run_dir: str | Path, progress: bool = True) -> di
         return _train(config, run_dir, progress)
 
 
+@dataclass
+class _Run:
+    """What a training run carries from one epoch to the next."""
+    model: SpikingNet
+    optimizer: torch.optim.Optimizer
+    lr_schedule: torch.optim.lr_scheduler.LRScheduler
+    loss_fn: SparsityLoss
+    teacher: Teacher | None
+    pruning: PruneSchedule | None
+    start_epoch: int = 1
+    best: dict | None = None
+    records: list[dict] = field(default_factory=list)
+    masks: list | None = None
+
+
 def _train(config: TrainConfig, run_dir: Path, progress: bool) -> dict:
+    _claim_run_folder(config, run_dir)
+    device = resolve_device(config.device)
+    torch.manual_seed(config.seed)
+    train_set, val_set = _split_data(config)
+    run = _build(config, run_dir, device)
+    _resume(run, config, run_dir, device, progress)
+    val_seed = eval_seed(config.seed)
+    for epoch in range(run.start_epoch, config.epochs + 1):
+        t0 = time.time()
+        s = sigma(config.schedule, config.sigma0, epoch, config.epochs)
+        if run.pruning and run.pruning.start <= epoch <= run.pruning.end:
+            run.masks = prune_to_density(run.model, run.pruning.density_at(epoch))
+        sums = _train_epoch(run, config, train_set, epoch, s, device, progress)
+        run.lr_schedule.step()
+        val = evaluate(run.model, val_set, config.steps, config.input_code, val_seed, device=device,
+                       energy=config.energy, draws=config.val_draws)
+        record = _epoch_record(run.model, epoch, s, sums / len(train_set), val, len(val_set), time.time() - t0)
+        _commit_epoch(run, config, run_dir, epoch, record)
+        if progress:
+            print(f"[{config.name}] epoch {epoch:3d}/{config.epochs}  sigma={s:.2e}  "
+                  f"loss={record['train_loss']:.4f}  train={record['train_accuracy']:.3f}  "
+                  f"val={record['val_accuracy']:.3f}  hidden spikes/sample={record['val_hidden_spikes']:.1f}  "
+                  f"synops/sample={record['val_synops']:.0f}"
+                  f"{'  *best' if run.best is record else ''}", flush=True)
+    return run.best
+
+
+def _claim_run_folder(config: TrainConfig, run_dir: Path) -> None:
+    """Write config.json, or check that the folder's is this run's (resuming)."""
     cfg_path = run_dir / "config.json"
     if cfg_path.exists():
         old = json.loads(cfg_path.read_text())
@@ -195,8 +239,9 @@ def _train(config: TrainConfig, run_dir: Path, progress: bool) -> dict:
     else:
         write_json(cfg_path, config.to_dict())
 
-    device = resolve_device(config.device)
-    torch.manual_seed(config.seed)
+
+def _split_data(config: TrainConfig):
+    """The training and validation sets (``val_fraction`` of the training set, by seed)."""
     train_full, _ = load_dataset(config.dataset, config.data_dir)
     if config.train_limit:
         train_full = train_full.subset(np.arange(min(config.train_limit, len(train_full))))
@@ -206,8 +251,12 @@ def _train(config: TrainConfig, run_dir: Path, progress: bool) -> dict:
         raise ValueError(f"architecture {config.net.arch} takes {in_shape} inputs, but {config.dataset} samples "
                          f"are {sample_shape}")
     tr_idx, va_idx = train_val_split(len(train_full), config.val_fraction, config.seed)
-    train_set, val_set = train_full.subset(tr_idx), train_full.subset(va_idx)
+    return train_full.subset(tr_idx), train_full.subset(va_idx)
 
+
+def _build(config: TrainConfig, run_dir: Path, device) -> _Run:
+    """The network (from ``init_from`` when given), its optimiser, learning
+    rate schedule, loss, teacher and pruning schedule."""
     model = SpikingNet(config.net).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     # Stepped once per epoch; a decaying rate makes the last epochs, where the
@@ -217,96 +266,100 @@ def _train(config: TrainConfig, run_dir: Path, progress: bool) -> dict:
     loss_fn = SparsityLoss(config.true_rate, config.false_rate, config.cost, config.energy, config.distill).to(device)
     teacher = Teacher.load(_init_path(config.teacher, run_dir), device) if config.teacher else None
     pruning = PruneSchedule.for_run(config.prune_density, config.epochs) if config.prune_density else None
-
     if config.init_from:
         state = torch.load(_init_path(config.init_from, run_dir), map_location=device)
         try:
             model.load_state_dict(state["model"])
         except RuntimeError as e:
             raise ValueError(f"{config.init_from}: does not fit architecture {config.net.arch} ({e})") from None
+    return _Run(model, optimizer, lr_sched, loss_fn, teacher, pruning)
 
-    start_epoch, best, records = 1, None, []
+
+def _resume(run: _Run, config: TrainConfig, run_dir: Path, device, progress: bool) -> None:
+    """Carry on from last.pt when the folder has one (rebuilding the files a
+    run killed after it left behind), else start the folder afresh."""
     last_path = run_dir / "last.pt"
     if last_path.exists():
         state = torch.load(last_path, map_location=device)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        lr_sched.load_state_dict(state["lr_schedule"])
-        start_epoch, best = state["epoch"] + 1, state["best"]
-        records = _restore_run_folder(run_dir, state, config)
+        run.model.load_state_dict(state["model"])
+        run.optimizer.load_state_dict(state["optimizer"])
+        run.lr_schedule.load_state_dict(state["lr_schedule"])
+        run.start_epoch, run.best = state["epoch"] + 1, state["best"]
+        run.records = _restore_run_folder(run_dir, state, config)
         if progress:
-            print(f"[{config.name}] resuming at epoch {start_epoch} of {config.epochs}")
+            print(f"[{config.name}] resuming at epoch {run.start_epoch} of {config.epochs}")
     else:
         _restore_run_folder(run_dir, None, config)
-    masks = current_masks(model) if pruning and start_epoch > pruning.start else None
+    if run.pruning and run.start_epoch > run.pruning.start:
+        run.masks = current_masks(run.model)
 
-    val_seed = eval_seed(config.seed)
-    for epoch in range(start_epoch, config.epochs + 1):
-        t0 = time.time()
-        s = sigma(config.schedule, config.sigma0, epoch, config.epochs)
-        if pruning and epoch >= pruning.start and epoch <= pruning.end:
-            masks = prune_to_density(model, pruning.density_at(epoch))
-        model.train()
-        order = np.random.default_rng([config.seed, epoch]).permutation(len(train_set))
-        sums = np.zeros(4)
-        n_batches = (len(order) + config.batch_size - 1) // config.batch_size
-        bar = tqdm(range(n_batches), desc=f"[{config.name}] epoch {epoch}/{config.epochs}",
-                   leave=False, disable=None if progress else True, unit="batch")
-        for b in bar:
-            idx = order[b * config.batch_size:(b + 1) * config.batch_size]
-            x = encode_batch(train_set, idx, model.specs[0].in_shape, config.steps,
-                             batch_seed(config.seed, epoch, b), config.input_code).to(device)
-            y = torch.as_tensor(train_set.labels[idx], device=device)
-            out = model.windowed(model(x), config.steps)
-            rates = teacher.rates(train_set, idx, batch_seed(config.seed, epoch, b)) if teacher else None
-            # The spike count alone (Allred et al.) needs no fan-out: skip it there.
-            loss, l_class, count, _ = (loss_fn(out, y, s, teacher_rates=rates) if config.cost == "spikes"
-                                       else loss_fn(out, y, s, model, x, teacher_rates=rates))
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            if masks is not None:
-                apply_masks(model, masks)
-            correct = (out[-1].sum(-1).argmax(1) == y).float().sum().item()
-            sums += [loss.item() * len(idx), l_class.item() * len(idx), count.item() * len(idx), correct]
-            bar.set_postfix(loss=f"{sums[0] / max(1, (b + 1) * config.batch_size):.3f}")
-        bar.close()
-        lr_sched.step()
-        n = len(train_set)
-        val = evaluate(model, val_set, config.steps, config.input_code, val_seed, device=device,
-                       energy=config.energy, draws=config.val_draws)
-        record = {
-            "epoch": epoch, "sigma": s,
-            "train_loss": sums[0] / n, "train_class_loss": sums[1] / n,
-            "train_cost": sums[2] / n, "train_accuracy": sums[3] / n,
-            "val_accuracy": val["accuracy"],
-            "val_spikes_per_layer": (val["layer_spikes"] / len(val_set)).tolist(),
-            "val_hidden_spikes": float(val["layer_spikes"][:-1].sum() / len(val_set)),
-            "val_synops_per_layer": (val["layer_synops"] / len(val_set)).tolist(),
-            "val_synops": float(val["layer_synops"].sum() / len(val_set)),
-            "density": [surviving_density(b) for b in synaptic_blocks(model)],
-            "seconds": time.time() - t0,
-        }
-        if "energy_dynamic_j" in val:
-            record["val_energy_dynamic_j"] = val["energy_dynamic_j"] / len(val_set)
-        if best is None or _better(record, best):
-            best = record
-        records.append(record)
-        # last.pt first: it is the epoch's commit point, and holds what the
-        # other files are rebuilt from if the process dies after it
-        # (_restore_run_folder).
-        with atomic_path(last_path) as tmp:
-            torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "lr_schedule": lr_sched.state_dict(), "epoch": epoch, "best": best,
-                        "records": records}, tmp)
-        _write_epoch_files(run_dir, model.state_dict(), epoch, best, records, config)
-        if progress:
-            print(f"[{config.name}] epoch {epoch:3d}/{config.epochs}  sigma={s:.2e}  "
-                  f"loss={record['train_loss']:.4f}  train={record['train_accuracy']:.3f}  "
-                  f"val={record['val_accuracy']:.3f}  hidden spikes/sample={record['val_hidden_spikes']:.1f}  "
-                  f"synops/sample={record['val_synops']:.0f}"
-                  f"{'  *best' if best is record else ''}", flush=True)
-    return best
+
+def _train_epoch(run: _Run, config: TrainConfig, train_set, epoch: int, s: float, device,
+                 progress: bool) -> np.ndarray:
+    """One pass over the training set at cost weight ``s``; returns the sums
+    over its samples of loss, class loss, cost and correct predictions."""
+    model = run.model
+    model.train()
+    order = np.random.default_rng([config.seed, epoch]).permutation(len(train_set))
+    sums = np.zeros(4)
+    n_batches = (len(order) + config.batch_size - 1) // config.batch_size
+    bar = tqdm(range(n_batches), desc=f"[{config.name}] epoch {epoch}/{config.epochs}",
+               leave=False, disable=None if progress else True, unit="batch")
+    for b in bar:
+        idx = order[b * config.batch_size:(b + 1) * config.batch_size]
+        x = encode_batch(train_set, idx, model.specs[0].in_shape, config.steps,
+                         batch_seed(config.seed, epoch, b), config.input_code).to(device)
+        y = torch.as_tensor(train_set.labels[idx], device=device)
+        out = model.windowed(model(x), config.steps)
+        rates = run.teacher.rates(train_set, idx, batch_seed(config.seed, epoch, b)) if run.teacher else None
+        # The spike count alone (Allred et al.) needs no fan-out: skip it there.
+        loss, l_class, count, _ = (run.loss_fn(out, y, s, teacher_rates=rates) if config.cost == "spikes"
+                                   else run.loss_fn(out, y, s, model, x, teacher_rates=rates))
+        run.optimizer.zero_grad()
+        loss.backward()
+        run.optimizer.step()
+        if run.masks is not None:
+            apply_masks(model, run.masks)
+        correct = (out[-1].sum(-1).argmax(1) == y).float().sum().item()
+        sums += [loss.item() * len(idx), l_class.item() * len(idx), count.item() * len(idx), correct]
+        bar.set_postfix(loss=f"{sums[0] / max(1, (b + 1) * config.batch_size):.3f}")
+    bar.close()
+    return sums
+
+
+def _epoch_record(model: SpikingNet, epoch: int, s: float, train_means: np.ndarray, val: dict, n_val: int,
+                  seconds: float) -> dict:
+    """The epoch's line of metrics.jsonl: training means per sample, and
+    validation accuracy and cost per image (``evaluate``'s result)."""
+    record = {
+        "epoch": epoch, "sigma": s,
+        "train_loss": train_means[0], "train_class_loss": train_means[1],
+        "train_cost": train_means[2], "train_accuracy": train_means[3],
+        "val_accuracy": val["accuracy"],
+        "val_spikes_per_layer": (val["layer_spikes"] / n_val).tolist(),
+        "val_hidden_spikes": float(val["layer_spikes"][:-1].sum() / n_val),
+        "val_synops_per_layer": (val["layer_synops"] / n_val).tolist(),
+        "val_synops": float(val["layer_synops"].sum() / n_val),
+        "density": [surviving_density(b) for b in synaptic_blocks(model)],
+        "seconds": seconds,
+    }
+    if "energy_dynamic_j" in val:
+        record["val_energy_dynamic_j"] = val["energy_dynamic_j"] / n_val
+    return record
+
+
+def _commit_epoch(run: _Run, config: TrainConfig, run_dir: Path, epoch: int, record: dict) -> None:
+    """Keep the epoch: last.pt first, as it is the epoch's commit point and
+    holds what the other files are rebuilt from if the process dies after it
+    (``_restore_run_folder``), then best.pt, metrics.jsonl and the rest."""
+    if run.best is None or _better(record, run.best):
+        run.best = record
+    run.records.append(record)
+    with atomic_path(run_dir / "last.pt") as tmp:
+        torch.save({"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+                    "lr_schedule": run.lr_schedule.state_dict(), "epoch": epoch, "best": run.best,
+                    "records": run.records}, tmp)
+    _write_epoch_files(run_dir, run.model.state_dict(), epoch, run.best, run.records, config)
 
 
 def _init_path(init_from: str, run_dir: Path) -> Path:
