@@ -31,6 +31,7 @@ from lavasparse.fileio import write_json, write_npy
 from lavasparse.simulate.compare import write_report
 from lavasparse.simulate.energy import EnergyProfile
 from lavasparse.simulate.evaluate import evaluate_on_target
+from lavasparse.simulate.target_result import TargetEvaluation
 from lavasparse.train.encode import InputCode
 from lavasparse.train.model import NetConfig
 from lavasparse.train.selection import cheapest_passing, eligible_epochs, most_accurate
@@ -260,30 +261,10 @@ def run_pipeline(config: PipelineConfig, out: str | Path, progress: bool = True)
         "baseline_val_accuracy": base["val_accuracy"],
         "baseline_val_energy_dynamic_j": base["val_energy_dynamic_j"], "families": {}}
     for fam in config.families:
-        logs = {}
-        init = str(Path("..", "baseline", "best.pt")) if fam.init == "baseline" else None  # from out / name
-        for s0 in sorted(fam.sigma0):
-            name, schedule = fam.run_name(config.schedule, s0), config.schedule if s0 > 0 else "baseline"
-            distilled = fam.init == "scratch" and config.distill > 0
-            print(f"== training {name} ({fam.label}: {fam.encoding} code, "
-                  + (f"cost {fam.cost}, schedule {schedule}, sigma0 {s0:g}, " if s0 > 0 else "no cost term, ")
-                  + ("fine-tuned from the baseline" if init else "from scratch")
-                  + (f", distilled from the baseline ({config.distill:g})" if distilled else "")
-                  + (f", pruned to {fam.prune_density}" if fam.prune_density else "") + ")", flush=True)
-            cfg = config.train_config(name, schedule, s0, init, fam.encoding, fam.cost, fam.prune_density)
-            cfg.keep_epochs = True   # the epoch is chosen on validation
-            if distilled:
-                cfg.teacher, cfg.distill = str(Path("..", "baseline")), config.distill   # from out / name
-            train(cfg, out / name, progress=progress)
-            logs[name] = _read_log(out / name)
+        logs = _train_family(config, fam, out, progress)
         pick = choose_from(fam, logs, base["val_accuracy"], config.val_tolerance)
         picks.append((fam, pick))
-        selection["families"][fam.label] = {
-            "cost": fam.cost, "encoding": fam.encoding, "init": fam.init, "prune_density": fam.prune_density,
-            "chosen": {k: pick[k] for k in ("run", "epoch", "sigma", "val_accuracy", "val_energy_dynamic_j",
-                                            "val_hidden_spikes", "val_synops", "passes")},
-            "runs": {name: [{k: e[k] for k in ("epoch", "val_accuracy", "val_energy_dynamic_j")} for e in log]
-                     for name, log in logs.items()}}
+        selection["families"][fam.label] = _family_selection(fam, pick, logs)
         print(f"   {fam.label}: " + (f"{pick['run']} epoch {pick['epoch']}" if pick["passes"] else
                                      f"none within {config.val_tolerance} of the baseline; most accurate is "
                                      f"{pick['run']} epoch {pick['epoch']}")
@@ -294,6 +275,52 @@ def run_pipeline(config: PipelineConfig, out: str | Path, progress: bool = True)
     selection["chosen"] = chosen
     print(f"   chosen: {chosen or 'none (no family kept the accuracy)'}", flush=True)
 
+    results = _deploy(config, picks, out, progress)
+    md, report = write_report(results, out, title=f"lavasparse pipeline: {config.dataset}, {config.arch}",
+                              extra={"pipeline": asdict(config), "selection": selection,
+                                     "seconds": time.time() - t0}, test_draws=config.test_draws)
+    print()
+    print(md.split("\n## Per layer")[0])
+    print(f"Report: {out / 'report.md'} (+ report.json, report.png); {time.time() - t0:.0f} s in all")
+    return report
+
+
+def _train_family(config: PipelineConfig, fam: Candidates, out: Path, progress: bool) -> dict[str, list[dict]]:
+    """Train (or resume) the family's runs, one per sigma_0, every epoch kept;
+    returns each run's metrics.jsonl records by run name."""
+    logs = {}
+    init = str(Path("..", "baseline", "best.pt")) if fam.init == "baseline" else None  # from out / name
+    for s0 in sorted(fam.sigma0):
+        name, schedule = fam.run_name(config.schedule, s0), config.schedule if s0 > 0 else "baseline"
+        distilled = fam.init == "scratch" and config.distill > 0
+        print(f"== training {name} ({fam.label}: {fam.encoding} code, "
+              + (f"cost {fam.cost}, schedule {schedule}, sigma0 {s0:g}, " if s0 > 0 else "no cost term, ")
+              + ("fine-tuned from the baseline" if init else "from scratch")
+              + (f", distilled from the baseline ({config.distill:g})" if distilled else "")
+              + (f", pruned to {fam.prune_density}" if fam.prune_density else "") + ")", flush=True)
+        cfg = config.train_config(name, schedule, s0, init, fam.encoding, fam.cost, fam.prune_density)
+        cfg.keep_epochs = True   # the epoch is chosen on validation
+        if distilled:
+            cfg.teacher, cfg.distill = str(Path("..", "baseline")), config.distill   # from out / name
+        train(cfg, out / name, progress=progress)
+        logs[name] = _read_log(out / name)
+    return logs
+
+
+def _family_selection(fam: Candidates, pick: dict, logs: dict[str, list[dict]]) -> dict:
+    """What report.json keeps of a family's choice: the pick and every run's validation curve."""
+    return {
+        "cost": fam.cost, "encoding": fam.encoding, "init": fam.init, "prune_density": fam.prune_density,
+        "chosen": {k: pick[k] for k in ("run", "epoch", "sigma", "val_accuracy", "val_energy_dynamic_j",
+                                        "val_hidden_spikes", "val_synops", "passes")},
+        "runs": {name: [{k: e[k] for k in ("epoch", "val_accuracy", "val_energy_dynamic_j")} for e in log]
+                 for name, log in logs.items()}}
+
+
+def _deploy(config: PipelineConfig, picks: list[tuple[Candidates, dict]], out: Path,
+            progress: bool) -> list[TargetEvaluation]:
+    """The baseline and each family's chosen epoch on the target, each on the
+    test set in its own input code (written beside them, with the labels)."""
     encodings = sorted({config.encoding} | {fam.encoding for fam, _ in picks})
     inputs = {}
     for enc in encodings:
@@ -310,16 +337,9 @@ def run_pipeline(config: PipelineConfig, out: str | Path, progress: bool = True)
               + (f" x {config.test_draws} encodings" if config.test_draws > 1 else ""), flush=True)
         res = evaluate_on_target(out / run, inputs[enc], labels, config.engine, config.cross_check,
                                  progress=progress, which=which, out_dir=eval_dir(out, run, which),
-                                 energy_profile=config.energy_profile)
-        res = res.relabelled(label, run)
+                                 energy_profile=config.energy_profile).relabelled(label, run)
         ag = res.agreement
         print(f"   SLAYER {100 * res.accuracy_float:.2f}%  target {100 * res.accuracy_target:.2f}%  "
               f"spikes identical to SLAYER: {ag.identical_spikes}  ({ag.target_seconds:.1f} s)", flush=True)
         results.append(res)
-    md, report = write_report(results, out, title=f"lavasparse pipeline: {config.dataset}, {config.arch}",
-                              extra={"pipeline": asdict(config), "selection": selection,
-                                     "seconds": time.time() - t0}, test_draws=config.test_draws)
-    print()
-    print(md.split("\n## Per layer")[0])
-    print(f"Report: {out / 'report.md'} (+ report.json, report.png); {time.time() - t0:.0f} s in all")
-    return report
+    return results

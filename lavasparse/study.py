@@ -30,7 +30,6 @@ Output folder:
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -40,7 +39,7 @@ from lavasparse.defaults import DEFAULT_COST, DEFAULT_ENCODING, STUDY_EXECUTOR
 from lavasparse.fileio import write_json, write_npy, write_text
 from lavasparse.pipeline import RunSettings
 from lavasparse.simulate.compare import plot_energy_accuracy, test_set_words
-from lavasparse.simulate.evaluate import evaluate_on_target
+from lavasparse.simulate.evaluate import KeptEvaluations
 from lavasparse.simulate.target_result import TargetEvaluation
 from lavasparse.sweep import TrialSettings, _dirty_note, _provenance, _run_trials
 from lavasparse.train.selection import cheapest_passing, eligible_epochs, most_accurate
@@ -173,10 +172,14 @@ def run_study(config: StudyConfig, out: str | Path, command: str | None = None, 
         write_npy(out / f"test_input_{enc}.npy", inputs[enc])
     write_npy(out / "test_labels.npy", labels)
 
+    kept = {enc: KeptEvaluations(x, labels, config.engine, config.cross_check, config.energy_profile, progress)
+            for enc, x in inputs.items()}
     rows = []
     for row in config.rows:
         pick = ref_pick if row.baseline else choose_epoch(row, results[row.name]["epochs"], ref_pick["val_accuracy"])
-        ev = _on_target(config, out, row, pick["epoch"], inputs[row.encoding], labels, progress)
+        epoch = pick["epoch"]
+        ev = kept[row.encoding].get(_row_dir(out, row), f"epochs/{epoch:03d}",
+                                    _row_dir(out, row) / f"eval-epoch{epoch:03d}", f"{row.name}, epoch {epoch}")
         rows.append({**_table_row(row, pick, ev), "epochs_trained": row.epochs_of(config.epochs),
                      "trained_at_commit": results[row.name].get("commit")})
     base = next(r for r in rows if r["baseline"])
@@ -198,23 +201,6 @@ def run_study(config: StudyConfig, out: str | Path, command: str | None = None, 
     if progress:
         print(md)
     return doc
-
-
-def _on_target(config: StudyConfig, out: Path, row: Row, epoch: int, x, labels,
-               progress: bool) -> TargetEvaluation:
-    """The epoch's test-set evaluation on the target, kept on disk with what it depends on."""
-    where = _row_dir(out, row) / f"eval-epoch{epoch:03d}"
-    stamp = {"test_input_sha256": hashlib.sha256(x.tobytes() + labels.tobytes()).hexdigest(),
-             "engine": config.engine, "cross_check": config.cross_check, "energy_profile": config.energy_profile}
-    cache = where / "evaluation.json"
-    if cache.exists() and json.loads(cache.read_text()).get("stamp") == stamp:
-        return TargetEvaluation.from_dict(json.loads(cache.read_text())["result"])
-    if progress:
-        print(f"== test set on the target ({config.engine}): {row.name}, epoch {epoch}", flush=True)
-    result = evaluate_on_target(_row_dir(out, row), x, labels, config.engine, config.cross_check, progress=progress,
-                                which=f"epochs/{epoch:03d}", out_dir=where, energy_profile=config.energy_profile)
-    write_json(cache, {"stamp": stamp, "result": result.to_dict()})
-    return result
 
 
 def _table_row(row: Row, pick: dict, ev: TargetEvaluation) -> dict:

@@ -22,7 +22,6 @@ Output folder:
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing
 import os
@@ -42,7 +41,7 @@ from lavasparse.errors import CommandError
 from lavasparse.fileio import atomic_path, write_json, write_npy, write_text
 from lavasparse.pipeline import RunSettings
 from lavasparse.simulate.compare import test_set_words
-from lavasparse.simulate.evaluate import evaluate_on_target
+from lavasparse.simulate.evaluate import KeptEvaluations
 from lavasparse.simulate.target_result import TargetEvaluation
 from lavasparse.train.schedules import SCHEDULES
 from lavasparse.train.selection import SearchPlan, cheapest_passing, eligible_epochs, largest_passing, pick_epoch
@@ -269,12 +268,7 @@ def run_sweep(config: SweepConfig, out: str | Path, address: str | None = None, 
     """The whole sweep into ``out`` (resumable); returns the tables as written to tables.json."""
     out = Path(out).resolve()   # trials run in Ray's own working directories
     out.mkdir(parents=True, exist_ok=True)
-    settings = json.loads(json.dumps(asdict(config)))
-    old = out / "sweep.json"
-    if old.exists() and not _same_settings(json.loads(old.read_text()), settings):
-        raise ValueError(f"{old}: this folder holds a sweep with other settings; use a new folder "
-                         f"or the same settings to resume")
-    write_json(old, settings)
+    _claim_sweep_folder(config, out)
     t0 = time.time()
     # Taken now: the code that runs is the code checked out at the start
     # (trial processes import it afresh each round, so do not edit it meanwhile).
@@ -284,72 +278,10 @@ def run_sweep(config: SweepConfig, out: str | Path, address: str | None = None, 
     test_input, labels = config.test_input()
     write_npy(out / "test_input.npy", test_input)
     write_npy(out / "test_labels.npy", labels)
-    evaluated: dict[tuple[str, float], dict] = {}
-
-    # An evaluation is kept on disk with what it depends on, so a resumed sweep does not redo it.
-    stamp = {"test_input_sha256": hashlib.sha256(test_input.tobytes() + labels.tobytes()).hexdigest(),
-             "engine": config.engine, "cross_check": config.cross_check, "energy_profile": config.energy_profile}
-
-    def on_target(schedule: str, sigma0: float, epoch: int | None = None) -> TargetEvaluation:
-        key = (schedule, sigma0, epoch)
-        if key not in evaluated:
-            run_dir = _trial_dir(out, schedule, sigma0)
-            which, where = ("best", run_dir) if epoch is None else (f"epochs/{epoch:03d}", run_dir / f"eval-epoch{epoch:03d}")
-            cache = where / "evaluation.json"
-            if cache.exists() and json.loads(cache.read_text()).get("stamp") == stamp:
-                evaluated[key] = TargetEvaluation.from_dict(json.loads(cache.read_text())["result"])
-                return evaluated[key]
-            if progress:
-                print(f"== test set on the target ({config.engine}): {where.relative_to(out)}", flush=True)
-            evaluated[key] = evaluate_on_target(run_dir, test_input, labels, config.engine, config.cross_check,
-                                                progress=progress, which=which, out_dir=where,
-                                                energy_profile=config.energy_profile)
-            write_json(cache, {"stamp": stamp, "result": evaluated[key].to_dict()})
-        return evaluated[key]
-
-    base_eval = on_target("baseline", 0.0)
-    base_spikes = base_eval.profile.hidden_spikes_per_sample
-    trials = {(r["schedule"], float(f"{r['sigma0']:.3g}")): r for r in found["trials"]}
-
-    def row(schedule: str, sigma0: float | None, tol: float, pick: dict | None = None) -> dict:
-        if sigma0 is None:
-            return {"schedule": schedule, "sigma0": None, "epochs": None, "val_accuracy": None,
-                    "test_accuracy_target": None, "test_accuracy_float": None, "hidden_spikes_per_sample": None,
-                    "hidden_spike_reduction": None, "synops_per_sample": None, "energy_per_sample_j": None,
-                    "note": f"no sigma_0 >= {config.plan.low:g} passed"}
-        if schedule == "baseline":
-            t = trials[("baseline", 0.0)]
-            epoch, val, ev = t["best_epoch"], t["val_accuracy"], base_eval
-        else:
-            t = trials[(schedule, sigma0)]
-            pick = pick or pick_epoch(t["epochs"], base["val_accuracy"], tol)
-            epoch, val, ev = pick["epoch"], pick["val_accuracy"], on_target(schedule, sigma0, pick["epoch"])
-        p = ev.profile
-        return {"schedule": schedule, "sigma0": sigma0, "epochs": epoch, "val_accuracy": val,
-                "test_accuracy_target": ev.accuracy_target, "test_accuracy_float": ev.accuracy_float,
-                "hidden_spikes_per_sample": p.hidden_spikes_per_sample,
-                "hidden_spike_reduction": 1 - p.hidden_spikes_per_sample / base_spikes if base_spikes else None,
-                "synops_per_sample": p.per_sample.synops, "energy_per_sample_j": p.per_sample.energy_j,
-                "val_energy_dynamic_j": pick.get("val_energy_dynamic_j") if pick else None,
-                "engine": ev.engine, "cross_checked_on_lava": ev.agreement.cross_checked_on_lava,
-                "identical_to_slayer": ev.agreement.identical_spikes}
-
-    def cheapest(tol: float) -> dict | None:
-        """Beside the paper's rule: the cheapest epoch of any trial (dynamic
-        energy on validation) that keeps the table's accuracy."""
-        cands = [{**e, "schedule": t["schedule"], "sigma0": float(f"{t['sigma0']:.3g}")}
-                 for t in found["trials"] if t["schedule"] != "baseline"
-                 for e in eligible_epochs(t["epochs"]) if "val_energy_dynamic_j" in e]
-        pick = cheapest_passing(cands, base["val_accuracy"], tol, "val_energy_dynamic_j")
-        return None if pick is None else {**row(pick["schedule"], pick["sigma0"], tol, pick), "rule": "cheapest"}
-
-    base = found["baseline"]
-    tables = {}
-    for table, tol in TABLES.items():
-        tables[table] = [row("baseline", 0.0, tol)] + [row(s, found["chosen"][table][s], tol)
-                                                       for s in config.schedules]
-        tables[f"{table}_cheapest"] = cheapest(tol)
-    doc = {"dataset": config.dataset, "arch": config.arch, "test_samples": int(len(labels)), "test_draws": config.test_draws,
+    kept = KeptEvaluations(test_input, labels, config.engine, config.cross_check, config.energy_profile, progress)
+    tables = _SweepTables(config, found, out, kept).build()
+    doc = {"dataset": config.dataset, "arch": config.arch, "test_samples": int(len(labels)),
+           "test_draws": config.test_draws,
            "rules": {"table1": "largest sigma_0 with validation accuracy >= the baseline's (iso-accuracy)",
                      "table2": "largest sigma_0 losing under 1 point of validation accuracy"},
            "search": asdict(config.plan), "sparse_init": config.sparse_init,
@@ -361,10 +293,78 @@ def run_sweep(config: SweepConfig, out: str | Path, address: str | None = None, 
     write_json(out / "tables.json", doc)
     md = tables_markdown(doc)
     write_text(out / "tables.md", md)
-    plot_front(found["trials"], base, tables, out / "front.png")
+    plot_front(found["trials"], found["baseline"], tables, out / "front.png")
     if progress:
         print(md)
     return doc
+
+
+def _claim_sweep_folder(config: SweepConfig, out: Path) -> None:
+    """Write sweep.json, or check that the folder's is this sweep's (resuming)."""
+    settings = json.loads(json.dumps(asdict(config)))
+    old = out / "sweep.json"
+    if old.exists() and not _same_settings(json.loads(old.read_text()), settings):
+        raise ValueError(f"{old}: this folder holds a sweep with other settings; use a new folder "
+                         f"or the same settings to resume")
+    write_json(old, settings)
+
+
+class _SweepTables:
+    """Allred et al.'s Tables 1 and 2 from a finished search (``found``): per
+    schedule, the chosen sigma_0's run at its epoch, on the target, beside
+    the baseline, and the cheapest passing epoch of any trial."""
+
+    def __init__(self, config: SweepConfig, found: dict, out: Path, kept: KeptEvaluations):
+        self.config, self.found, self.out, self.kept = config, found, out, kept
+        self.base = found["baseline"]
+        self.trials = {(r["schedule"], float(f"{r['sigma0']:.3g}")): r for r in found["trials"]}
+        self.base_eval = self.on_target("baseline", 0.0)
+
+    def build(self) -> dict:
+        tables = {}
+        for table, tol in TABLES.items():
+            tables[table] = [self.row("baseline", 0.0, tol)] + [self.row(s, self.found["chosen"][table][s], tol)
+                                                                for s in self.config.schedules]
+            tables[f"{table}_cheapest"] = self.cheapest(tol)
+        return tables
+
+    def on_target(self, schedule: str, sigma0: float, epoch: int | None = None) -> TargetEvaluation:
+        run_dir = _trial_dir(self.out, schedule, sigma0)
+        which, where = ("best", run_dir) if epoch is None else (f"epochs/{epoch:03d}", run_dir / f"eval-epoch{epoch:03d}")
+        return self.kept.get(run_dir, which, where, str(where.relative_to(self.out)))
+
+    def row(self, schedule: str, sigma0: float | None, tol: float, pick: dict | None = None) -> dict:
+        if sigma0 is None:
+            return {"schedule": schedule, "sigma0": None, "epochs": None, "val_accuracy": None,
+                    "test_accuracy_target": None, "test_accuracy_float": None, "hidden_spikes_per_sample": None,
+                    "hidden_spike_reduction": None, "synops_per_sample": None, "energy_per_sample_j": None,
+                    "note": f"no sigma_0 >= {self.config.plan.low:g} passed"}
+        if schedule == "baseline":
+            t = self.trials[("baseline", 0.0)]
+            epoch, val, ev = t["best_epoch"], t["val_accuracy"], self.base_eval
+        else:
+            t = self.trials[(schedule, sigma0)]
+            pick = pick or pick_epoch(t["epochs"], self.base["val_accuracy"], tol)
+            epoch, val, ev = pick["epoch"], pick["val_accuracy"], self.on_target(schedule, sigma0, pick["epoch"])
+        p = ev.profile
+        base_spikes = self.base_eval.profile.hidden_spikes_per_sample
+        return {"schedule": schedule, "sigma0": sigma0, "epochs": epoch, "val_accuracy": val,
+                "test_accuracy_target": ev.accuracy_target, "test_accuracy_float": ev.accuracy_float,
+                "hidden_spikes_per_sample": p.hidden_spikes_per_sample,
+                "hidden_spike_reduction": 1 - p.hidden_spikes_per_sample / base_spikes if base_spikes else None,
+                "synops_per_sample": p.per_sample.synops, "energy_per_sample_j": p.per_sample.energy_j,
+                "val_energy_dynamic_j": pick.get("val_energy_dynamic_j") if pick else None,
+                "engine": ev.engine, "cross_checked_on_lava": ev.agreement.cross_checked_on_lava,
+                "identical_to_slayer": ev.agreement.identical_spikes}
+
+    def cheapest(self, tol: float) -> dict | None:
+        """Beside the paper's rule: the cheapest epoch of any trial (dynamic
+        energy on validation) that keeps the table's accuracy."""
+        cands = [{**e, "schedule": t["schedule"], "sigma0": float(f"{t['sigma0']:.3g}")}
+                 for t in self.found["trials"] if t["schedule"] != "baseline"
+                 for e in eligible_epochs(t["epochs"]) if "val_energy_dynamic_j" in e]
+        pick = cheapest_passing(cands, self.base["val_accuracy"], tol, "val_energy_dynamic_j")
+        return None if pick is None else {**self.row(pick["schedule"], pick["sigma0"], tol, pick), "rule": "cheapest"}
 
 
 # Settings added after sweep folders were first written, with the value that

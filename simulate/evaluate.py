@@ -3,7 +3,9 @@ spikes through SLAYER and the target, check that they agree, and profile the
 target's spikes. The seam between training and the chip."""
 from __future__ import annotations
 
-from dataclasses import replace
+import hashlib
+import json
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +62,38 @@ def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray
         accuracy_float=float((ref_pred == labels).mean()),
         accuracy_target=float((target.predictions == labels).mean()),
         profile=profile, agreement=agreement)
+
+
+@dataclass
+class KeptEvaluations:
+    """``evaluate_on_target`` for many checkpoints on one test set, each kept
+    in evaluation.json beside its netx file with what it depends on (the test
+    input's hash, the engine, the cross-check and the energy profile), so that
+    a resumed sweep or study does not run it again."""
+    test_input: np.ndarray
+    labels: np.ndarray
+    engine: str
+    cross_check: int
+    energy_profile: str
+    progress: bool = True
+    stamp: dict = field(init=False)
+
+    def __post_init__(self):
+        digest = hashlib.sha256(self.test_input.tobytes() + self.labels.tobytes()).hexdigest()
+        self.stamp = {"test_input_sha256": digest,
+                      "engine": self.engine, "cross_check": self.cross_check, "energy_profile": self.energy_profile}
+
+    def get(self, run_dir: Path, which: str, out_dir: Path, title: str) -> TargetEvaluation:
+        """Checkpoint ``which`` of ``run_dir`` on the target, its files in ``out_dir``."""
+        cache = Path(out_dir) / "evaluation.json"
+        if cache.exists():
+            kept = json.loads(cache.read_text())
+            if kept.get("stamp") == self.stamp:
+                return TargetEvaluation.from_dict(kept["result"])
+        if self.progress:
+            print(f"== test set on the target ({self.engine}): {title}", flush=True)
+        result = evaluate_on_target(run_dir, self.test_input, self.labels, self.engine, self.cross_check,
+                                    progress=self.progress, which=which, out_dir=out_dir,
+                                    energy_profile=self.energy_profile)
+        write_json(cache, {"stamp": self.stamp, "result": result.to_dict()})
+        return result
