@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from lavasparse.export.netx_format import NetDescription
+from lavasparse.layers.base import ChipUse, Layer, Violate
 
 from .loihi2 import LOIHI2, ChipSpec
 
@@ -96,64 +97,22 @@ def check_network(desc: NetDescription, spec: ChipSpec = LOIHI2) -> CheckReport:
     warnings: list[str] = []
     layers: list[LayerUse] = []
     spiking = desc.spiking_layers
-    half_state = 2 ** (int(spec.state_bits.value) - 1)
     for layer in spiking:
         def violate(limit: str, value: float, allowed: float, message: str, name: str = layer.name) -> None:
             violations.append(Violation(name, limit, value, allowed, message))
 
         use = layer.chip_use(spec, violate)
-        neurons = layer.num_neurons
         if use.max_delay > spec.max_delay.value:
-            violations.append(Violation(layer.name, "max_delay", use.max_delay, spec.max_delay.value,
-                                        "netx clamps longer delays to 62: the deployed network would differ"))
-        n = layer.neuron
-        cuba = n.is_lif
-        if not cuba:
-            warnings.append(f"layer {layer.name}: {n.type} neurons: resources are counted, but the "
-                            f"current-overflow analysis (a CUBA current u) does not apply")
-        bias_max = int(np.abs(np.asarray(layer.bias)).max()) if layer.bias is not None else 0
-        bias_lim = 2 ** (int(spec.bias_bits.value) - 1)
-        if bias_max >= bias_lim:
-            violations.append(Violation(layer.name, "bias_bits", bias_max, bias_lim - 1,
-                                        "bias mantissa beyond the neuron's signed bias field"))
-        vth = int(np.max(n.v_th_mant)) if n.v_th_mant is not None else 0
-        if vth >= 2 ** int(spec.threshold_bits.value):
-            note = (" (1 << 17 is netx's default for a dense layer without a neuron, a non-spiking integrator; "
-                    "lava-dl's own mnist.net uses it for its output layer)" if vth == 1 << 17 else "")
-            violations.append(Violation(layer.name, "threshold_bits", vth, 2 ** int(spec.threshold_bits.value) - 1,
-                                        "threshold mantissa beyond the neuron's threshold field" + note))
-        # The current u is a 24-bit state and takes a << 6 each step.
-        step = use.max_input_current * 64 if cuba else 0
-        if step >= half_state:
-            violations.append(Violation(layer.name, "state_bits", step, half_state - 1,
-                                        "one step's largest input current (all inputs spiking, << 6) overflows "
-                                        "the 24-bit current u: it would wrap"))
-        elif use.max_input_current and cuba:
-            du = int(np.max(n.i_decay))
-            steady = math.inf if du == 0 else step * 4096 / du
-            if steady >= half_state:
-                warnings.append(f"layer {layer.name}: sustained largest input could drive the current u past "
-                                f"24 bits ({'no current decay' if du == 0 else f'bound {steady:.3g}'}); "
-                                f"it wraps on the chip as in Lava")
-        by = {"neurons": math.ceil(neurons / spec.neurons_per_core.value),
-              "synapses": math.ceil(use.synapses_nonzero / spec.synapses_per_core.value),
-              "synaptic memory": math.ceil(use.memory_bits / spec.synaptic_memory_bits_per_core.value)
-              if use.memory_encoding != "shared kernel" else 1}
-        cores_by = max(by, key=by.get)
-        cores = max(1, by[cores_by])
-        if use.memory_encoding == "shared kernel":
-            use.memory_bits *= cores
-            if use.memory_bits / cores > spec.synaptic_memory_bits_per_core.value:
-                violations.append(Violation(layer.name, "synaptic_memory_bits_per_core", use.memory_bits / cores,
-                                            spec.synaptic_memory_bits_per_core.value,
-                                            "the conv kernel alone exceeds a core's memory"))
+            violate("max_delay", use.max_delay, spec.max_delay.value,
+                    "netx clamps longer delays to 62: the deployed network would differ")
+        _check_neuron(layer, use, spec, violate, warnings)
+        cores, cores_by = _cores_of(layer, use, spec, violate)
         axons_in = layer.core_axons_in(use, cores)
         if axons_in > spec.input_axons_per_core.value:
-            violations.append(Violation(layer.name, "input_axons_per_core", axons_in,
-                                        spec.input_axons_per_core.value,
-                                        "each core of the layer needs more input axons than a core has: the layer "
-                                        "cannot be split across cores"))
-        layers.append(LayerUse(layer.name, layer.kind, neurons, use.synapses_nonzero, use.synapses_dense,
+            violate("input_axons_per_core", axons_in, spec.input_axons_per_core.value,
+                    "each core of the layer needs more input axons than a core has: the layer "
+                    "cannot be split across cores")
+        layers.append(LayerUse(layer.name, layer.kind, layer.num_neurons, use.synapses_nonzero, use.synapses_dense,
                                use.weight_bits, use.weight_exponent, int(use.memory_bits), use.memory_encoding,
                                int(axons_in), 0, use.max_delay, cores, cores_by, int(use.max_input_current)))
     for i, use in enumerate(layers[:-1]):
@@ -175,6 +134,57 @@ def check_network(desc: NetDescription, spec: ChipSpec = LOIHI2) -> CheckReport:
             "output_axons_per_core", "cores_per_chip", "state_bits", "weight_bits", "max_delay"}
     assumptions = [f"{k}: {lim.source}" for k, lim in spec.rows() if k in used and not lim.public]
     return CheckReport(str(desc.path), spec.name, layers, violations, warnings, assumptions, totals)
+
+
+def _check_neuron(layer: Layer, use: ChipUse, spec: ChipSpec, violate: Violate, warnings: list[str]) -> None:
+    """The neuron's fields against the chip's: bias and threshold mantissas,
+    and whether the largest input current can wrap the 24-bit current u."""
+    n = layer.neuron
+    cuba = n.is_lif
+    if not cuba:
+        warnings.append(f"layer {layer.name}: {n.type} neurons: resources are counted, but the "
+                        f"current-overflow analysis (a CUBA current u) does not apply")
+    bias_max = int(np.abs(np.asarray(layer.bias)).max()) if layer.bias is not None else 0
+    bias_lim = 2 ** (int(spec.bias_bits.value) - 1)
+    if bias_max >= bias_lim:
+        violate("bias_bits", bias_max, bias_lim - 1, "bias mantissa beyond the neuron's signed bias field")
+    vth = int(np.max(n.v_th_mant)) if n.v_th_mant is not None else 0
+    if vth >= 2 ** int(spec.threshold_bits.value):
+        note = (" (1 << 17 is netx's default for a dense layer without a neuron, a non-spiking integrator; "
+                "lava-dl's own mnist.net uses it for its output layer)" if vth == 1 << 17 else "")
+        violate("threshold_bits", vth, 2 ** int(spec.threshold_bits.value) - 1,
+                "threshold mantissa beyond the neuron's threshold field" + note)
+    # The current u is a 24-bit state and takes a << 6 each step.
+    half_state = 2 ** (int(spec.state_bits.value) - 1)
+    step = use.max_input_current * 64 if cuba else 0
+    if step >= half_state:
+        violate("state_bits", step, half_state - 1,
+                "one step's largest input current (all inputs spiking, << 6) overflows "
+                "the 24-bit current u: it would wrap")
+    elif use.max_input_current and cuba:
+        du = int(np.max(n.i_decay))
+        steady = math.inf if du == 0 else step * 4096 / du
+        if steady >= half_state:
+            warnings.append(f"layer {layer.name}: sustained largest input could drive the current u past "
+                            f"24 bits ({'no current decay' if du == 0 else f'bound {steady:.3g}'}); "
+                            f"it wraps on the chip as in Lava")
+
+
+def _cores_of(layer: Layer, use: ChipUse, spec: ChipSpec, violate: Violate) -> tuple[int, str]:
+    """The cores the layer takes, and what sets their number (neurons,
+    synapses or synaptic memory). A shared conv kernel is stored once per core."""
+    by = {"neurons": math.ceil(layer.num_neurons / spec.neurons_per_core.value),
+          "synapses": math.ceil(use.synapses_nonzero / spec.synapses_per_core.value),
+          "synaptic memory": math.ceil(use.memory_bits / spec.synaptic_memory_bits_per_core.value)
+          if use.memory_encoding != "shared kernel" else 1}
+    cores_by = max(by, key=by.get)
+    cores = max(1, by[cores_by])
+    if use.memory_encoding == "shared kernel":
+        use.memory_bits *= cores
+        if use.memory_bits / cores > spec.synaptic_memory_bits_per_core.value:
+            violate("synaptic_memory_bits_per_core", use.memory_bits / cores,
+                    spec.synaptic_memory_bits_per_core.value, "the conv kernel alone exceeds a core's memory")
+    return cores, cores_by
 
 
 def format_report(r: CheckReport) -> str:
