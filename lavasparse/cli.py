@@ -8,9 +8,10 @@ import sys
 
 from lavasparse.defaults import (BATCH_SIZE, COSTS, CPUS_PER_TRIAL, CROSS_CHECK, DATASET_DEFAULTS, DATASETS,
                                  DEFAULT_COST, DEFAULT_DATASET, DEFAULT_ENGINE, DEFAULT_LAYOUT, DEFAULT_PROFILE, DEVICE,
-                                 ENCODINGS, ENGINES, EPOCHS, EXECUTORS, GENERIC_DEFAULTS, INITS, LAYOUTS, MAX_RATE,
-                                 PAPER_SCHEDULES, SCHEDULES, SEED, SPARSE_EPOCHS, SPARSE_INIT, STEPS, STUDY_EXECUTOR,
-                                 SWEEP_EXECUTOR, VAL_TOLERANCE, WEIGHT_SCALE)
+                                 ENCODINGS, ENERGY_ENCODING, ENERGY_INIT, ENERGY_SIGMA0, ENGINES, EPOCHS, EXECUTORS,
+                                 GENERIC_DEFAULTS, GPU_SHARE, INITS, LAYOUTS, MAX_RATE, PAPER_SCHEDULES, SCHEDULES,
+                                 SEED, SPARSE_EPOCHS, SPARSE_INIT, STEPS, STUDY_EXECUTOR, SWEEP_EXECUTOR,
+                                 VAL_TOLERANCE, WEIGHT_SCALE)
 from lavasparse.errors import CommandError
 from lavasparse.train.selection import SearchPlan
 
@@ -97,9 +98,16 @@ def _add_engine_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand per verb, each declared by its own function below."""
     p = argparse.ArgumentParser(prog="lavasparse", description=__doc__)
     sub = p.add_subparsers(dest="verb", required=True)
+    for add in (_add_train, _add_export, _add_deploy, _add_check, _add_profile, _add_compare, _add_pipeline,
+                _add_sweep, _add_study):
+        add(sub)
+    return p
 
+
+def _add_train(sub) -> None:
     t = sub.add_parser("train", help="train one SNN into a (resumable) run folder")
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--name", help="run name (default: the folder's name)")
@@ -111,11 +119,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_prune_arg(t)
     _add_energy_arg(t)
 
+
+def _add_export(sub) -> None:
     e = sub.add_parser("export", help="export a run's best model as netx HDF5")
     e.add_argument("run", help="training run folder")
     e.add_argument("--out", help="output file (default RUN/network.net)")
     e.add_argument("--checkpoint", default="best", choices=["best", "last"])
 
+
+def _add_deploy(sub) -> None:
     d = sub.add_parser("deploy", help="run a netx HDF5 network on Lava (Loihi2SimCfg, fixed_pt)")
     _add_net_input_args(d)
     d.add_argument("--labels", help=".npy of N labels, to report accuracy on the target")
@@ -123,18 +135,24 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--ignore-limits", action="store_true",
                    help="run a network that breaks Loihi 2's limits (lavasparse check) in the simulator anyway")
 
+
+def _add_check(sub) -> None:
     ck = sub.add_parser("check", help="map a netx network onto Loihi 2 cores; list every limit it breaks "
                         "(exit 1 if any)")
     ck.add_argument("net", help="netx HDF5 network description (ours or anyone's)")
     ck.add_argument("--json", help="write the report here")
     ck.add_argument("--chip", help="JSON chip table (default: Loihi 2, deploy/loihi2.py)")
 
+
+def _add_profile(sub) -> None:
     pr = sub.add_parser("profile", help="per-layer spikes, synops, neuron updates and energy on the target")
     _add_net_input_args(pr)
     pr.add_argument("--json", help="write the profile here")
     _add_energy_arg(pr)
     _add_engine_args(pr)
 
+
+def _add_compare(sub) -> None:
     c = sub.add_parser("compare", help="report two or more training runs side by side")
     c.add_argument("runs", nargs="+", help="training run folders (the first is the reference)")
     c.add_argument("--input", help="test spikes .npy (N, neurons..., T) for every run (default: each run's "
@@ -148,25 +166,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_args(c)
     _add_energy_arg(c)
 
+
+def _add_pipeline(sub) -> None:
     pl = sub.add_parser("pipeline", help="train baseline + sparse, export, deploy on Lava, profile, compare")
     _add_run_args(pl)
     pl.add_argument("--val-tolerance", type=float, default=VAL_TOLERANCE,
                     help="a candidate must keep validation accuracy within this of the baseline's (0: iso); "
                          "the cheapest such is chosen")
     pl.add_argument("--energy-sigma0", type=float, nargs="*", default=None,
-                    help="energy-trained candidates (sigma0 per nJ); none: skip them (default 3e-7 1e-6)")
+                    help="energy-trained candidates (sigma0 per nJ); none: skip them (default "
+                         + " ".join(f"{v:g}".replace("e-0", "e-") for v in ENERGY_SIGMA0) + ")")
     pl.add_argument("--no-code-baseline", dest="code_baseline", action="store_false",
                     help="do not train the baseline in the energy-trained networks' input code")
     pl.add_argument("--energy-encoding", default=None, choices=ENCODINGS,
-                    help="input code of the energy-trained candidates (default latency)")
+                    help=f"input code of the energy-trained candidates (default {ENERGY_ENCODING})")
     pl.add_argument("--energy-init", default=None, choices=INITS,
-                    help="train the energy-trained candidates from scratch (default) or fine-tune the baseline")
+                    help="train the energy-trained candidates from scratch or fine-tune the baseline "
+                         f"(default {ENERGY_INIT})")
     pl.add_argument("--distill", type=float, default=None, metavar="W",
                     help="networks trained from scratch in another input code also learn the baseline's output "
                          "spike rates, with weight W in [0, 1] (knowledge distillation; 0: off)")
     _add_prune_arg(pl)
     _add_train_args(pl)
 
+
+def _add_sweep(sub) -> None:
     sw = sub.add_parser("sweep", help="the paper's Tables 1 and 2: largest sigma0 per schedule, on the target")
     _add_run_args(sw)
     sw.add_argument("--schedules", nargs="+", default=list(PAPER_SCHEDULES), choices=PAPER_SCHEDULES)
@@ -182,9 +206,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="run trials through Ray Tune (default) or a local process pool (where Ray is missing)")
     sw.add_argument("--cpus-per-trial", type=int, default=CPUS_PER_TRIAL)
     sw.add_argument("--gpus-per-trial", type=float, default=None,
-                    help="default 0.25 when a GPU is there (4 trials per GPU), else 0")
+                    help=f"default {GPU_SHARE:g} when a GPU is there ({round(1 / GPU_SHARE)} trials per GPU), else 0")
     _add_common_args(sw)
 
+
+def _add_study(sub) -> None:
     st = sub.add_parser("study", help="train a table of networks from scratch (rows from a JSON file) and "
                         "measure each on the target")
     st.add_argument("--rows", required=True, help="JSON list of rows (see lavasparse/study.py)")
@@ -195,8 +221,6 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_args(st)
     _add_energy_arg(st)
     _add_common_args(st)
-    return p
-
 
 def _densities(text: str) -> tuple[float, ...]:
     try:
