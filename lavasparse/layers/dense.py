@@ -12,6 +12,7 @@ together (one exponent).
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 import warnings
@@ -25,7 +26,7 @@ from .base import (ChipUse, Layer, LayerSpec, Synapse, UnsupportedNetwork, Viola
 from .flatten import FlattenSpec
 from .netx_fields import (MAX_ABS_WEIGHT, MAX_DELAY, NetFileError, child, declared_shape, numbers, read_origin,
                           read_shape, required, whole_in_range)
-from .netx_weights import (WeightFormat, netx_needs_clipping, netx_optimize_weight_bits, netx_weight_mapping)
+from .netx_weights import WeightFormat, lava_clip_truncate, netx_needs_clipping, netx_optimize_weight_bits
 from .neuron import netx_default_dense_neuron
 
 DELAY_BITS = 6   # synaptic memory per synapse of a layer with delays (our mapping's assumption)
@@ -116,13 +117,25 @@ class DenseLayer(Layer):
     def is_spiking(self) -> bool:
         return True
 
+    def _matrices(self) -> list[np.ndarray]:
+        return [self.weight.astype(np.int64)] + ([self.weight_rec.astype(np.int64)] if self.recurrent else [])
+
+    @functools.cached_property
+    def _netx_scaled(self) -> tuple[np.ndarray, int, int, str]:
+        """netx's ``optimize_weight_bits`` at load, worked out once for the
+        emulator, the chip mapping and the description: the scaled weights
+        (out, in [+ out]), bits, exponent and sign mode. A recurrent layer's
+        two matrices are optimised side by side, as netx does."""
+        both = np.hstack(self._matrices())
+        if not both.any():
+            return both, 0, 0, "excitatory"
+        scaled, bits, exponent, sign = netx_optimize_weight_bits(both)
+        return scaled, int(bits), int(exponent), sign
+
     def weight_format(self) -> WeightFormat | None:
         """Through netx's own ``optimize_weight_bits``, the rule it applies at load."""
-        w = self.weight.astype(np.int64)
-        if not w.any():
-            return WeightFormat(0, 0, "excitatory")
-        _, bits, exp, sign = netx_optimize_weight_bits(w)
-        return WeightFormat(int(bits), int(exp), sign)
+        _, bits, exponent, sign = self._netx_scaled
+        return WeightFormat(bits, exponent, sign)
 
     # ---- Counting -------------------------------------------------------------------------
 
@@ -149,10 +162,10 @@ class DenseLayer(Layer):
     # ---- Emulating ------------------------------------------------------------------------
 
     def emulator_synapses(self, graded: bool):
-        if self.recurrent:
-            w, w_rec, exponent = netx_weight_mapping(self.weight, self.weight_rec)
-        else:
-            (w, exponent), w_rec = netx_weight_mapping(self.weight), None
+        scaled, bits, exponent, _ = self._netx_scaled
+        n_in = self.weight.shape[1]
+        w = lava_clip_truncate(scaled[:, :n_in], bits)
+        w_rec = lava_clip_truncate(scaled[:, n_in:], bits) if self.recurrent else None
         if self.delay is None:
             ff = DenseSynapse([w], [0], exponent, graded=graded)
             rec = DenseSynapse([w_rec], [0], exponent) if w_rec is not None else None
@@ -175,15 +188,11 @@ class DenseLayer(Layer):
         neurons' weights in the cheaper encoding: dense (weight bits per
         possible synapse) or sparse (weight bits plus an input index per
         non-zero synapse), plus DELAY_BITS per synapse with delays."""
-        w = self.weight.astype(np.int64)
+        mats = self._matrices()
+        w = mats[0]
         n_out, n_in = w.shape
-        mats = [w] if self.weight_rec is None else [w, self.weight_rec.astype(np.int64)]
-        both = np.hstack(mats)   # netx optimises a recurrent layer's two matrices together
-        if both.any():
-            both_eff, bits, exponent, _ = netx_optimize_weight_bits(both)
-        else:
-            both_eff, bits, exponent = both, 0, 0
-        clipped = netx_needs_clipping(both)
+        both_eff, bits, exponent, _ = self._netx_scaled
+        clipped = netx_needs_clipping(np.hstack(mats))
         if clipped:
             violate("weight_bits", int(np.abs(w).max()), 254,
                     f"{clipped} weights do not fit 8 bits with one exponent (mixed signs must lie "
