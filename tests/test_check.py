@@ -144,3 +144,31 @@ def test_check_on_lava_dl_networks():
         read_network(sdnn)            # not simulated, emulated or profiled...
     r = check_network(read_network(sdnn, any_neuron=True))     # ...but its resources are counted
     assert r.totals["neurons"] > 0 and any("SDNN neurons" in w for w in r.warnings)
+
+
+def test_recurrent_weight_format_from_both_matrices(tmp_net):
+    """netx optimises a dense_rec layer's input and recurrent weights together:
+    the description's bits and exponent, the chip mapping's and the emulator's
+    weights all follow from both matrices, not the input weights alone."""
+    from lavasparse.export.netx_format import describe
+    from lavasparse.layers.netx_weights import netx_optimize_weight_bits, netx_weight_mapping
+
+    _, path = tmp_net("20-8-4", steps=6)
+    w_rec = np.full((8, 8), 2000)          # far larger than any input weight: sets the exponent
+    with h5py.File(path, "a") as f:
+        del f["layer/1/type"]
+        f.create_dataset("layer/1/type", (1,), "S10", [b"dense_rec"])
+        f["layer/1/weight_rec"] = w_rec
+    desc = read_network(path)
+    layer = desc.spiking_layers[0]
+    _, bits, exponent, _ = netx_optimize_weight_bits(np.hstack([layer.weight, w_rec]))
+    _, input_alone_exponent = netx_weight_mapping(layer.weight)
+    assert exponent != input_alone_exponent   # the case where the two rules differ
+    row = next(r for r in describe(desc) if r["name"] == layer.name)
+    use = next(u for u in check_network(desc).layers if u.name == layer.name)
+    assert (row["weight_bits"], row["weight_exponent"]) == (bits, exponent)
+    assert (use.weight_bits, use.weight_exponent) == (bits, exponent)
+    w, w_rec_eff, exp = netx_weight_mapping(layer.weight, w_rec)
+    ff, rec = layer.emulator_synapses(graded=False)
+    assert exp == exponent and ff.exponent == rec.exponent == exponent
+    assert np.array_equal(ff.weights[0], w) and np.array_equal(rec.weights[0], w_rec_eff)
