@@ -30,7 +30,7 @@ import torch
 from lavasparse.train.device import prepare_cuda_jit, resolve_device
 from lavasparse.train.encode import encode_images
 from lavasparse.simulate.energy import default_profile
-from lavasparse.train.energy_weights import COSTS
+from lavasparse.defaults import COSTS
 from lavasparse.train.loss import SparsityLoss
 from lavasparse.train.model import NetConfig, SpikingNet
 from lavasparse.train.trainer import TrainConfig, train

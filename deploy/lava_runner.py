@@ -153,7 +153,6 @@ class InputBatch:
     ``message_bits``. ``check_input`` makes it; the engines and runners take
     it as it is, without checking or copying it again."""
     values: np.ndarray
-    input_shape: tuple[int, ...]
     message_bits: int
 
     def __len__(self) -> int:
@@ -161,7 +160,7 @@ class InputBatch:
 
     def head(self, k: int) -> "InputBatch":
         """The first ``k`` samples (a view)."""
-        return InputBatch(self.values[:k], self.input_shape, self.message_bits)
+        return InputBatch(self.values[:k], self.message_bits)
 
 
 def check_input(inputs: np.ndarray | InputBatch, desc: NetDescription, input_message_bits: int = 0,
@@ -176,7 +175,7 @@ def check_input(inputs: np.ndarray | InputBatch, desc: NetDescription, input_mes
     """
     shape = tuple(desc.input_shape)
     if isinstance(inputs, InputBatch):
-        if inputs.input_shape == shape and inputs.message_bits == input_message_bits:
+        if inputs.values.shape[1:-1] == shape and inputs.message_bits == input_message_bits:
             return inputs
         inputs = inputs.values
     name = f"{origin}: " if origin is not None else "input: "
@@ -202,7 +201,7 @@ def check_input(inputs: np.ndarray | InputBatch, desc: NetDescription, input_mes
     if bad.any():
         raise ValueError(f"{name}{int(bad.sum()):,} values outside {lo:,}..{hi:,}, the first "
                          f"{_number(inputs[bad].flat[0])} at {_first_index(bad)}: the values allowed for {what}")
-    return InputBatch(inputs.astype(np.int32, copy=False), shape, input_message_bits)
+    return InputBatch(inputs.astype(np.int32, copy=False), input_message_bits)
 
 
 def input_transform_note(desc: NetDescription, inputs: np.ndarray) -> str | None:

@@ -106,14 +106,14 @@ def check_network(desc: NetDescription, spec: ChipSpec = LOIHI2) -> CheckReport:
             violate("max_delay", use.max_delay, spec.max_delay.value,
                     "netx clamps longer delays to 62: the deployed network would differ")
         _check_neuron(layer, use, spec, violate, warnings)
-        cores, cores_by = _cores_of(layer, use, spec, violate)
+        cores, cores_by, memory_bits = _cores_of(layer, use, spec, violate)
         axons_in = layer.core_axons_in(use, cores)
         if axons_in > spec.input_axons_per_core.value:
             violate("input_axons_per_core", axons_in, spec.input_axons_per_core.value,
                     "each core of the layer needs more input axons than a core has: the layer "
                     "cannot be split across cores")
         layers.append(LayerUse(layer.name, layer.kind, layer.num_neurons, use.synapses_nonzero, use.synapses_dense,
-                               use.weight_bits, use.weight_exponent, int(use.memory_bits), use.memory_encoding,
+                               use.weight_bits, use.weight_exponent, int(memory_bits), use.memory_encoding,
                                int(axons_in), 0, use.max_delay, cores, cores_by, int(use.max_input_current)))
     for i, use in enumerate(layers[:-1]):
         use.axons_out = spiking[i + 1].axons_out_reaching(layers[i + 1].cores)
@@ -170,21 +170,22 @@ def _check_neuron(layer: Layer, use: ChipUse, spec: ChipSpec, violate: Violate, 
                             f"it wraps on the chip as in Lava")
 
 
-def _cores_of(layer: Layer, use: ChipUse, spec: ChipSpec, violate: Violate) -> tuple[int, str]:
-    """The cores the layer takes, and what sets their number (neurons,
-    synapses or synaptic memory). A shared conv kernel is stored once per core."""
+def _cores_of(layer: Layer, use: ChipUse, spec: ChipSpec, violate: Violate) -> tuple[int, str, float]:
+    """The cores the layer takes, what sets their number (neurons, synapses
+    or synaptic memory), and the layer's synaptic memory over all of them
+    (bits): a shared conv kernel is stored once per core."""
     by = {"neurons": math.ceil(layer.num_neurons / spec.neurons_per_core.value),
           "synapses": math.ceil(use.synapses_nonzero / spec.synapses_per_core.value),
           "synaptic memory": math.ceil(use.memory_bits / spec.synaptic_memory_bits_per_core.value)
           if use.memory_encoding != "shared kernel" else 1}
     cores_by = max(by, key=by.get)
     cores = max(1, by[cores_by])
-    if use.memory_encoding == "shared kernel":
-        use.memory_bits *= cores
-        if use.memory_bits / cores > spec.synaptic_memory_bits_per_core.value:
-            violate("synaptic_memory_bits_per_core", use.memory_bits / cores,
-                    spec.synaptic_memory_bits_per_core.value, "the conv kernel alone exceeds a core's memory")
-    return cores, cores_by
+    if use.memory_encoding != "shared kernel":
+        return cores, cores_by, use.memory_bits
+    if use.memory_bits > spec.synaptic_memory_bits_per_core.value:
+        violate("synaptic_memory_bits_per_core", float(use.memory_bits),
+                spec.synaptic_memory_bits_per_core.value, "the conv kernel alone exceeds a core's memory")
+    return cores, cores_by, use.memory_bits * cores
 
 
 def format_report(r: CheckReport) -> str:

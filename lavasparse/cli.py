@@ -6,14 +6,14 @@ import importlib
 import signal
 import sys
 
-from lavasparse.defaults import (BATCH_SIZE, COSTS, CPUS_PER_TRIAL, CROSS_CHECK, DATASET_DEFAULTS, DATASETS,
-                                 DEFAULT_COST, DEFAULT_DATASET, DEFAULT_ENGINE, DEFAULT_LAYOUT, DEFAULT_PROFILE, DEVICE,
-                                 ENCODINGS, ENERGY_ENCODING, ENERGY_INIT, ENERGY_SIGMA0, ENGINES, EPOCHS, EXECUTORS,
-                                 GENERIC_DEFAULTS, GPU_SHARE, INITS, LAYOUTS, MAX_RATE, PAPER_SCHEDULES, SCHEDULES,
-                                 SEED, SPARSE_EPOCHS, SPARSE_INIT, STEPS, STUDY_EXECUTOR, SWEEP_EXECUTOR,
-                                 VAL_TOLERANCE, WEIGHT_SCALE)
+from lavasparse.defaults import (BATCH_SIZE, BISECT_STEPS, COSTS, CPUS_PER_TRIAL, CROSS_CHECK, DATASET_DEFAULTS,
+                                 DATASETS, DEFAULT_COST, DEFAULT_DATASET, DEFAULT_ENGINE, DEFAULT_LAYOUT,
+                                 DEFAULT_PROFILE, DEVICE, ENCODINGS, ENERGY_ENCODING, ENERGY_INIT, ENERGY_SIGMA0,
+                                 ENGINES, EPOCHS, EXECUTORS, GENERIC_DEFAULTS, GPU_SHARE, INITS, LAYOUTS, MAX_RATE,
+                                 PAPER_SCHEDULES, SCHEDULES, SEED, SIGMA0_FACTOR, SIGMA0_LOW, SIGMA0_START,
+                                 SPARSE_EPOCHS, SPARSE_INIT, STEPS, STUDY_EXECUTOR, SWEEP_EXECUTOR, VAL_TOLERANCE,
+                                 WEIGHT_SCALE)
 from lavasparse.errors import CommandError
-from lavasparse.train.selection import SearchPlan
 
 
 def _per_dataset(key: str) -> str:
@@ -194,11 +194,11 @@ def _add_sweep(sub) -> None:
     sw = sub.add_parser("sweep", help="the paper's Tables 1 and 2: largest sigma0 per schedule, on the target")
     _add_run_args(sw)
     sw.add_argument("--schedules", nargs="+", default=list(PAPER_SCHEDULES), choices=PAPER_SCHEDULES)
-    sw.add_argument("--sigma0-start", type=float, default=SearchPlan.start, help="first sigma0 tried")
-    sw.add_argument("--factor", type=float, default=SearchPlan.factor, help="bracketing step (multiplier)")
-    sw.add_argument("--sigma0-low", type=float, default=SearchPlan.low,
+    sw.add_argument("--sigma0-start", type=float, default=SIGMA0_START, help="first sigma0 tried")
+    sw.add_argument("--factor", type=float, default=SIGMA0_FACTOR, help="bracketing step (multiplier)")
+    sw.add_argument("--sigma0-low", type=float, default=SIGMA0_LOW,
                     help="smallest sigma0 tried: below it a schedule is reported as 'none' (each step down costs a round)")
-    sw.add_argument("--bisect-steps", type=int, default=SearchPlan.bisect_steps,
+    sw.add_argument("--bisect-steps", type=int, default=BISECT_STEPS,
                     help="bisections of the bracket (log space)")
     sw.add_argument("--address", default=None,
                     help="an existing Ray cluster (e.g. ray://head:10001 or auto); default: Ray on this machine")

@@ -330,6 +330,7 @@ def _deploy(config: PipelineConfig, picks: list[tuple[Candidates, dict]], out: P
 
     engine = ("Lava (Loihi2SimCfg, fixed_pt)" if config.engine == "lava" else
               f"the emulator (cross-checked on Lava: {config.cross_check} samples)")
+    energy = EnergyProfile.load(config.energy_profile)
     results = []
     for label, run, which, enc in [("baseline", "baseline", "best", config.encoding)] + [
             (fam.label, p["run"], f"epochs/{p['epoch']:03d}", fam.encoding) for fam, p in picks]:
@@ -337,7 +338,7 @@ def _deploy(config: PipelineConfig, picks: list[tuple[Candidates, dict]], out: P
               + (f" x {config.test_draws} encodings" if config.test_draws > 1 else ""), flush=True)
         res = evaluate_on_target(out / run, inputs[enc], labels, config.engine, config.cross_check,
                                  progress=progress, which=which, out_dir=eval_dir(out, run, which),
-                                 energy_profile=config.energy_profile).relabelled(label, run)
+                                 energy_profile=energy).relabelled(label, run)
         ag = res.agreement
         print(f"   SLAYER {100 * res.accuracy_float:.2f}%  target {100 * res.accuracy_target:.2f}%  "
               f"spikes identical to SLAYER: {ag.identical_spikes}  ({ag.target_seconds:.1f} s)", flush=True)

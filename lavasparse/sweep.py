@@ -43,7 +43,6 @@ from lavasparse.pipeline import RunSettings
 from lavasparse.simulate.compare import test_set_words
 from lavasparse.simulate.evaluate import KeptEvaluations
 from lavasparse.simulate.target_result import TargetEvaluation
-from lavasparse.train.schedules import SCHEDULES
 from lavasparse.train.selection import SearchPlan, cheapest_passing, eligible_epochs, largest_passing, pick_epoch
 from lavasparse.train.trainer import TrainConfig, train
 
@@ -86,7 +85,7 @@ class SweepConfig(RunSettings, TrialSettings):
         self.schedules = tuple(self.schedules)
         if isinstance(self.plan, dict):
             self.plan = SearchPlan(**self.plan)
-        bad = [s for s in self.schedules if s not in SCHEDULES or s == "baseline"]
+        bad = [s for s in self.schedules if s not in PAPER_SCHEDULES]
         if bad:
             raise ValueError(f"unknown schedules {bad}: expected some of {PAPER_SCHEDULES}")
 

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .energy_weights import COSTS, EnergyWeights
+from lavasparse.defaults import COSTS
+
+from .energy_weights import EnergyWeights
 
 
 # Width of the gate's gradient, in quantisation steps (SLAYER's 2 / w_scale =

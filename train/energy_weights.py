@@ -1,11 +1,9 @@
-"""What a training run's cost term charges, without torch: the cost names and
-the per-operation energy the profile charges (so that reading an energy
-profile, or building the command line, never loads torch)."""
+"""What a training run's cost term charges, without torch: the per-operation
+energy the profile charges (so that reading an energy profile, or building
+the command line, never loads torch)."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-
-from lavasparse.defaults import COSTS
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ import torch
 
 import lava.lib.dl.slayer as slayer
 
-from lavasparse.defaults import DEFAULT_COST, GENERIC_DEFAULTS
+from lavasparse.defaults import COSTS, DEFAULT_COST, GENERIC_DEFAULTS
 
 from .cost import InferenceCost, inference_cost
-from .energy_weights import COSTS, EnergyWeights
+from .energy_weights import EnergyWeights
 
 
 def output_rates(output_spikes: torch.Tensor) -> torch.Tensor:

@@ -23,14 +23,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lavasparse.defaults import (BATCH_SIZE, DATASET_DEFAULTS, DEFAULT_COST, DEFAULT_DATASET, DEFAULT_ENCODING, DEVICE,
-                                 EPOCHS, GENERIC_DEFAULTS, LR_SCHEDULE, MAX_RATE, SEED, STEPS, VAL_FRACTION)
+from lavasparse.defaults import (BATCH_SIZE, COSTS, DATASET_DEFAULTS, DEFAULT_COST, DEFAULT_DATASET, DEFAULT_ENCODING,
+                                 DEVICE, EPOCHS, GENERIC_DEFAULTS, LR_SCHEDULE, MAX_RATE, SEED, STEPS, VAL_FRACTION)
 from lavasparse.fileio import atomic_path, folder_lock, remove_stale_temporaries, write_json, write_text
 
 from .data import load_dataset, train_val_split
 from .device import resolve_device
 from .cost import inference_cost
-from .energy_weights import COSTS, EnergyWeights
+from .energy_weights import EnergyWeights
 from .encode import LATENCY_WINDOW, InputCode, batch_seed, encode_batch
 from .loss import SparsityLoss, output_rates
 from .model import NetConfig, NeuronConfig, SpikingNet, parse_arch
@@ -233,7 +233,7 @@ def _claim_run_folder(config: TrainConfig, run_dir: Path) -> None:
     cfg_path = run_dir / "config.json"
     if cfg_path.exists():
         old = json.loads(cfg_path.read_text())
-        if _comparable(old, run_dir) != _comparable(json.loads(json.dumps(config.to_dict())), run_dir):
+        if _comparable(old, run_dir) != _comparable(config.to_dict(), run_dir):
             raise ValueError(f"{cfg_path}: the run folder holds another configuration; "
                              f"use a new folder or the same settings to resume")
     else:
@@ -311,7 +311,9 @@ def _train_epoch(run: _Run, config: TrainConfig, train_set, epoch: int, s: float
                          batch_seed(config.seed, epoch, b), config.input_code).to(device)
         y = torch.as_tensor(train_set.labels[idx], device=device)
         out = model.windowed(model(x), config.steps)
-        rates = run.teacher.rates(train_set, idx, batch_seed(config.seed, epoch, b)) if run.teacher else None
+        # The teacher's rates enter the loss only with distill > 0.
+        rates = (run.teacher.rates(train_set, idx, batch_seed(config.seed, epoch, b))
+                 if run.teacher and config.distill > 0 else None)
         # The spike count alone (Allred et al.) needs no fan-out: skip it there.
         loss, l_class, count, _ = (run.loss_fn(out, y, s, teacher_rates=rates) if config.cost == "spikes"
                                    else run.loss_fn(out, y, s, model, x, teacher_rates=rates))

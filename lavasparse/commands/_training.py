@@ -15,8 +15,9 @@ def download_if_asked(a) -> None:
         download(a.dataset, a.data_dir)
 
 
-def run_settings(a) -> dict:
-    """RunSettings fields from the parsed arguments: those given (not None)
-    override the dataclass defaults, which are the one place defaults live."""
-    names = {f.name for f in fields(RunSettings)}
+def run_settings(a, cls: type = RunSettings) -> dict:
+    """Fields of ``cls`` (RunSettings or a config built on it) from the parsed
+    arguments: those given (not None) override the dataclass defaults, which
+    are the one place defaults live."""
+    names = {f.name for f in fields(cls)}
     return {k: v for k, v in vars(a).items() if k in names and v is not None}

@@ -9,8 +9,7 @@ from ._training import download_if_asked, run_settings
 
 
 def run(a) -> int:
-    cfg = StudyConfig(**run_settings(a), rows=load_rows(a.rows), cpus_per_trial=a.cpus_per_trial,
-                      executor=a.executor)
+    cfg = StudyConfig(**{**run_settings(a, StudyConfig), "rows": load_rows(a.rows)})   # --rows names the rows' file
     download_if_asked(a)
     run_study(cfg, a.out, command="lavasparse " + " ".join(sys.argv[1:]))
     return 0

@@ -11,8 +11,7 @@ from ._training import download_if_asked, run_settings
 
 def run(a) -> int:
     plan = SearchPlan(start=a.sigma0_start, factor=a.factor, bisect_steps=a.bisect_steps, low=a.sigma0_low)
-    cfg = SweepConfig(**run_settings(a), schedules=tuple(a.schedules), plan=plan,
-                      cpus_per_trial=a.cpus_per_trial, gpus_per_trial=a.gpus_per_trial, executor=a.executor)
+    cfg = SweepConfig(**run_settings(a, SweepConfig), plan=plan)
     download_if_asked(a)
     run_sweep(cfg, a.out, address=a.address, command="lavasparse " + " ".join(sys.argv[1:]))
     return 0

@@ -26,7 +26,7 @@ from .base import (ChipUse, Layer, LayerSpec, Synapse, UnsupportedNetwork, Viola
 from .flatten import FlattenSpec
 from .netx_fields import (MAX_ABS_WEIGHT, MAX_DELAY, NetFileError, child, declared_shape, numbers, read_origin,
                           read_shape, required, whole_in_range)
-from .netx_weights import WeightFormat, lava_clip_truncate, netx_needs_clipping, netx_optimize_weight_bits
+from .netx_weights import WeightFormat, lava_weights, netx_needs_clipping, netx_optimize_weight_bits
 from .neuron import netx_default_dense_neuron
 
 DELAY_BITS = 6   # synaptic memory per synapse of a layer with delays (our mapping's assumption)
@@ -163,9 +163,7 @@ class DenseLayer(Layer):
 
     def emulator_synapses(self, graded: bool):
         scaled, bits, exponent, _ = self._netx_scaled
-        n_in = self.weight.shape[1]
-        w = lava_clip_truncate(scaled[:, :n_in], bits)
-        w_rec = lava_clip_truncate(scaled[:, n_in:], bits) if self.recurrent else None
+        w, w_rec = lava_weights(scaled, bits, self.weight.shape[1])
         if self.delay is None:
             ff = DenseSynapse([w], [0], exponent, graded=graded)
             rec = DenseSynapse([w_rec], [0], exponent) if w_rec is not None else None

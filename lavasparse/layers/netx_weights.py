@@ -63,8 +63,17 @@ def netx_weight_mapping(weight: np.ndarray, weight_rec: np.ndarray | None = None
         w, bits, exponent, _ = netx_optimize_weight_bits(weight)
         return lava_clip_truncate(w, bits), exponent
     both, bits, exponent, _ = netx_optimize_weight_bits(np.hstack([weight, np.asarray(weight_rec).astype(np.int64)]))
-    w, w_rec = both[:, :weight.shape[1]], both[:, weight.shape[1]:]
-    return lava_clip_truncate(w, bits), lava_clip_truncate(w_rec, bits), exponent
+    w, w_rec = lava_weights(both, bits, weight.shape[1])
+    return w, w_rec, exponent
+
+
+def lava_weights(scaled: np.ndarray, bits: int, n_in: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Lava's Dense weights from netx's scaled ones (``netx_optimize_weight_bits``
+    of the input weights, with a recurrent layer's weights beside them from
+    column ``n_in`` on): (input weights, recurrent weights or None), each
+    clipped and truncated on its own, as each is its own Lava process."""
+    w = lava_clip_truncate(scaled[:, :n_in], bits)
+    return w, (lava_clip_truncate(scaled[:, n_in:], bits) if scaled.shape[1] > n_in else None)
 
 
 def lava_clip_truncate(w: np.ndarray, num_weight_bits: int) -> np.ndarray:

@@ -6,7 +6,7 @@ RF, ...) are read for ``lavasparse check``, which needs only the structure.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import h5py
 import numpy as np
@@ -38,15 +38,14 @@ class Neuron:
 
     Each parameter is one integer for the layer, or an array with one per
     neuron. Another neuron type keeps whichever of the three its file has
-    (None for the rest). ``ignored`` holds the fields netx reads but does not
-    apply (refDelay, wgtExp, gradedSpike) where the file gives them, at the
-    only values under which that changes nothing."""
+    (None for the rest). Fields netx reads but does not apply (refDelay,
+    wgtExp, gradedSpike) are accepted only at the values under which that
+    changes nothing (``read_neuron``), so none is kept."""
 
     type: str
     i_decay: int | np.ndarray | None = None     # current decay, 4096ths per step
     v_decay: int | np.ndarray | None = None     # voltage decay, 4096ths per step
     v_th_mant: int | np.ndarray | None = None   # threshold mantissa (x 64 in the voltage's units)
-    ignored: dict = field(default_factory=dict)
 
     @property
     def is_lif(self) -> bool:
@@ -58,7 +57,7 @@ class Neuron:
 # non-leaky integrator (hdf5.Network.create_dense). Note ``1 << 18 - 1`` there
 # is ``1 << 17`` by Python's precedence.
 def netx_default_dense_neuron() -> Neuron:
-    return Neuron("CUBA", i_decay=0, v_decay=4096, v_th_mant=1 << 17, ignored={"refDelay": 1, "gradedSpike": False})
+    return Neuron("CUBA", i_decay=0, v_decay=4096, v_th_mant=1 << 17)
 
 
 _NETX_KEYS = {"iDecay": "i_decay", "vDecay": "v_decay", "vThMant": "v_th_mant"}
@@ -104,7 +103,6 @@ def read_neuron(where: str, ng: h5py.Group, shape: tuple[int, ...], any_neuron: 
     for key, (lo, hi, why) in LIF_FIELD_RANGES.items():
         values[_NETX_KEYS[key]] = _neuron_values(ng, key, f"{where}/{key}", shape, integer)
         whole_in_range(np.asarray(values[_NETX_KEYS[key]]), f"{where}/{key}", lo, hi, why)
-    ignored = {}
     for key, value in IGNORED_NEURON_FIELDS.items():
         if child(ng, key, f"{where}/{key}", h5py.Dataset) is None:
             continue
@@ -115,5 +113,4 @@ def read_neuron(where: str, ng: h5py.Group, shape: tuple[int, ...], any_neuron: 
         if a.item() != value:
             raise NetFileError(f"{where}/{key}: {a.item()!r}; netx 0.6.0 ignores this field, so only "
                                f"{value!r} runs as the file says")
-        ignored[key] = a.item()
-    return Neuron(neuron_type, **values, ignored=ignored)
+    return Neuron(neuron_type, **values)
