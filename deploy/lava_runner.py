@@ -351,8 +351,6 @@ def run_on_lava(desc: NetDescription, inputs: np.ndarray | InputBatch, chunk_ste
     """
     import_lava()
     from lava.lib.dl import netx   # Lava: only where a run needs it (it imports only on Python 3.10)
-    from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
 
     net_path = desc.path
     x = check_input(inputs, desc, input_message_bits).values
@@ -360,15 +358,7 @@ def run_on_lava(desc: NetDescription, inputs: np.ndarray | InputBatch, chunk_ste
     offset = 0 if desc.has_input_neuron else 1
     num_layers = len(desc.spiking_layers)
     total = n * steps + num_layers + offset - 1
-
-    if desc.spiking_layers[0].takes_flat_input and x.ndim > 3:
-        # netx applies a flatten only between two layers it built: right after
-        # a shape-only input the first dense layer takes the input flat, in
-        # (C, H, W) order.
-        x = x.reshape(n, -1, steps)
-    data = _to_lava_order(x)
-    data = np.moveaxis(data, 0, -2).reshape(*data.shape[1:-1], n * steps)
-    data = np.concatenate([data, np.zeros((*data.shape[:-1], total - n * steps), np.int32)], -1)
+    data = _input_stream(desc, x, total)
 
     with LavaRunGuard(stop_timeout_s) as guard:
         net = netx.hdf5.Network(net_config=str(net_path), reset_interval=steps, reset_offset=offset,
@@ -378,33 +368,59 @@ def run_on_lava(desc: NetDescription, inputs: np.ndarray | InputBatch, chunk_ste
             raise RuntimeError(f"{net_path}: netx built {len(net.layers)} layers, we expected {num_layers}")
         sinks, monitors = _attach_probes(net, data, total, desc.has_input_neuron, record_states)
         t0 = time.time()
-        with tqdm(total=total, desc=f"Lava {Path(net_path).name}", unit="step",
-                  disable=None if progress else True, leave=False) as bar:
-            done = 0
-            while done < total:
-                k = min(chunk_steps, total - done)
-                net.run(condition=RunSteps(num_steps=k),
-                        run_cfg=Loihi2SimCfg(select_tag="fixed_pt",
-                                             exception_proc_model_map=_recurrent_dense_model()))
-                done += k
-                bar.update(k)
+        _run_in_chunks(net, total, chunk_steps, f"Lava {Path(net_path).name}", progress)
         records = [np.asarray(s.data.get()) for s in sinks]
         # A Monitor's data: {process name: {var name: (steps, *shape)}}; to (*shape, steps).
         states = [[np.moveaxis(next(iter(next(iter(m.get_data().values())).values())), 0, -1) for m in pair]
                   for pair in monitors]
     seconds = time.time() - t0
 
-    def windows(recs: list[np.ndarray], dtype) -> list[np.ndarray]:
-        out = []
-        for l, rec in enumerate(recs, start=1):
-            rec = _from_lava_order(rec)
-            start = l + offset - 1   # probe index of step k*T + l + o
-            out.append(np.stack([rec[..., start + k * steps: start + (k + 1) * steps]
-                                 for k in range(n)]).astype(dtype))
-        return out
-
-    spikes = windows(records, np.int32)
-    currents = windows([st[0] for st in states], np.int64) if record_states else None
-    voltages = windows([st[1] for st in states], np.int64) if record_states else None
+    spikes = _sample_windows(records, n, steps, offset, np.int32)
+    currents = _sample_windows([st[0] for st in states], n, steps, offset, np.int64) if record_states else None
+    voltages = _sample_windows([st[1] for st in states], n, steps, offset, np.int64) if record_states else None
     return LavaRun(desc, [l.name for l in desc.spiking_layers], spikes, steps, total, seconds,
                    currents, voltages)
+
+
+def _input_stream(desc: NetDescription, x: np.ndarray, total: int) -> np.ndarray:
+    """The batch x (N, *input_shape, T) as one stream in Lava's order,
+    (*lava_shape, total): the samples one after another, then zeros for the
+    steps the last sample's spikes take to cross the network."""
+    n, steps = x.shape[0], x.shape[-1]
+    if desc.spiking_layers[0].takes_flat_input and x.ndim > 3:
+        # netx applies a flatten only between two layers it built: right after
+        # a shape-only input the first dense layer takes the input flat, in
+        # (C, H, W) order.
+        x = x.reshape(n, -1, steps)
+    data = _to_lava_order(x)
+    data = np.moveaxis(data, 0, -2).reshape(*data.shape[1:-1], n * steps)
+    return np.concatenate([data, np.zeros((*data.shape[:-1], total - n * steps), np.int32)], -1)
+
+
+def _run_in_chunks(net, total: int, chunk_steps: int, title: str, progress: bool) -> None:
+    """``total`` steps of the netx network on Loihi2SimCfg (fixed_pt), in runs
+    of at most ``chunk_steps`` so that the progress bar moves."""
+    from lava.magma.core.run_conditions import RunSteps
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    with tqdm(total=total, desc=title, unit="step", disable=None if progress else True, leave=False) as bar:
+        done = 0
+        while done < total:
+            k = min(chunk_steps, total - done)
+            net.run(condition=RunSteps(num_steps=k),
+                    run_cfg=Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=_recurrent_dense_model()))
+            done += k
+            bar.update(k)
+
+
+def _sample_windows(records: list[np.ndarray], n: int, steps: int, offset: int, dtype) -> list[np.ndarray]:
+    """Each layer's record of the stream (Lava's order, (*shape, total)) cut
+    into the n samples' windows, (n, *shape, steps) in our order: layer l's
+    window of sample k starts at step k*T + l + offset - 1 (one step of
+    latency per synaptic layer)."""
+    out = []
+    for l, rec in enumerate(records, start=1):
+        rec = _from_lava_order(rec)
+        start = l + offset - 1
+        out.append(np.stack([rec[..., start + k * steps: start + (k + 1) * steps] for k in range(n)]).astype(dtype))
+    return out

@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -213,3 +214,26 @@ def test_a_crash_anywhere_in_an_epochs_writes_leaves_a_consistent_folder(tmp_pat
     assert not list(run.rglob("*.tmp"))
     a, b = torch.load(tmp_path / "straight" / "last.pt")["model"], torch.load(run / "last.pt")["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_teacher_takes_the_student_spikes_only_in_its_own_code(tmp_path):
+    """A teacher in the student's code, steps and input shape reads the
+    student's input spikes (all-zero spikes give no output: they were used);
+    in another code it encodes the images itself (the zeros are ignored)."""
+    from dataclasses import replace
+
+    from lavasparse.train.data import load_dataset
+    from lavasparse.train.encode import encode_batch
+    from lavasparse.train.trainer import Teacher
+
+    train(small_config(epochs=1), tmp_path / "teacher", progress=False)
+    teacher = Teacher.load(tmp_path / "teacher", "cpu")
+    data, _ = load_dataset("digits", None)
+    idx, seed, cfg = np.arange(32), 5, teacher.config
+    x = encode_batch(data, idx, teacher.model.specs[0].in_shape, cfg.steps, seed, cfg.input_code)
+    encoded = teacher.rates(data, idx, seed)
+    assert encoded.shape == (32, 10) and encoded.sum() > 0
+    assert torch.equal(teacher.rates(data, idx, seed, x, cfg), encoded)
+    assert teacher.rates(data, idx, seed, torch.zeros_like(x), cfg).sum() == 0
+    assert torch.equal(teacher.rates(data, idx, seed, torch.zeros_like(x), replace(cfg, encoding="latency")), encoded)
+    assert torch.equal(teacher.rates(data, idx, seed, torch.zeros_like(x), replace(cfg, steps=cfg.steps + 1)), encoded)

@@ -85,7 +85,10 @@ class SparsityLoss(torch.nn.Module):
 
     def distilled_class_loss(self, output: torch.Tensor, labels: torch.Tensor,
                              teacher_rates: torch.Tensor) -> torch.Tensor:
-        """SpikeRate's squared error per sample, towards the blended target."""
+        """SpikeRate's squared error per sample, towards the blended target.
+        Written out here because SLAYER's SpikeRate builds its target from the
+        labels alone and takes no other (``tests/test_trainer.py`` checks that
+        both agree where the teacher's rates are the label's)."""
         rate = output_rates(output)
         one_hot = torch.nn.functional.one_hot(labels, rate.shape[1]).to(rate.dtype)
         label_rates = self.true_rate * one_hot + self.false_rate * (1 - one_hot)

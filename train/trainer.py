@@ -33,7 +33,7 @@ from .cost import inference_cost
 from .energy_weights import EnergyWeights
 from .encode import LATENCY_WINDOW, InputCode, batch_seed, encode_batch
 from .loss import SparsityLoss, output_rates
-from .model import NetConfig, NeuronConfig, SpikingNet, parse_arch
+from .model import NetConfig, SpikingNet, parse_arch
 from .prune import PruneSchedule, apply_masks, current_masks, prune_to_density, surviving_density, synaptic_blocks
 from .schedules import SCHEDULES, sigma
 
@@ -103,9 +103,7 @@ class TrainConfig:
         if self.cost == "energy" and self.energy is None:
             raise ValueError("cost 'energy' needs the energy profile's figures (TrainConfig.energy)")
         if isinstance(self.net, dict):
-            net = dict(self.net)
-            net["neuron"] = NeuronConfig(**net.get("neuron", {}))
-            self.net = NetConfig(**net)
+            self.net = NetConfig(**self.net)
         if self.schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {self.schedule!r}: expected one of {SCHEDULES}")
         if self.lr_schedule not in ("cosine", "constant"):
@@ -307,13 +305,12 @@ def _train_epoch(run: _Run, config: TrainConfig, train_set, epoch: int, s: float
                leave=False, disable=None if progress else True, unit="batch")
     for b in bar:
         idx = order[b * config.batch_size:(b + 1) * config.batch_size]
-        x = encode_batch(train_set, idx, model.specs[0].in_shape, config.steps,
-                         batch_seed(config.seed, epoch, b), config.input_code).to(device)
+        seed = batch_seed(config.seed, epoch, b)
+        x = encode_batch(train_set, idx, model.specs[0].in_shape, config.steps, seed, config.input_code).to(device)
         y = torch.as_tensor(train_set.labels[idx], device=device)
         out = model.windowed(model(x), config.steps)
         # The teacher's rates enter the loss only with distill > 0.
-        rates = (run.teacher.rates(train_set, idx, batch_seed(config.seed, epoch, b))
-                 if run.teacher and config.distill > 0 else None)
+        rates = run.teacher.rates(train_set, idx, seed, x, config) if run.teacher and config.distill > 0 else None
         # The spike count alone (Allred et al.) needs no fan-out: skip it there.
         loss, l_class, count, _ = (run.loss_fn(out, y, s, teacher_rates=rates) if config.cost == "spikes"
                                    else run.loss_fn(out, y, s, model, x, teacher_rates=rates))
@@ -463,10 +460,18 @@ class Teacher:
         return cls(model, config, device)
 
     @torch.no_grad()
-    def rates(self, data, index: np.ndarray, seed: int) -> torch.Tensor:
-        """Output spikes per step of each output neuron, (batch, classes)."""
-        x = encode_batch(data, index, self.model.specs[0].in_shape, self.config.steps, seed,
-                         self.config.input_code).to(self.device)
+    def rates(self, data, index: np.ndarray, seed: int, student_x: torch.Tensor | None = None,
+              student: TrainConfig | None = None) -> torch.Tensor:
+        """Output spikes per step of each output neuron, (batch, classes), for
+        samples ``index`` encoded with ``seed``. Where the student (its config
+        ``student``, its input ``student_x``) encodes them as the teacher
+        would (the same code, steps and input shape), its spikes are reused."""
+        in_shape = self.model.specs[0].in_shape
+        if (student_x is not None and student is not None and student.input_code == self.config.input_code
+                and student.steps == self.config.steps and tuple(student_x.shape[1:-1]) == tuple(in_shape)):
+            x = student_x
+        else:
+            x = encode_batch(data, index, in_shape, self.config.steps, seed, self.config.input_code).to(self.device)
         return output_rates(self.model.windowed(self.model(x), self.config.steps)[-1])
 
 

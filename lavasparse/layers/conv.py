@@ -12,6 +12,7 @@ wrapped to signed 24 bits (Lava's ``signed_clamp``, a modulo).
 """
 from __future__ import annotations
 
+import functools
 import math
 import re
 import warnings
@@ -126,6 +127,28 @@ class ConvLayer(Layer):
         """netx passes conv weights unscaled (exponent 0): the bits of the raw integers."""
         return WeightFormat.of_raw_integers(self.weight)
 
+    def nir_nodes(self, dt):
+        """``Conv2d`` (the file's integer kernel / 64, with its stride,
+        padding and dilation), then the neurons. Grouped kernels (a pool our
+        export wrote as a depthwise conv among them) are written as the same
+        conv with groups 1, zero between groups: NIR 1.0.8 infers a grouped
+        Conv2d's input channels as the kernel's in / groups and refuses the
+        graph. The import reads a depthwise sum back as a pool."""
+        import nir
+        w = self.weight.astype(np.float64) / 64
+        if self.groups > 1:
+            c_out, c_in_g = w.shape[:2]
+            full = np.zeros((c_out, c_in_g * self.groups, *w.shape[2:]))
+            per_group = c_out // self.groups
+            for o in range(c_out):
+                g = o // per_group
+                full[o, g * c_in_g:(g + 1) * c_in_g] = w[o]
+            w = full
+        return [(self.name, nir.Conv2d(input_shape=tuple(self.in_shape[1:]), weight=w, stride=tuple(self.stride),
+                                       padding=tuple(self.padding), dilation=tuple(self.dilation), groups=1,
+                                       bias=np.zeros(self.shape[0]))),
+                self.nir_neuron(dt)]
+
     def describe_row(self) -> dict:
         return {**super().describe_row(), "groups": self.groups}
 
@@ -134,8 +157,16 @@ class ConvLayer(Layer):
     def fanout(self) -> np.ndarray:
         """Exact per input pixel: with padding and stride an edge pixel reaches
         fewer outputs than a centre one (``lavasparse.layers.geometry``)."""
-        return conv_fanout(self.weight != 0, self.in_shape, self.shape, self.stride, self.padding, self.dilation,
-                           self.groups)
+        return self._fanout
+
+    @functools.cached_property
+    def _fanout(self) -> np.ndarray:
+        # Worked out once per layer: a profile needs it for the synaptic ops
+        # and again for the chip mapping, and a description's weights do not change.
+        fanout = conv_fanout(self.weight != 0, self.in_shape, self.shape, self.stride, self.padding, self.dilation,
+                             self.groups)
+        fanout.flags.writeable = False
+        return fanout
 
     def ann_macs(self) -> int:
         """The kernel once per output position."""
