@@ -7,12 +7,12 @@ import signal
 import sys
 
 from lavasparse.defaults import (BATCH_SIZE, BISECT_STEPS, COSTS, CPUS_PER_TRIAL, CROSS_CHECK, DATASET_DEFAULTS,
-                                 DATASETS, DEFAULT_COST, DEFAULT_DATASET, DEFAULT_ENGINE, DEFAULT_LAYOUT,
-                                 DEFAULT_PROFILE, DEVICE, ENCODINGS, ENERGY_ENCODING, ENERGY_INIT, ENERGY_SIGMA0,
-                                 ENGINES, EPOCHS, EXECUTORS, GENERIC_DEFAULTS, GPU_SHARE, INITS, LAYOUTS, MAX_RATE,
-                                 PAPER_SCHEDULES, SCHEDULES, SEED, SIGMA0_FACTOR, SIGMA0_LOW, SIGMA0_START,
-                                 SPARSE_EPOCHS, SPARSE_INIT, STEPS, STUDY_EXECUTOR, SWEEP_EXECUTOR, VAL_TOLERANCE,
-                                 WEIGHT_SCALE)
+                                 DATASETS, DEFAULT_COST, DEFAULT_DATASET, DEFAULT_ENCODING, DEFAULT_ENGINE,
+                                 DEFAULT_LAYOUT, DEFAULT_PROFILE, DEVICE, ENCODINGS, ENERGY_ENCODING, ENERGY_INIT,
+                                 ENERGY_SIGMA0, ENGINES, EPOCHS, EXECUTORS, GENERIC_DEFAULTS, GPU_SHARE, INITS, LAYOUTS,
+                                 MAX_RATE, NIR_DT, PAPER_SCHEDULES, SCHEDULES, SEED, SIGMA0_FACTOR, SIGMA0_LOW,
+                                 SIGMA0_START, SPARSE_EPOCHS, SPARSE_INIT, STEPS, STUDY_EXECUTOR, SWEEP_EXECUTOR,
+                                 VAL_TOLERANCE, WEIGHT_SCALE)
 from lavasparse.errors import CommandError
 
 
@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line: one subcommand per verb, each declared by its own function below."""
     p = argparse.ArgumentParser(prog="lavasparse", description=__doc__)
     sub = p.add_subparsers(dest="verb", required=True)
-    for add in (_add_train, _add_export, _add_deploy, _add_check, _add_profile, _add_compare, _add_pipeline,
+    for add in (_add_train, _add_export, _add_import, _add_deploy, _add_check, _add_profile, _add_compare, _add_pipeline,
                 _add_sweep, _add_study):
         add(sub)
     return p
@@ -121,10 +121,35 @@ def _add_train(sub) -> None:
 
 
 def _add_export(sub) -> None:
-    e = sub.add_parser("export", help="export a run's best model as netx HDF5")
-    e.add_argument("run", help="training run folder")
-    e.add_argument("--out", help="output file (default RUN/network.net)")
+    e = sub.add_parser("export", help="export a run's best model as netx HDF5, or a run or netx file as NIR")
+    e.add_argument("run", help="training run folder, or (with --format nir) a netx file")
+    e.add_argument("--format", default="netx", choices=["netx", "nir"],
+                   help="netx HDF5 (default) or NIR (netx file written first for a run)")
+    e.add_argument("--out", help="output file (default RUN/network.net, RUN/network.nir, or the netx file's "
+                                 "name with .nir)")
     e.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    e.add_argument("--dt", type=float, default=NIR_DT,
+                   help=f"NIR: seconds per time step, written into the graph (default {NIR_DT:g}, snnTorch's)")
+
+
+def _add_import(sub) -> None:
+    i = sub.add_parser("import", help="a NIR graph as a run folder and netx file, with a fidelity report")
+    i.set_defaults(module="import_nir")
+    i.add_argument("nir", help="NIR file (snnTorch, Norse, Rockpool, ours)")
+    i.add_argument("--out", required=True, help="run folder to write (config.json, best.pt, network.net)")
+    i.add_argument("--dataset", default=DEFAULT_DATASET, choices=DATASETS,
+                   help="the data the network takes: the run's config (fine-tuning) and the fidelity report")
+    i.add_argument("--data-dir", help="folder with the dataset's files (not needed for digits)")
+    i.add_argument("--steps", type=int, default=STEPS, help=f"time steps per sample (default {STEPS})")
+    i.add_argument("--encoding", default=DEFAULT_ENCODING, choices=ENCODINGS, help="input code of images")
+    i.add_argument("--dt", type=float, default=None,
+                   help=f"seconds per step the graph was made for (default: its metadata, else {NIR_DT:g})")
+    i.add_argument("--rescale", default=None, action=argparse.BooleanOptionalAction,
+                   help="scale each layer's weights and threshold to the 8-bit weights (default: unless "
+                        "lavasparse wrote the graph)")
+    i.add_argument("--fidelity-samples", type=int, default=360,
+                   help="test images for the fidelity report (snnTorch's reading of the file against the "
+                        "target); 0: none")
 
 
 def _add_deploy(sub) -> None:
@@ -255,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # The chosen verb's module alone: each imports the stages it uses, so
         # that check and deploy never load torch (lavasparse/commands/).
-        verb = importlib.import_module(f"lavasparse.commands.{args.verb}")
+        verb = importlib.import_module(f"lavasparse.commands.{getattr(args, 'module', args.verb)}")
         return verb.run(args)
     except (ValueError, FileNotFoundError, CommandError) as e:
         print(f"lavasparse {args.verb}: error: {e}", file=sys.stderr)

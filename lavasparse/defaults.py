@@ -90,6 +90,20 @@ LATENCY_THRESHOLD = 0.1
 LATENCY_WINDOW = 4
 
 
+# NIR (export/nir_export.py, export/nir_import.py). NIR is continuous-time
+# and stores no time step: a reader discretises with its own. snnTorch's
+# reader and writer hard-code 1e-4 s (forward Euler), so that is ours: a
+# decay of a per step is a time constant of dt / a. We write it into the
+# graph's metadata, and read it from there on import when it is present.
+NIR_DT = 1e-4   # seconds per time step
+# Import rescales each layer's weights and threshold together (the same
+# network) so that the largest weight uses the 8-bit signed weights (SLAYER
+# writes even integers: -256..254) and the threshold stays within Lava's
+# unsigned 17-bit vth (deploy/loihi2.py).
+NIR_MAX_WEIGHT = 254
+NIR_MAX_THRESHOLD_MANT = (1 << 17) - 1
+
+
 # What a dataset gets where a setting is not given. Architectures: the papers'
 # nets (Allred et al.: LeNet on CIFAR-10; Adams et al.: 784-500-10 on MNIST),
 # small ones where the papers have none. Training settings, measured here:

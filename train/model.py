@@ -60,10 +60,31 @@ class NeuronConfig:
 
 @dataclass
 class NetConfig:
+    """An architecture string (see the module doc), its neurons and weight
+    scales. ``layer_neurons``, when given, holds one NeuronConfig per spiking
+    layer in network order (an imported network's layers each have their
+    own threshold and decays, ``export/nir_import.py``); else every layer
+    has ``neuron``."""
     arch: str = DATASET_DEFAULTS[DEFAULT_DATASET]["arch"]
     neuron: NeuronConfig = field(default_factory=NeuronConfig)
     weight_scale: float = WEIGHT_SCALE
     pool_weight: float = POOL_WEIGHT
+    layer_neurons: tuple[NeuronConfig, ...] | None = None
+
+    def __post_init__(self):
+        if isinstance(self.neuron, dict):
+            self.neuron = NeuronConfig(**self.neuron)
+        if self.layer_neurons is not None:
+            self.layer_neurons = tuple(NeuronConfig(**n) if isinstance(n, dict) else n for n in self.layer_neurons)
+
+    def neurons(self, num_spiking: int) -> list[NeuronConfig]:
+        """Each spiking layer's neuron, in network order."""
+        if self.layer_neurons is None:
+            return [self.neuron] * num_spiking
+        if len(self.layer_neurons) != num_spiking:
+            raise ValueError(f"architecture {self.arch!r}: {num_spiking} spiking layers but "
+                             f"{len(self.layer_neurons)} layer neurons")
+        return list(self.layer_neurons)
 
 
 def _only_synapse_and_neuron(block) -> None:
@@ -98,8 +119,11 @@ class SpikingNet(torch.nn.Module):
         super().__init__()
         self.config = config
         self.specs = parse_arch(config.arch)
-        params = config.neuron.slayer_params()
-        self.blocks = torch.nn.ModuleList(spec.slayer_block(params, config) for spec in self.specs)
+        neurons = iter(config.neurons(sum(s.spiking for s in self.specs)))
+        # A flatten has no neurons: it is given ``neuron`` and ignores it.
+        self.blocks = torch.nn.ModuleList(
+            spec.slayer_block((next(neurons) if spec.spiking else config.neuron).slayer_params(), config)
+            for spec in self.specs)
         # SLAYER sizes its neurons on the first forward pass; do it now, so that a
         # new net can load a state or export itself straight away (no randomness used).
         with torch.no_grad():

@@ -264,6 +264,22 @@ class Layer:
         layer, the one its own spikes feed back through."""
         raise UnsupportedNetwork(f"layer {self.name} of type {self.kind} is not emulated")
 
+    # ---- NIR ------------------------------------------------------------------------------
+
+    def nir_nodes(self, dt: float) -> list[tuple[str, object]]:
+        """The layer as NIR nodes in a chain, each (name, node): its synapse,
+        then its neuron (``Neuron.nir_node``), on SLAYER's scale (the file's
+        integers / 64). Raise UnsupportedNetwork naming the layer and field
+        where NIR or this mapping cannot hold it."""
+        raise UnsupportedNetwork(f"layer {self.name}: a {self.kind} layer has no NIR node here")
+
+    def nir_neuron(self, dt: float) -> tuple[str, object]:
+        """(name, node) of the layer's neurons (see ``Neuron.nir_node``)."""
+        bias = self.bias
+        if bias is not None and np.ndim(bias) == 1 and len(self.shape) == 3 and len(bias) == self.shape[0]:
+            bias = np.asarray(bias)[:, None, None]   # one per channel
+        return f"{self.name}_neuron", self.neuron.nir_node(self.shape, dt, bias, f"layer {self.name}/neuron")
+
     # ---- Placing on a chip ----------------------------------------------------------------
 
     def chip_use(self, spec, violate: Violate) -> ChipUse:

@@ -132,6 +132,19 @@ class DenseLayer(Layer):
         scaled, bits, exponent, sign = netx_optimize_weight_bits(both)
         return scaled, int(bits), int(exponent), sign
 
+    def nir_nodes(self, dt):
+        """``Linear`` (the weights Lava's Dense applies, after netx's scaling
+        and Lava's truncation, times 2^exponent, / 64), then the neurons."""
+        import nir
+        if self.recurrent:
+            raise UnsupportedNetwork(f"layer {self.name}/weight_rec: recurrent layers are not written to NIR yet")
+        if self.delay is not None and self.delay.any():
+            raise UnsupportedNetwork(f"layer {self.name}/delay: synaptic delays are not written to NIR "
+                                     f"(NIR's Delay node is per neuron, not per synapse)")
+        scaled, bits, exponent, _ = self._netx_scaled
+        w, _ = lava_weights(scaled, bits, self.weight.shape[1])
+        return [(self.name, nir.Linear(weight=w.astype(np.float64) * 2.0 ** exponent / 64)), self.nir_neuron(dt)]
+
     def weight_format(self) -> WeightFormat | None:
         """Through netx's own ``optimize_weight_bits``, the rule it applies at load."""
         _, bits, exponent, sign = self._netx_scaled

@@ -22,6 +22,11 @@ class FlattenLayer(Layer):
             raise NetFileError(f"{where}: flatten cannot be the first layer")
         return cls(index, (int(np.prod(prev_shape)),), prev_shape)
 
+    def nir_nodes(self, dt):
+        """NIR's ``Flatten`` of every axis (NIR shapes have no batch axis)."""
+        import nir
+        return [(self.name, nir.Flatten(input_type={"input": np.array(self.in_shape)}, start_dim=0, end_dim=-1))]
+
 
 @dataclass(frozen=True)
 class FlattenSpec(LayerSpec):

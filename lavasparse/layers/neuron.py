@@ -52,6 +52,54 @@ class Neuron:
         """A CUBA/LOIHI neuron: what the emulator, the profiler and the current analysis model."""
         return self.type in LIF_TYPES
 
+    def nir_node(self, shape: tuple[int, ...], dt: float, bias=None, where: str = "neuron"):
+        """This neuron as NIR's continuous-time node, for a reader that
+        discretises it with forward Euler at ``dt`` seconds per step (as
+        snnTorch's reader and NIR's own reference do), every value on
+        SLAYER's scale (the file's integers / 64, weights and threshold alike),
+        reset to zero. With a = i_decay / 4096 and c = v_decay / 4096:
+
+            CubaLIF: tau_syn = dt / a, w_in = tau_syn / dt, tau_mem = dt / c, r = tau_mem / dt
+                     (Euler: I += -a I + S; v += -c v + I), when the current persists (a < 1);
+            LIF:     tau = dt / c, r = tau / dt, when it does not (a = 1: I = S each step);
+            IF:      r = 1 / dt, when neither the current persists nor the voltage leaks (c = 0).
+
+        A bias b (the file's mantissa) adds b / 64 to v every step: v_leak = (b / 64) tau_mem / dt.
+        Refused (UnsupportedNetwork, naming ``where`` and the field): a current
+        that never decays (a = 0), a non-leaking voltage under a persisting
+        current, and a bias on an IF neuron, none of which NIR's nodes hold
+        with finite parameters."""
+        import nir   # only where NIR is written: reading and checking a file need it not
+
+        from .base import UnsupportedNetwork
+        if not self.is_lif:
+            raise UnsupportedNetwork(f"{where}/type: {self.type} neurons have no NIR node here (CUBA and LOIHI do)")
+        full = lambda v: np.broadcast_to(np.asarray(v, dtype=np.float64), shape).copy()   # noqa: E731
+        a, c = full(self.i_decay) / MAX_DECAY, full(self.v_decay) / MAX_DECAY
+        threshold = full(self.v_th_mant) / 64
+        per_step_bias = full(0 if bias is None else bias) / 64
+        if (a == 0).any():
+            raise UnsupportedNetwork(f"{where}/iDecay: 0 (a current that never decays) has no NIR node with "
+                                     f"finite tau_syn and w_in")
+        if (a < 1).any():
+            if (c == 0).any():
+                raise UnsupportedNetwork(f"{where}/vDecay: 0 under a decaying current; NIR's CubaLIF needs a "
+                                         f"finite tau_mem")
+            tau_syn, tau_mem = dt / a, dt / c
+            return nir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt, v_leak=per_step_bias * tau_mem / dt,
+                               v_threshold=threshold, v_reset=np.zeros(shape), w_in=tau_syn / dt)
+        if (c > 0).all():
+            tau = dt / c
+            return nir.LIF(tau=tau, r=tau / dt, v_leak=per_step_bias * tau / dt, v_threshold=threshold,
+                           v_reset=np.zeros(shape))
+        if (c > 0).any():
+            raise UnsupportedNetwork(f"{where}/vDecay: 0 for some neurons and not others (NIR's LIF and IF are "
+                                     f"one node each)")
+        if per_step_bias.any():
+            raise UnsupportedNetwork(f"{where}: a bias on a neuron whose voltage does not leak (NIR's IF has no "
+                                     f"v_leak)")
+        return nir.IF(r=np.full(shape, 1 / dt), v_threshold=threshold, v_reset=np.zeros(shape))
+
 
 # What netx 0.6.0 gives a dense layer whose description has no neuron: a
 # non-leaky integrator (hdf5.Network.create_dense). Note ``1 << 18 - 1`` there

@@ -1,0 +1,119 @@
+"""A NIR graph run by a reader nobody here wrote: snnTorch's ``import_from_nir``
+(float, forward Euler at its own dt of 1e-4 s), layer by layer, beside the
+target's fixed-point spikes of the same network. The fidelity report of an
+import and the tests of our export both use it.
+
+snnTorch's reader has no per-layer latency; the target's layer l spikes l - 1
+steps later, and its per-sample windows (``SpikingNet.layer_windows``) are
+already shifted back, so step t of both is the same step of the sample.
+Samples run one at a time, unbatched: snnTorch's reader turns NIR's
+``Flatten`` (which has no batch axis) into ``torch.nn.Flatten(0, -1)``, which
+would flatten a batch too.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lavasparse.deploy.lava_runner import predict
+
+
+def snntorch_layer_spikes(graph_or_path, inputs: np.ndarray, progress: bool = False) -> list[np.ndarray]:
+    """Each neuron layer's spikes (N, *shape, T) in snnTorch's simulation of
+    the NIR graph (a ``nir.NIRGraph`` or a file), from rest for every sample,
+    for ``inputs`` (N, *input_shape, T)."""
+    import nir
+    import snntorch as snn
+    from snntorch import utils as snn_utils
+    from snntorch.import_nir import import_from_nir
+    from tqdm import tqdm
+
+    graph = nir.read(graph_or_path) if isinstance(graph_or_path, (str, Path)) else graph_or_path
+    with contextlib.redirect_stdout(io.StringIO()):   # its reader prints its progress
+        net = import_from_nir(graph)
+    neurons = [m for m in net.modules() if isinstance(m, snn.SpikingNeuron)]
+    if not neurons:
+        raise ValueError("snnTorch built no spiking neurons from the graph")
+    record: list[torch.Tensor] = []
+    hooks = [m.register_forward_hook(lambda mod, inp, out: record.append(out[0] if isinstance(out, tuple) else out))
+             for m in neurons]
+    n, steps = inputs.shape[0], inputs.shape[-1]
+    out: list[list[np.ndarray]] = [[] for _ in neurons]
+    try:
+        with torch.no_grad():
+            for i in tqdm(range(n), desc="snnTorch", disable=None if progress else True, leave=False):
+                snn_utils.reset(net)
+                per_step = []
+                for t in range(steps):
+                    record.clear()
+                    net(torch.as_tensor(inputs[i, ..., t], dtype=torch.float32))
+                    if len(record) != len(neurons):
+                        raise RuntimeError(f"snnTorch ran {len(record)} of {len(neurons)} neuron layers at step {t}")
+                    per_step.append([r.detach().numpy().copy() for r in record])
+                for layer in range(len(neurons)):
+                    out[layer].append(np.stack([s[layer] for s in per_step], axis=-1))
+    finally:
+        for h in hooks:
+            h.remove()
+    return [np.stack(layer).astype(np.int8) for layer in out]
+
+
+@dataclass
+class LayerAgreement:
+    """One layer: spikes in each simulation, at how many (sample, neuron,
+    step) positions both spike and at how many either does."""
+    name: str
+    spikes_target: int
+    spikes_reference: int
+    both: int
+    either: int
+
+    @property
+    def shared(self) -> float:
+        """Share of the spikes both simulations have: both / either (1 where neither spikes)."""
+        return self.both / self.either if self.either else 1.0
+
+
+@dataclass
+class ReaderAgreement:
+    """The target against a reader of the same NIR graph, per layer and on the predicted class."""
+    layers: list[LayerAgreement]
+    prediction_match: float
+    accuracy_target: float | None
+    accuracy_reference: float | None
+
+    @property
+    def hidden_shared(self) -> float:
+        """Share of the hidden layers' spikes both simulations have, all hidden layers together."""
+        either = sum(l.either for l in self.layers[:-1])
+        return sum(l.both for l in self.layers[:-1]) / either if either else 1.0
+
+    def table(self) -> str:
+        rows = ["| layer | spikes on the target | spikes in the reader | shared |", "|---|---:|---:|---:|"]
+        rows += [f"| {l.name} | {l.spikes_target} | {l.spikes_reference} | {100 * l.shared:.2f}% |"
+                 for l in self.layers]
+        acc = ("" if self.accuracy_target is None else
+               f"; accuracy: target {100 * self.accuracy_target:.2f}%, reader {100 * self.accuracy_reference:.2f}%")
+        return "\n".join(rows) + f"\n\npredicted class the same: {100 * self.prediction_match:.2f}%{acc}\n"
+
+
+def agreement(names: list[str], target: list[np.ndarray], reference: list[np.ndarray],
+              labels: np.ndarray | None = None) -> ReaderAgreement:
+    """Compare per-layer spikes (N, *shape, T) of the target and a reader."""
+    if len(target) != len(reference) or len(names) != len(target):
+        raise ValueError(f"{len(target)} target layers, {len(reference)} reader layers, {len(names)} names")
+    layers = []
+    for name, a, b in zip(names, target, reference):
+        if a.shape != b.shape:
+            raise ValueError(f"layer {name}: target spikes {a.shape}, reader {b.shape}")
+        a, b = a != 0, b != 0
+        layers.append(LayerAgreement(name, int(a.sum()), int(b.sum()), int((a & b).sum()), int((a | b).sum())))
+    pa, pb = predict(target[-1]), predict(reference[-1])
+    return ReaderAgreement(layers, float((pa == pb).mean()),
+                           None if labels is None else float((pa == labels).mean()),
+                           None if labels is None else float((pb == labels).mean()))
