@@ -18,6 +18,7 @@ import numpy as np
 
 from lavasparse.defaults import NIR_DT
 from lavasparse.fileio import atomic_path
+from lavasparse.layers import UnsupportedNetwork
 
 from .netx_format import NetDescription
 
@@ -35,7 +36,6 @@ def to_nir(desc: NetDescription, dt: float = NIR_DT):
     import nir
 
     if desc.has_input_neuron:
-        from lavasparse.layers import UnsupportedNetwork
         raise UnsupportedNetwork(f"{desc.path}: layer 0/neuron: an input layer with neurons is not written to NIR "
                                  f"(lavasparse writes its input as spikes into the first synapse)")
     nodes = {"input": nir.Input(input_type={"input": np.array(desc.input_shape)})}

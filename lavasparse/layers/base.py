@@ -28,13 +28,9 @@ from typing import Callable, ClassVar
 import h5py
 import numpy as np
 
-from .netx_fields import BIAS_RANGE, NetFileError, child, declared_shape, numbers, whole_in_range
+from .netx_fields import BIAS_RANGE, NetFileError, UnsupportedNetwork, child, declared_shape, numbers, whole_in_range
 from .netx_weights import WeightFormat
 from .neuron import Neuron, read_neuron
-
-
-class UnsupportedNetwork(ValueError):
-    """The network holds something the emulator does not model exactly."""
 
 
 # A limit a layer breaks on a chip: violate(limit, value, allowed, message),

@@ -56,6 +56,11 @@ class NetFileError(ValueError):
     """A netx HDF5 file that is missing a field or holds a malformed one."""
 
 
+class UnsupportedNetwork(ValueError):
+    """The network holds something the emulator does not model exactly, or
+    NIR cannot hold."""
+
+
 # ---- Text in messages ---------------------------------------------------------------------
 
 def shown(text, limit: int = SHOWN_CHARS) -> str:

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-from .netx_fields import (MAX_DECAY, MAX_THRESHOLD_MANT, NetFileError, child, declared_shape, numbers, required,
-                          shown, string, whole_in_range)
+from .netx_fields import (MAX_DECAY, MAX_THRESHOLD_MANT, NetFileError, UnsupportedNetwork, child, declared_shape,
+                          numbers, required, shown, string, whole_in_range)
 
 LIF_TYPES = ("CUBA", "LOIHI")
 # Fields a CUBA/LOIHI neuron must have.
@@ -71,7 +71,6 @@ class Neuron:
         with finite parameters."""
         import nir   # only where NIR is written: reading and checking a file need it not
 
-        from .base import UnsupportedNetwork
         if not self.is_lif:
             raise UnsupportedNetwork(f"{where}/type: {self.type} neurons have no NIR node here (CUBA and LOIHI do)")
         full = lambda v: np.broadcast_to(np.asarray(v, dtype=np.float64), shape).copy()   # noqa: E731
