@@ -51,7 +51,7 @@ def snntorch_layer_spikes(graph_or_path, inputs: np.ndarray, progress: bool = Fa
                 per_step = []
                 for t in range(steps):
                     record.clear()
-                    net(torch.as_tensor(inputs[i, ..., t], dtype=torch.float32))
+                    net(torch.tensor(inputs[i, ..., t], dtype=torch.float32))
                     if len(record) != len(neurons):
                         raise RuntimeError(f"snnTorch ran {len(record)} of {len(neurons)} neuron layers at step {t}")
                     per_step.append([r.detach().numpy().copy() for r in record])
