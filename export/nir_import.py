@@ -40,6 +40,7 @@ import torch
 from lavasparse.defaults import (DEFAULT_DATASET, DEFAULT_ENCODING, NIR_DT, NIR_MAX_THRESHOLD_MANT, NIR_MAX_WEIGHT,
                                  STEPS)
 from lavasparse.fileio import write_json
+from lavasparse.layers.geometry import conv_out_size
 from lavasparse.train.model import NetConfig, NeuronConfig, SpikingNet
 from lavasparse.train.trainer import TrainConfig
 
@@ -212,9 +213,8 @@ def _synapse(node, name: str, in_shape: tuple[int, ...]) -> tuple[str, np.ndarra
     if w.shape[2] != w.shape[3] or w.shape[1] != in_shape[0]:
         raise NirImportError(f"node {name!r}/weight: shape {w.shape} after a {in_shape} layer (square kernels only)")
     k, s, p = w.shape[2], int(stride[0]), int(padding[0])
-    h = (in_shape[1] + 2 * p - k) // s + 1
-    wd = (in_shape[2] + 2 * p - k) // s + 1
-    return f"c{w.shape[0]}k{k}s{s}p{p}", w, (w.shape[0], h, wd)
+    return f"c{w.shape[0]}k{k}s{s}p{p}", w, (w.shape[0], conv_out_size(in_shape[1], k, s, p),
+                                             conv_out_size(in_shape[2], k, s, p))
 
 
 def read_layers(graph, dt: float, rescale: bool) -> tuple[tuple[int, ...], list[ImportedLayer], float]:

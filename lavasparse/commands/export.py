@@ -22,7 +22,7 @@ def run(a) -> int:
         net_out = a.out if a.format == "netx" and a.out else str(source / "network.net")
         desc = export_netx(model, net_out)
         print(f"wrote {net_out}")
-        _print_rows(describe(desc))
+        print_layers(describe(desc))
         if a.format == "netx":
             return 0
     out = a.out or str(source.with_suffix(".nir") if source.is_file() else source / "network.nir")
@@ -32,7 +32,8 @@ def run(a) -> int:
     return 0
 
 
-def _print_rows(rows: list[dict]) -> None:
+def print_layers(rows: list[dict]) -> None:
+    """The rows of ``describe`` as a table (export and import print it)."""
     cols = ["name", "type", "shape", "neurons", "weights", "weight_bits", "weight_exponent", "sign_mode"]
     print("  ".join(f"{c:>15s}" for c in cols))
     for r in rows:

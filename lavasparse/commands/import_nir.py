@@ -12,7 +12,7 @@ from lavasparse.simulate.engines import run_target
 from lavasparse.simulate.nir_reference import agreement, snntorch_layer_spikes
 from lavasparse.train.test_set import encode_test_set
 
-from .export import _print_rows
+from .export import print_layers
 
 
 def run(a) -> int:
@@ -22,13 +22,13 @@ def run(a) -> int:
     desc = imported.description
     print(f"wrote {out}/config.json, best.pt and {desc.path} (imported.json: how each node was read); "
           f"dt {imported.dt:g} s, " + ("rescaled to 8-bit weights" if imported.rescaled else "not rescaled"))
-    _print_rows(describe(desc))
+    print_layers(describe(desc))
     if a.fidelity_samples <= 0:
         return 0
     if importlib.util.find_spec("snntorch") is None or importlib.util.find_spec("nirtorch") is None:
         print("no fidelity report: snnTorch's NIR reader is not installed (pip install snntorch nirtorch)")
         return 0
-    x, labels = encode_test_set(a.dataset, a.data_dir, imported.config.net.arch, a.steps, 0,
+    x, labels = encode_test_set(a.dataset, a.data_dir, imported.config.net.arch, a.steps, imported.config.seed,
                                 imported.config.input_code, limit=a.fidelity_samples)
     target = run_target(desc, x, "emulator", progress=True)
     report = agreement(target.layer_names, target.spikes, snntorch_layer_spikes(a.nir, x, progress=True), labels)

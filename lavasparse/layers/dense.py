@@ -141,9 +141,15 @@ class DenseLayer(Layer):
         if self.delay is not None and self.delay.any():
             raise UnsupportedNetwork(f"layer {self.name}/delay: synaptic delays are not written to NIR "
                                      f"(NIR's Delay node is per neuron, not per synapse)")
-        scaled, bits, exponent, _ = self._netx_scaled
-        w, _ = lava_weights(scaled, bits, self.weight.shape[1])
+        w, _, exponent = self._lava_weights
         return [(self.name, nir.Linear(weight=w.astype(np.float64) * 2.0 ** exponent / 64)), self.nir_neuron(dt)]
+
+    @functools.cached_property
+    def _lava_weights(self) -> tuple[np.ndarray, np.ndarray | None, int]:
+        """The weights Lava's Dense applies (input, recurrent or None) and
+        their exponent: netx's scaling, then Lava's clipping and truncation."""
+        scaled, bits, exponent, _ = self._netx_scaled
+        return (*lava_weights(scaled, bits, self.weight.shape[1]), exponent)
 
     def weight_format(self) -> WeightFormat | None:
         """Through netx's own ``optimize_weight_bits``, the rule it applies at load."""
@@ -175,8 +181,7 @@ class DenseLayer(Layer):
     # ---- Emulating ------------------------------------------------------------------------
 
     def emulator_synapses(self, graded: bool):
-        scaled, bits, exponent, _ = self._netx_scaled
-        w, w_rec = lava_weights(scaled, bits, self.weight.shape[1])
+        w, w_rec, exponent = self._lava_weights
         if self.delay is None:
             ff = DenseSynapse([w], [0], exponent, graded=graded)
             rec = DenseSynapse([w_rec], [0], exponent) if w_rec is not None else None

@@ -5,14 +5,13 @@ the rate-coded baseline trained the same way? Pipeline settings (0.6/0.04),
 no cost term; test set, 8 draws, SLAYER (identical to the target).
 The augmentation is patched into the trainer's batch encoder here (training
 batches only: validation and test pass index None)."""
-import json, sys, time
+import sys
 from pathlib import Path
 import numpy as np, torch
 import torch.nn.functional as F
-from lavasparse.pipeline import PipelineConfig
 from lavasparse.train import trainer as T
 from lavasparse.train.data import ImageDataset, load_dataset
-from lavasparse.train.test_set import seed_for_test_set
+from _trial import train_and_test
 _, test = load_dataset("digits", None)
 variant, seeds = sys.argv[1], [int(s) for s in sys.argv[2:]]
 enc = {"rate-aug": "rate", "lat-aug": "latency"}[variant]
@@ -38,14 +37,4 @@ def augmented(data, index, in_shape, steps, seed, code):
 
 T.encode_batch = augmented
 for seed in seeds:
-    cfg = PipelineConfig(seed=seed)
-    tc = cfg.train_config(variant, "baseline", 0.0, None, enc, "spikes", None)
-    t0 = time.time()
-    T.train(tc, root / f"{variant}-seed{seed}", progress=False)
-    m, c = T.load_trained(root / f"{variant}-seed{seed}", "best")
-    r = T.evaluate(m, test, c.steps, c.input_code, seed_for_test_set(seed), energy=c.energy, draws=8)
-    rec = {"variant": variant, "seed": seed, "test": r["accuracy"], "energy_nj": 1e9 * r["energy_dynamic_j"] / len(test),
-           "seconds": time.time() - t0}
-    print(json.dumps(rec), flush=True)
-    with open(root / "results.jsonl", "a") as f:
-        f.write(json.dumps(rec) + "\n")
+    train_and_test(variant, seed, enc, root, test, draws=8)
