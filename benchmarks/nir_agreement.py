@@ -46,8 +46,7 @@ def main() -> None:
         report = agreement(target.layer_names, target.spikes, reader, labels)
         print(f"## {row} ({evals[0].name}, {len(labels)} test images, {code} code; target {t1 - t0:.0f} s, "
               f"snnTorch {t2 - t1:.0f} s)\n")
-        print(report.table())
-        print(f"hidden spikes shared: {100 * report.hidden_shared:.2f}%\n", flush=True)
+        print(report.table(), flush=True)
 
 
 if __name__ == "__main__":

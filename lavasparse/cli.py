@@ -118,6 +118,12 @@ def _add_train(sub) -> None:
                         "(--energy-profile)")
     _add_prune_arg(t)
     _add_energy_arg(t)
+    t.add_argument("--init-from", metavar="RUN",
+                   help="fine-tune: start from this run folder's best weights and its network (architecture, "
+                        "each layer's neuron; a run `lavasparse import` wrote included), or from a checkpoint "
+                        "(.pt) of --arch; by default for --sparse-epochs at 0.3 x the learning rate")
+    t.add_argument("--sparse-epochs", type=int, default=None,
+                   help=f"with --init-from and no --epochs: epochs of fine-tuning (default {SPARSE_EPOCHS})")
 
 
 def _add_export(sub) -> None:

@@ -66,17 +66,37 @@ def snntorch_layer_spikes(graph_or_path, inputs: np.ndarray, progress: bool = Fa
 @dataclass
 class LayerAgreement:
     """One layer: spikes in each simulation, at how many (sample, neuron,
-    step) positions both spike and at how many either does."""
+    step) positions both spike and at how many either does, and how many of
+    the target's unmatched spikes have an unmatched reader spike at the same
+    neuron one step earlier or one step later (a timing shift, not a lost or
+    extra spike)."""
     name: str
     spikes_target: int
     spikes_reference: int
     both: int
     either: int
+    reader_earlier: int = 0
+    reader_later: int = 0
+
+    @property
+    def matched(self) -> float:
+        """Share of all spikes, the target's and the reader's together, that
+        the other simulation has at the same neuron and step:
+        2 * both / (target + reader) (1 where neither spikes)."""
+        total = self.spikes_target + self.spikes_reference
+        return 2 * self.both / total if total else 1.0
 
     @property
     def shared(self) -> float:
-        """Share of the spikes both simulations have: both / either (1 where neither spikes)."""
+        """The stricter count: positions where both spike over positions where
+        either does, both / either (1 where neither spikes). A one-step shift
+        costs one position in ``matched``'s numerator per side but adds two
+        to this denominator."""
         return self.both / self.either if self.either else 1.0
+
+    @property
+    def unmatched_target(self) -> int:
+        return self.spikes_target - self.both
 
 
 @dataclass
@@ -88,18 +108,44 @@ class ReaderAgreement:
     accuracy_reference: float | None
 
     @property
+    def hidden_matched(self) -> float:
+        """``LayerAgreement.matched`` over all hidden layers together."""
+        hidden = self.layers[:-1]
+        total = sum(l.spikes_target + l.spikes_reference for l in hidden)
+        return 2 * sum(l.both for l in hidden) / total if total else 1.0
+
+    @property
     def hidden_shared(self) -> float:
-        """Share of the hidden layers' spikes both simulations have, all hidden layers together."""
+        """``LayerAgreement.shared`` over all hidden layers together."""
         either = sum(l.either for l in self.layers[:-1])
         return sum(l.both for l in self.layers[:-1]) / either if either else 1.0
 
     def table(self) -> str:
-        rows = ["| layer | spikes on the target | spikes in the reader | shared |", "|---|---:|---:|---:|"]
-        rows += [f"| {l.name} | {l.spikes_target} | {l.spikes_reference} | {100 * l.shared:.2f}% |"
+        rows = ["| layer | spikes on the target | spikes in the reader | matched | shared (both/either) "
+                "| target's unmatched spikes: reader one step earlier / later / neither |",
+                "|---|---:|---:|---:|---:|---|"]
+        rows += [f"| {l.name} | {l.spikes_target} | {l.spikes_reference} | {100 * l.matched:.2f}% "
+                 f"| {100 * l.shared:.2f}% | {l.reader_earlier} / {l.reader_later} / "
+                 f"{l.unmatched_target - l.reader_earlier - l.reader_later} |"
                  for l in self.layers]
         acc = ("" if self.accuracy_target is None else
                f"; accuracy: target {100 * self.accuracy_target:.2f}%, reader {100 * self.accuracy_reference:.2f}%")
-        return "\n".join(rows) + f"\n\npredicted class the same: {100 * self.prediction_match:.2f}%{acc}\n"
+        return ("\n".join(rows) + f"\n\nhidden spikes matched: {100 * self.hidden_matched:.2f}%, "
+                f"shared: {100 * self.hidden_shared:.2f}%\n"
+                f"predicted class the same: {100 * self.prediction_match:.2f}%{acc}\n")
+
+
+def _one_step_shifts(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+    """Unmatched spikes of ``a`` (bool, time last) with an unmatched spike of
+    ``b`` at the same neuron one step earlier, and one step later (a spike
+    with both counts as earlier)."""
+    only_a, only_b = a & ~b, b & ~a
+    earlier = np.zeros_like(only_a)
+    earlier[..., 1:] = only_b[..., :-1]
+    later = np.zeros_like(only_a)
+    later[..., :-1] = only_b[..., 1:]
+    n_earlier = int((only_a & earlier).sum())
+    return n_earlier, int((only_a & later & ~earlier).sum())
 
 
 def agreement(names: list[str], target: list[np.ndarray], reference: list[np.ndarray],
@@ -112,7 +158,8 @@ def agreement(names: list[str], target: list[np.ndarray], reference: list[np.nda
         if a.shape != b.shape:
             raise ValueError(f"layer {name}: target spikes {a.shape}, reader {b.shape}")
         a, b = a != 0, b != 0
-        layers.append(LayerAgreement(name, int(a.sum()), int(b.sum()), int((a & b).sum()), int((a | b).sum())))
+        layers.append(LayerAgreement(name, int(a.sum()), int(b.sum()), int((a & b).sum()), int((a | b).sum()),
+                                     *_one_step_shifts(a, b)))
     pa, pb = predict(target[-1]), predict(reference[-1])
     return ReaderAgreement(layers, float((pa == pb).mean()),
                            None if labels is None else float((pa == labels).mean()),

@@ -59,11 +59,32 @@ def _trained(tmp_path, arch, epochs):
     return export_netx(model, tmp_path / "network.net"), cfg
 
 
+def test_agreement_counts_matches_and_one_step_shifts():
+    """Hand-made spikes (1 sample, 3 neurons, 5 steps, a non-spiking output
+    last): a shared spike, a reader spike one step early, a target spike the
+    reader lacks."""
+    target = np.zeros((1, 3, 5), np.int8)
+    reader = np.zeros((1, 3, 5), np.int8)
+    target[0, 0, 1] = reader[0, 0, 1] = 1      # matched
+    target[0, 1, 3], reader[0, 1, 2] = 1, 1    # the reader one step earlier
+    target[0, 2, 4] = 1                        # only on the target
+    out = np.zeros((1, 2, 5), np.int8)
+    report = agreement(["h", "out"], [target, out], [reader, out])
+    h = report.layers[0]
+    assert (h.spikes_target, h.spikes_reference, h.both, h.either) == (3, 2, 1, 4)
+    assert (h.reader_earlier, h.reader_later) == (1, 0)
+    assert h.matched == pytest.approx(2 / 5) and h.shared == pytest.approx(1 / 4)
+    assert report.hidden_matched == h.matched and report.layers[1].matched == 1.0
+    swapped = agreement(["h", "out"], [reader, out], [target, out]).layers[0]
+    assert (swapped.reader_earlier, swapped.reader_later) == (0, 1)
+
+
 @pytest.mark.parametrize("arch,epochs", [("64-128-128-10", 5), ("1x8x8-c8k3-p2-64-10", 3)])
 def test_snntorch_reads_our_export_as_the_target_runs_it(tmp_path, arch, epochs):
     """snnTorch's import_from_nir on our file: the same class for >= 99% of
-    the digits test images and >= 99% of the hidden spikes shared with the
-    target (both / either, over every sample, neuron and step)."""
+    the digits test images and >= 99% of the hidden spikes at the same neuron
+    and step, counted the strict way (both / either) and so also the usual
+    way (matched: 2 * both / (target + reader))."""
     desc, cfg = _trained(tmp_path, arch, epochs)
     export_nir(desc, tmp_path / "network.nir")
     x, labels = encode_test_set("digits", None, arch, 16, 0, cfg.input_code)
@@ -74,6 +95,7 @@ def test_snntorch_reads_our_export_as_the_target_runs_it(tmp_path, arch, epochs)
     assert report.accuracy_target > 0.5
     assert report.prediction_match >= 0.99, report.table()
     assert report.hidden_shared >= 0.99, report.table()
+    assert report.hidden_matched >= report.hidden_shared
 
 
 def test_a_network_trained_in_snntorch_keeps_its_accuracy_on_the_target(tmp_path):
@@ -168,3 +190,37 @@ def test_cli_exports_a_netx_file_as_nir_and_imports_it(tmp_path, capsys):
     assert main(["import", str(tmp_path / "n.nir"), "--out", str(tmp_path / "run"), "--fidelity-samples", "0"]) == 0
     assert _integers(desc) == _integers(read_network(tmp_path / "run" / "network.net"))
     assert "wrote" in capsys.readouterr().out
+
+
+def test_train_fine_tunes_an_imported_network_with_its_own_neurons(tmp_path, capsys):
+    """lavasparse train --init-from an imported run: the layers keep their own
+    thresholds and decays, training starts from the imported weights (at a
+    learning rate of 0, the best checkpoint is the imported one) and a real
+    fine-tune with the spike cost exports with the imported neurons."""
+    from lavasparse.cli import main
+
+    torch.manual_seed(2)
+    neurons = (NeuronConfig(threshold=2.0, current_decay=0.5, voltage_decay=0.1), NeuronConfig())
+    desc = export_netx(SpikingNet(NetConfig(arch="64-16-10", layer_neurons=neurons)), tmp_path / "n.net")
+    export_nir(desc, tmp_path / "n.nir")
+    imported = tmp_path / "imported"
+    assert main(["import", str(tmp_path / "n.nir"), "--out", str(imported), "--steps", "8",
+                 "--fidelity-samples", "0"]) == 0
+    common = ["--init-from", str(imported), "--train-limit", "64", "--batch-size", "32", "--device", "cpu"]
+    assert main(["train", "--out", str(tmp_path / "still"), "--epochs", "1", "--lr", "0", *common]) == 0
+    still, cfg = load_trained(tmp_path / "still")
+    assert cfg.steps == 8 and cfg.net.layer_neurons == load_trained(imported)[1].net.layer_neurons
+    before = torch.load(imported / "best.pt")["model"]
+    after = still.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+
+    assert main(["train", "--out", str(tmp_path / "tuned"), "--epochs", "1", "--schedule", "linear",
+                 "--sigma0", "1e-4", *common]) == 0
+    tuned, cfg = load_trained(tmp_path / "tuned")
+    assert cfg.init_from == str((imported / "best.pt").resolve()) and cfg.lr > 0
+    moved = [not torch.equal(before[k], v) for k, v in tuned.state_dict().items() if k.endswith("weight")]
+    assert moved and any(moved)
+    out = export_netx(tuned, tmp_path / "tuned.net")
+    assert [row[5] for row in _integers(out)] == [row[5] for row in _integers(desc)]   # each layer's neuron
+    assert main(["train", "--out", str(tmp_path / "bad"), "--arch", "64-32-10", *common]) == 2
+    assert "is a 64-16-10 network" in capsys.readouterr().err

@@ -39,6 +39,7 @@ def run(a) -> int:
     write_json(out / "fidelity.json", {"prediction_match": report.prediction_match,
                                        "accuracy_target": report.accuracy_target,
                                        "accuracy_snntorch": report.accuracy_reference,
+                                       "hidden_spikes_matched": report.hidden_matched,
                                        "hidden_spikes_shared": report.hidden_shared,
                                        "layers": [vars(l) for l in report.layers]})
     print(text)

@@ -1,21 +1,53 @@
-"""lavasparse train: one SNN into a (resumable) run folder."""
+"""lavasparse train: one SNN into a (resumable) run folder, from scratch or
+fine-tuned from another run (``--init-from``, an imported one included)."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from lavasparse.pipeline import RunSettings
-from lavasparse.train.trainer import train
+from lavasparse.train.trainer import TrainConfig, train
 
 from ._training import download_if_asked, run_settings
+
+# What a fine-tuning run takes from its source run folder unless the command line sets it: the input the
+# source's weights were trained (or imported) for.
+_INHERITED_INPUT = ("steps", "encoding", "max_rate", "latency_window")
+
+
+def _source_run(init_from: str) -> tuple[str, TrainConfig | None]:
+    """(the checkpoint to start from, as an absolute path; the source run's
+    config when ``init_from`` is a run folder, else None)."""
+    path = Path(init_from).expanduser().resolve()
+    if path.is_dir():
+        config, best = path / "config.json", path / "best.pt"
+        for f in (config, best):
+            if not f.exists():
+                raise FileNotFoundError(f"--init-from {init_from}: no {f.name} (not a finished run folder)")
+        return str(best), TrainConfig.from_dict(json.loads(config.read_text()))
+    if not path.exists():
+        raise FileNotFoundError(f"--init-from {init_from}: no such run folder or checkpoint")
+    return str(path), None
 
 
 def run(a) -> int:
     if a.sigma0 and len(a.sigma0) > 1:
         raise ValueError("train takes one --sigma0")
-    cfg = RunSettings(**run_settings(a)).train_config(a.name or Path(a.out).name, a.schedule or "baseline",
-                                                       a.sigma0[0] if a.sigma0 else 0.0, cost=a.cost,
-                                                       prune_density=a.prune_density)
+    settings = run_settings(a)
+    checkpoint, source = _source_run(a.init_from) if a.init_from else (None, None)
+    if source is not None:
+        if a.arch is not None and a.arch != source.net.arch:
+            raise ValueError(f"--arch {a.arch} but --init-from {a.init_from} is a {source.net.arch} network")
+        settings = {**{k: getattr(source, k) for k in _INHERITED_INPUT}, **settings}
+    cfg = RunSettings(**settings).train_config(a.name or Path(a.out).name, a.schedule or "baseline",
+                                               a.sigma0[0] if a.sigma0 else 0.0, init_from=checkpoint,
+                                               cost=a.cost, prune_density=a.prune_density)
+    # A run folder's network is what its weights belong to: an imported one has its own neuron per layer.
+    # On the command line, --epochs and --lr are taken as given, also when fine-tuning.
+    cfg = replace(cfg, **{k: v for k, v in {"net": source.net if source else None,
+                                            "epochs": a.epochs if checkpoint else None,
+                                            "lr": a.lr if checkpoint else None}.items() if v is not None})
     download_if_asked(a)
     best = train(cfg, a.out)
     print(json.dumps(best, indent=2))
