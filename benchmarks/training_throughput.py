@@ -14,6 +14,15 @@ beforehand and not timed. Runs rotate (none, spikes, synops, energy, none,
 median of the repeats.
 
   .venv/bin/python benchmarks/training_throughput.py [--arch 784-500-10] [--device cpu cuda] [--epoch-images 6000]
+
+``--dynamics`` prints instead, per network and step count, the forward,
+backward and whole training step (Adam included) in ms per batch with
+SLAYER's own CPU loop over time and with its integrators compiled
+(train/cuba_cpu.py, bit-identical), and the speed-up; on a GPU, SLAYER's CUDA
+kernels and the peak memory. The event-data row is N-MNIST-shaped
+(2x34x34 input, 300 steps, 2% of the inputs spiking per step).
+
+  .venv/bin/python benchmarks/training_throughput.py --dynamics [--device cpu]
 """
 from __future__ import annotations
 
@@ -106,6 +115,87 @@ def measure_epochs(arch: str, device: str, images: int, repeats: int, data_dir: 
     return {c: statistics.median(v) for c, v in seconds.items()}
 
 
+# (architecture, steps, share of inputs spiking per step): MNIST-shaped at the papers' 16 and 100 steps,
+# and an N-MNIST-shaped event network at 300.
+DYNAMICS_ROWS = [("784-500-10", 16, 0.1), ("784-500-10", 100, 0.1), ("784-500-500-10", 16, 0.1),
+                 ("784-500-500-10", 100, 0.1), ("2x34x34-500-500-10", 300, 0.02)]
+
+
+def measure_parts(arch: str, steps: int, rate: float, device: torch.device, batch: int, iters: int,
+                  repeats: int) -> dict:
+    """ms per batch of forward (with the loss), backward and the whole step,
+    median over ``repeats`` runs of ``iters`` batches, for each dynamics
+    path: SLAYER's loop and the compiled one on the CPU (alternating, so that
+    drift hits both), SLAYER's CUDA kernels on a GPU; and the GPU's peak
+    memory (MiB)."""
+    torch.manual_seed(0)
+    net = SpikingNet(NetConfig(arch=arch, weight_scale=2.0)).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+    loss_fn = SparsityLoss().to(device)
+    in_shape = net.specs[0].in_shape
+    xs = [(torch.rand(batch, *in_shape, steps) < rate).float().to(device) for _ in range(iters)]
+    ys = [torch.randint(0, 10, (batch,), device=device) for _ in range(iters)]
+    paths = ["slayer", "compiled"] if device.type == "cpu" else ["slayer (CUDA)"]
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    def run(path: str) -> tuple[float, float, float]:
+        net.compiled_cpu_dynamics = path == "compiled"
+        fwd = bwd = total = 0.0
+        for x, y in zip(xs, ys):
+            sync()
+            t0 = time.perf_counter()
+            loss = loss_fn.class_loss(net.windowed(net(x), steps)[-1], y) / batch
+            sync()
+            t1 = time.perf_counter()
+            opt.zero_grad()
+            loss.backward()
+            sync()
+            t2 = time.perf_counter()
+            opt.step()
+            sync()
+            t3 = time.perf_counter()
+            fwd, bwd, total = fwd + t1 - t0, bwd + t2 - t1, total + t3 - t0
+        return tuple(1e3 * v / len(xs) for v in (fwd, bwd, total))
+
+    for path in paths:   # warm-up: numba's or CUDA's compilation
+        run(path)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    times = {path: [] for path in paths}
+    for _ in range(repeats):
+        for path in paths:
+            times[path].append(run(path))
+    out = {path: tuple(statistics.median(t[i] for t in v) for i in range(3)) for path, v in times.items()}
+    out["peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
+    return out
+
+
+def print_dynamics(devices: list[str], batch: int, iters: int, repeats: int) -> None:
+    print(f"\nbatch {batch}, {iters} batches per run, median of {repeats} runs; ms per batch; "
+          f"CPU: {torch.get_num_threads()} threads\n")
+    print("| device | network | steps | path | forward | backward | whole step | speed-up (step) | peak GPU MiB |")
+    print("|---|---|---:|---|---:|---:|---:|---:|---:|")
+    for name in devices:
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            print(f"({name}: no GPU here, skipped)")
+            continue
+        device = resolve_device(name)
+        if device.type == "cuda":
+            prepare_cuda_jit(device)
+        label = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+        for arch, steps, rate in DYNAMICS_ROWS:
+            r = measure_parts(arch, steps, rate, device, batch, iters, repeats)
+            base = r.get("slayer")
+            for path, (f, b, t) in ((k, v) for k, v in r.items() if k != "peak_mib"):
+                up = f"{base[2] / t:.2f}x" if base and path != "slayer" else ""
+                mem = f"{r['peak_mib']:.0f}" if r["peak_mib"] is not None else "—"
+                print(f"| {label} | {arch} | {steps} | {path} | {f:.1f} | {b:.1f} | {t:.1f} | {up} | {mem} |",
+                      flush=True)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", default="784-500-10")
@@ -117,7 +207,12 @@ def main() -> int:
     p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[1].parent / "shared/data/mnist"))
     p.add_argument("--epoch-images", type=int, default=6000,
                    help="also time one trainer epoch on this many MNIST training images (0: skip)")
+    p.add_argument("--dynamics", action="store_true",
+                   help="time forward, backward and step with SLAYER's CPU loop and the compiled integrators")
     a = p.parse_args()
+    if a.dynamics:
+        print_dynamics(a.device, a.batch, a.iters, a.repeats)
+        return 0
     rows = []
     for name in a.device:
         if name.startswith("cuda") and not torch.cuda.is_available():

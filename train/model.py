@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from lavasparse.defaults import DATASET_DEFAULTS, DEFAULT_DATASET, NEURON, POOL_WEIGHT, WEIGHT_SCALE
 from lavasparse.layers import SPEC_CLASSES, LayerSpec
+from lavasparse.train.cuba_cpu import cuba_neuron_forward
 
 
 def parse_arch(arch: str) -> list[LayerSpec]:
@@ -113,7 +114,13 @@ class SpikingNet(torch.nn.Module):
     layers) so that the last layer sees the whole response; layer l's spikes for
     the sample are those at padded steps [l - 1, T + l - 2] (see ``layer_windows``),
     which is exactly what a Lava run with reset_interval T counts for it.
+
+    On the CPU, each neuron's current and voltage go through SLAYER's
+    integrators compiled (``train/cuba_cpu.py``: the same integers, no Python
+    loop over time); ``compiled_cpu_dynamics = False`` runs SLAYER's own loop.
     """
+
+    compiled_cpu_dynamics: bool = True
 
     def __init__(self, config: NetConfig):
         super().__init__()
@@ -147,7 +154,8 @@ class SpikingNet(torch.nn.Module):
                 x = block(x)
                 continue
             _only_synapse_and_neuron(block)
-            s = block.neuron(block.synapse(x))
+            z = block.synapse(x)
+            s = cuba_neuron_forward(block.neuron, z) if self.compiled_cpu_dynamics else block.neuron(z)
             spikes.append(s)
             x = shift_one_step(s)
         return spikes

@@ -1,0 +1,77 @@
+"""The compiled CPU path of SLAYER's CUBA integrators (train/cuba_cpu.py)
+against SLAYER's own Python loop: bit-identical states, spikes and
+gradients, and the same training trajectory."""
+import pytest
+import torch
+from lava.lib.dl.slayer.neuron.dynamics import leaky_integrator as slayer_li
+
+from lavasparse.train.cuba_cpu import leaky_integrator
+from lavasparse.train.model import NetConfig, SpikingNet
+
+
+@pytest.mark.parametrize("decay", [0, 1, 1024, 4095, 4096])
+@pytest.mark.parametrize("threshold", [None, 1.25])
+def test_integrator_states_and_gradients_are_slayers_bit_for_bit(decay, threshold):
+    torch.manual_seed(decay)
+    # signed inputs over a wide range, some far past threshold, some near zero
+    x = (torch.randn(3, 7, 5, 40) * torch.logspace(-3, 1, 40)).requires_grad_()
+    x_ref = x.detach().clone().requires_grad_()
+    d = torch.tensor([float(decay)])
+    ours = leaky_integrator(x, d, torch.zeros(1), 4096, threshold)
+    ref = slayer_li.dynamics(x_ref, d, torch.zeros(1), 4096, threshold)
+    assert ours.shape == ref.shape and ref.abs().sum() > 0
+    assert torch.equal(ours, ref)
+    if threshold is not None:   # the reset acted: some state crossed and restarted from zero
+        assert (ref >= threshold).any()
+    grad = torch.randn_like(ours)
+    ours.backward(grad)
+    ref.backward(grad)
+    assert x.grad.abs().sum() > 0
+    assert torch.equal(x.grad, x_ref.grad)
+
+
+@pytest.mark.parametrize("arch,steps", [("64-48-10", 16), ("1x8x8-c4k3-p2-32-10", 12)])
+def test_network_spikes_gradients_and_training_are_identical(arch, steps):
+    """Two copies of one network, SLAYER's loop and the compiled path: the same
+    spikes per layer, the same gradients, and after three Adam steps the same
+    weights."""
+    torch.manual_seed(3)
+    nets = [SpikingNet(NetConfig(arch=arch, weight_scale=2.0)) for _ in range(2)]
+    nets[1].load_state_dict(nets[0].state_dict())
+    start = [p.detach().clone() for p in nets[0].parameters()]
+    nets[0].compiled_cpu_dynamics = False
+    opts = [torch.optim.Adam(n.parameters(), lr=1e-2) for n in nets]
+    in_shape = nets[0].specs[0].in_shape
+    for step in range(3):
+        x = (torch.rand(8, *in_shape, steps) < 0.2).float()
+        outs = []
+        for net, opt in zip(nets, opts):
+            out = net(x)
+            opt.zero_grad()
+            sum((o * torch.linspace(-1, 1, o.shape[-1])).sum() for o in out).backward()
+            opt.step()
+            outs.append(out)
+        assert len(outs[0]) == len(outs[1]) == nets[0].num_spiking_layers
+        assert all(o.sum() > 0 for o in outs[0])   # every layer spiked
+        assert all(torch.equal(a, b) for a, b in zip(*outs))
+    params = [list(n.parameters()) for n in nets]
+    assert len(params[0]) == len(params[1])
+    assert all(torch.equal(a, b) for a, b in zip(*params))
+    assert any(not torch.equal(a, b) for a, b in zip(start, params[0]))   # training moved the weights
+
+
+def test_without_numba_slayers_own_forward_runs(monkeypatch):
+    """Where numba is missing (the lent GPU machines have no registry), the
+    neuron runs SLAYER's own forward, with the same spikes."""
+    from lavasparse.train import cuba_cpu
+
+    torch.manual_seed(4)
+    net = SpikingNet(NetConfig(arch="64-32-10", weight_scale=2.0))
+    x = (torch.rand(4, 64, 10) < 0.3).float()
+    block = net.blocks[0]
+    z = block.synapse(x)
+    assert cuba_cpu._fast_path_applies(block.neuron, z)
+    compiled = cuba_cpu.cuba_neuron_forward(block.neuron, z)
+    monkeypatch.setattr(cuba_cpu, "numba", None)
+    assert not cuba_cpu._fast_path_applies(block.neuron, z)
+    assert compiled.sum() > 0 and torch.equal(cuba_cpu.cuba_neuron_forward(block.neuron, z), compiled)
