@@ -75,3 +75,15 @@ def test_without_numba_slayers_own_forward_runs(monkeypatch):
     monkeypatch.setattr(cuba_cpu, "numba", None)
     assert not cuba_cpu._fast_path_applies(block.neuron, z)
     assert compiled.sum() > 0 and torch.equal(cuba_cpu.cuba_neuron_forward(block.neuron, z), compiled)
+
+
+def test_a_neuron_with_a_forward_hook_runs_through_its_module():
+    """A forward hook on a neuron (NeuroBench's activation recording) fires:
+    the compiled path steps aside for it."""
+    torch.manual_seed(5)
+    net = SpikingNet(NetConfig(arch="64-32-10", weight_scale=2.0))
+    seen = []
+    handle = net.blocks[0].neuron.register_forward_hook(lambda mod, inp, out: seen.append(out))
+    out = net((torch.rand(4, 64, 10) < 0.3).float())
+    handle.remove()
+    assert len(seen) == 1 and out[0].sum() > 0 and torch.equal(seen[0], out[0])
