@@ -98,8 +98,8 @@ def check_network(desc: NetDescription, spec: ChipSpec = LOIHI2) -> CheckReport:
     layers: list[LayerUse] = []
     spiking = desc.spiking_layers
     for layer in spiking:
-        def violate(limit: str, value: float, allowed: float, message: str, name: str = layer.name) -> None:
-            violations.append(Violation(name, limit, value, allowed, message))
+        def violate(limit: str, value: float, allowed: float, message: str) -> None:
+            violations.append(Violation(layer.name, limit, value, allowed, message))
 
         use = layer.chip_use(spec, violate)
         if use.max_delay > spec.max_delay.value:

@@ -108,17 +108,20 @@ class ReaderAgreement:
     accuracy_reference: float | None
 
     @property
-    def hidden_matched(self) -> float:
-        """``LayerAgreement.matched`` over all hidden layers together."""
+    def hidden(self) -> LayerAgreement:
+        """All hidden layers counted together."""
         hidden = self.layers[:-1]
-        total = sum(l.spikes_target + l.spikes_reference for l in hidden)
-        return 2 * sum(l.both for l in hidden) / total if total else 1.0
+        return LayerAgreement("hidden", *(sum(getattr(l, f) for l in hidden) for f in
+                                          ("spikes_target", "spikes_reference", "both", "either",
+                                           "reader_earlier", "reader_later")))
+
+    @property
+    def hidden_matched(self) -> float:
+        return self.hidden.matched
 
     @property
     def hidden_shared(self) -> float:
-        """``LayerAgreement.shared`` over all hidden layers together."""
-        either = sum(l.either for l in self.layers[:-1])
-        return sum(l.both for l in self.layers[:-1]) / either if either else 1.0
+        return self.hidden.shared
 
     def table(self) -> str:
         rows = ["| layer | spikes on the target | spikes in the reader | matched | shared (both/either) "

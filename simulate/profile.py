@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from functools import cached_property
 
 import numpy as np
 
@@ -107,11 +108,12 @@ class Profile:
     def cores(self) -> int:
         return sum(l.cores for l in self.layers)
 
-    @property
+    # Worked out once: to_dict and neurobench read them field by field (frozen, so they cannot go stale).
+    @cached_property
     def totals(self) -> CostSums:
         return CostSums.of(self.layers)
 
-    @property
+    @cached_property
     def per_sample(self) -> PerInference:
         """Figures per inference."""
         t = self.totals

@@ -87,10 +87,16 @@ if numba is not None:
                     grad_in[m, t] = g[m - lo]
 
 
+_threads_set_for: list[int] = []   # torch's thread count numba's pool was last sized to
+
+
 def _set_threads() -> None:
     # numba's pool and torch's intra-op pool are separate: size numba's to torch's
     # (OMP_NUM_THREADS, or a Ray trial's one CPU) so that trials do not oversubscribe.
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+    wanted = torch.get_num_threads()
+    if _threads_set_for != [wanted]:
+        numba.set_num_threads(max(1, min(wanted, numba.config.NUMBA_NUM_THREADS)))
+        _threads_set_for[:] = [wanted]
 
 
 class LeakyIntegrator(torch.autograd.Function):

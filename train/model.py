@@ -126,7 +126,7 @@ class SpikingNet(torch.nn.Module):
         super().__init__()
         self.config = config
         self.specs = parse_arch(config.arch)
-        neurons = iter(config.neurons(sum(s.spiking for s in self.specs)))
+        neurons = iter(config.neurons(self.num_spiking_layers))
         # A flatten has no neurons: it is given ``neuron`` and ignores it.
         self.blocks = torch.nn.ModuleList(
             spec.slayer_block((next(neurons) if spec.spiking else config.neuron).slayer_params(), config)

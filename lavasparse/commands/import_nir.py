@@ -7,7 +7,7 @@ from pathlib import Path
 
 from lavasparse.export.netx_format import describe
 from lavasparse.export.nir_import import import_nir
-from lavasparse.fileio import write_json
+from lavasparse.fileio import write_json, write_text
 from lavasparse.simulate.engines import run_target
 from lavasparse.simulate.nir_reference import agreement, snntorch_layer_spikes
 from lavasparse.train.test_set import encode_test_set
@@ -35,7 +35,7 @@ def run(a) -> int:
     text = (f"# Fidelity of the import of {a.nir}\n\n{len(labels)} {a.dataset} test images, {a.encoding}-coded, "
             f"{a.steps} steps: the target (emulator, bit-exact to Lava) against snnTorch's float reading of "
             f"the NIR file (import_from_nir).\n\n{report.table()}")
-    (out / "fidelity.md").write_text(text)
+    write_text(out / "fidelity.md", text)
     write_json(out / "fidelity.json", {"prediction_match": report.prediction_match,
                                        "accuracy_target": report.accuracy_target,
                                        "accuracy_snntorch": report.accuracy_reference,

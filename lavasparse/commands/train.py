@@ -40,14 +40,13 @@ def run(a) -> int:
         if a.arch is not None and a.arch != source.net.arch:
             raise ValueError(f"--arch {a.arch} but --init-from {a.init_from} is a {source.net.arch} network")
         settings = {**{k: getattr(source, k) for k in _INHERITED_INPUT}, **settings}
+    if checkpoint:   # on the command line, --epochs and --lr are taken as given, also when fine-tuning
+        settings.update({k: v for k, v in (("sparse_epochs", a.epochs), ("sparse_lr", a.lr)) if v is not None})
     cfg = RunSettings(**settings).train_config(a.name or Path(a.out).name, a.schedule or "baseline",
                                                a.sigma0[0] if a.sigma0 else 0.0, init_from=checkpoint,
                                                cost=a.cost, prune_density=a.prune_density)
-    # A run folder's network is what its weights belong to: an imported one has its own neuron per layer.
-    # On the command line, --epochs and --lr are taken as given, also when fine-tuning.
-    cfg = replace(cfg, **{k: v for k, v in {"net": source.net if source else None,
-                                            "epochs": a.epochs if checkpoint else None,
-                                            "lr": a.lr if checkpoint else None}.items() if v is not None})
+    if source is not None:   # a run folder's network is what its weights belong to (an imported one: a neuron per layer)
+        cfg = replace(cfg, net=source.net)
     download_if_asked(a)
     best = train(cfg, a.out)
     print(json.dumps(best, indent=2))
