@@ -7,9 +7,10 @@ import signal
 import sys
 
 from lavasparse.defaults import (BATCH_SIZE, BISECT_STEPS, COSTS, CPUS_PER_TRIAL, CROSS_CHECK, DATASET_DEFAULTS,
-                                 DATASETS, DEFAULT_COST, DEFAULT_DATASET, DEFAULT_ENCODING, DEFAULT_ENGINE,
+                                 DATASETS, DEFAULT_COST, DEFAULT_DATASET, DEFAULT_SYNAPSE, DEFAULT_ENCODING, DEFAULT_ENGINE,
                                  DEFAULT_LAYOUT, DEFAULT_PROFILE, DEVICE, ENCODINGS, ENERGY_ENCODING, ENERGY_INIT,
-                                 ENERGY_SIGMA0, ENGINES, EPOCHS, EXECUTORS, GENERIC_DEFAULTS, GPU_SHARE, INITS, LAYOUTS,
+                                 ENERGY_SIGMA0, ENGINES, EPOCHS, EXECUTORS, GENERIC_DEFAULTS, GPU_SHARE, INITS, ISI, ISI_RULES,
+                                 LAYOUTS, SYNAPSES,
                                  MAX_RATE, NIR_DT, PAPER_SCHEDULES, SCHEDULES, SEED, SIGMA0_FACTOR, SIGMA0_LOW,
                                  SIGMA0_START, SPARSE_EPOCHS, SPARSE_INIT, STEPS, STUDY_EXECUTOR, SWEEP_EXECUTOR,
                                  VAL_TOLERANCE, WEIGHT_SCALE)
@@ -59,6 +60,16 @@ def _add_common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--train-limit", type=int, default=None, help="use only the first N training samples")
     p.add_argument("--device", default=DEVICE, help="auto, cpu, cuda or cuda:N")
+
+
+def _add_synapse_args(p: argparse.ArgumentParser) -> None:
+    """The dense layers' synapse (train only: ISI-modulated networks are not exported to netx yet)."""
+    p.add_argument("--synapse", default=None, choices=SYNAPSES,
+                   help=f"every dense layer's synapse: SLAYER's (cuba) or ISI-modulated (isi, Adams et al.'s "
+                        f"IMSNN) (default {DEFAULT_SYNAPSE})")
+    p.add_argument("--isi-rule", default=None, choices=ISI_RULES,
+                   help=f"the ISI synapses' backward rule: the plain gradient (bptt), the paper's (imsnn) or "
+                        f"its ablation (imsnnc) (default {ISI['rule']})")
 
 
 def _add_train_args(p: argparse.ArgumentParser) -> None:
@@ -112,6 +123,7 @@ def _add_train(sub) -> None:
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--name", help="run name (default: the folder's name)")
     _add_train_args(t)
+    _add_synapse_args(t)
     t.add_argument("--cost", default=DEFAULT_COST, choices=COSTS,
                    help="what --sigma0 weighs: hidden spikes (Allred et al., default), synaptic ops "
                         "(input layer included, synapses that export non-zero) or dynamic energy in nJ "

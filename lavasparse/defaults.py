@@ -15,6 +15,9 @@ LAYOUTS = ("chw", "whc")          # our (C, H, W) order, or Lava's and lava-dl's
 DEFAULT_PROFILE = "loihi1-davies2018"   # energy profile, simulate/profiles/
 
 ENCODINGS = ("rate", "latency")
+SYNAPSES = ("cuba", "isi")       # a dense layer's synapse: SLAYER's, or ISI-modulated (Adams et al., IMSNN)
+DEFAULT_SYNAPSE = "cuba"
+ISI_RULES = ("bptt", "imsnn", "imsnnc")   # lavasparse/layers/isi_synapse.py: the ISI synapse's backward rules
 
 # What every training run starts from (RunSettings, TrainConfig, NetConfig and
 # the loss take these; DATASET_DEFAULTS below, then GENERIC_DEFAULTS, fill in
@@ -37,6 +40,12 @@ LR_SCHEDULE = "cosine"        # 'cosine' (to 0 over the run) or 'constant'
 SEED = 0
 DEVICE = "auto"               # training: CUDA when there, else the CPU
 SPARSE_INIT = "baseline"      # a sparse run fine-tuned from the baseline (see RunSettings.sparse_init)
+# ISI-modulated synapses (lavasparse/layers/isi.py): the backward rule, and
+# the ranges, in steps, from which each presynaptic neuron's Gaussian mean
+# and width are drawn (uniformly) once. The paper's ranges were lost in its
+# text; its own demonstration uses means of 10 and 15 steps and width 5 for
+# inputs with an ISI of 10 steps.
+ISI = {"rule": "imsnn", "mu": (1.0, 16.0), "width": (2.0, 8.0)}
 DEFAULT_ENGINE = "emulator"   # who computes the target's spikes: bit-exact and batched
 CROSS_CHECK = 16              # with the emulator: samples also run on Lava, stopping on a difference
 DEFAULT_LAYOUT = "chw"        # how an input array given by a user is read (LAYOUTS)

@@ -23,11 +23,12 @@ from pathlib import Path
 import numpy as np
 
 from lavasparse.defaults import (BATCH_SIZE, CROSS_CHECK, DATASET_DEFAULTS, DEFAULT_COST, DEFAULT_DATASET,
-                                 DEFAULT_ENCODING, DEFAULT_ENGINE, DEFAULT_PROFILE, DEVICE, ENERGY_ENCODING,
-                                 ENERGY_INIT, ENERGY_SIGMA0, EPOCHS, GENERIC_DEFAULTS, INITS, MAX_RATE,
-                                 PIPELINE_SCHEDULE, PIPELINE_SIGMA0, SEED, SPARSE_EPOCHS, SPARSE_INIT, STEPS,
-                                 VAL_TOLERANCE, WEIGHT_SCALE)
+                                 DEFAULT_ENCODING, DEFAULT_ENGINE, DEFAULT_PROFILE, DEFAULT_SYNAPSE, DEVICE,
+                                 ENERGY_ENCODING, ENERGY_INIT, ENERGY_SIGMA0, EPOCHS, GENERIC_DEFAULTS, INITS, ISI,
+                                 MAX_RATE, PIPELINE_SCHEDULE, PIPELINE_SIGMA0, SEED, SPARSE_EPOCHS, SPARSE_INIT, STEPS,
+                                 SYNAPSES, VAL_TOLERANCE, WEIGHT_SCALE)
 from lavasparse.fileio import write_json, write_npy
+from lavasparse.layers import IsiConfig, isi_arch
 from lavasparse.simulate.compare import write_report
 from lavasparse.simulate.energy import EnergyProfile
 from lavasparse.simulate.evaluate import evaluate_on_target
@@ -48,6 +49,8 @@ class RunSettings:
     data_dir: str | None = None
     arch: str | None = None          # None (here and below): DATASET_DEFAULTS, then GENERIC_DEFAULTS
     weight_scale: float = WEIGHT_SCALE
+    synapse: str = DEFAULT_SYNAPSE   # 'isi': every dense layer ISI-modulated (lavasparse/layers/isi.py)
+    isi_rule: str = ISI["rule"]
     steps: int = STEPS
     max_rate: float = MAX_RATE
     epochs: int = EPOCHS
@@ -76,6 +79,8 @@ class RunSettings:
     energy_profile: str = DEFAULT_PROFILE   # a name in simulate/profiles/ or a .json path
 
     def __post_init__(self):
+        if self.synapse not in SYNAPSES:
+            raise ValueError(f"unknown synapse {self.synapse!r}: expected one of {SYNAPSES}")
         if self.sparse_init not in INITS:
             raise ValueError(f"sparse_init must be one of {INITS}, got {self.sparse_init!r}")
         if self.data_dir is not None:
@@ -111,7 +116,7 @@ class RunSettings:
         finetune = init_from is not None
         encoding = encoding or self.encoding
         return TrainConfig(name=name, dataset=self.dataset, data_dir=self.data_dir,
-                           net=NetConfig(arch=self.arch, weight_scale=self.weight_scale), steps=self.steps,
+                           net=self.net_config(), steps=self.steps,
                            max_rate=self.max_rate, epochs=self.sparse_epochs if finetune else self.epochs,
                            batch_size=self.batch_size, true_rate=self.true_rate, false_rate=self.false_rate,
                            lr=self.lr_for(encoding, finetune), schedule=schedule, sigma0=sigma0,
@@ -120,6 +125,11 @@ class RunSettings:
                            energy=EnergyProfile.load(self.energy_profile).cost_weights(),
                            prune_density=prune_density, val_draws=self.val_draws,
                            latency_window=self.latency_window)
+
+    def net_config(self) -> NetConfig:
+        """The network every run trains: ``arch``, its dense layers ISI-modulated with ``synapse='isi'``."""
+        arch = isi_arch(self.arch) if self.synapse == "isi" else self.arch
+        return NetConfig(arch=arch, weight_scale=self.weight_scale, isi=IsiConfig(rule=self.isi_rule))
 
     def test_input(self, encoding: str | None = None):
         """(test spikes (D*N, *in_shape, T) int8, labels (D*N,)) in ``encoding``

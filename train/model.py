@@ -4,6 +4,8 @@ An architecture is a string of '-'-separated tokens, the first the input shape:
   ``784-500-10``                dense layers (input 784, hidden 500, output 10)
   ``1x8x8-c16k3-p2-64-10``      conv 16 channels 3x3 (padding k//2, stride 1),
                                 sum-pool 2x2, then dense 64 and 10
+  ``784-500i-10i``              dense layers with ISI-modulated synapses
+                                (``lavasparse/layers/isi.py``, Adams et al.)
 Conv tokens: ``c{channels}k{kernel}[s{stride}][p{padding}]``; pool: ``p{kernel}``.
 A flatten is inserted before the first dense layer that follows a spatial one.
 """
@@ -15,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from lavasparse.defaults import DATASET_DEFAULTS, DEFAULT_DATASET, NEURON, POOL_WEIGHT, WEIGHT_SCALE
-from lavasparse.layers import SPEC_CLASSES, LayerSpec
+from lavasparse.layers import SPEC_CLASSES, IsiConfig, LayerSpec
 from lavasparse.train.cuba_cpu import cuba_neuron_forward
 
 
@@ -71,10 +73,13 @@ class NetConfig:
     weight_scale: float = WEIGHT_SCALE
     pool_weight: float = POOL_WEIGHT
     layer_neurons: tuple[NeuronConfig, ...] | None = None
+    isi: IsiConfig = field(default_factory=IsiConfig)   # the ISI-modulated layers' (``{n}i`` tokens)
 
     def __post_init__(self):
         if isinstance(self.neuron, dict):
             self.neuron = NeuronConfig(**self.neuron)
+        if isinstance(self.isi, dict):
+            self.isi = IsiConfig(**self.isi)
         if self.layer_neurons is not None:
             self.layer_neurons = tuple(NeuronConfig(**n) if isinstance(n, dict) else n for n in self.layer_neurons)
 

@@ -1,0 +1,169 @@
+"""The ISI-modulated synapse (IMSNN): its intervals, its forward pass and its
+three backward rules against a naive float64 autograd reference of the
+recursions in ``lavasparse/layers/isi_synapse.py``'s module doc."""
+import pytest
+import torch
+
+from lavasparse.layers.isi_synapse import RULES, IsiDense, IsiDenseFunction, intervals, isi_table
+
+
+def test_intervals_count_steps_since_the_previous_spike():
+    s = torch.tensor([[[0, 1, 0, 0, 1, 1, 0, 0]]], dtype=torch.float32)
+    phi, nxt = intervals(s)
+    # a counter from the start (first spike at step 1 sees 2), reset by each spike
+    assert phi.tolist() == [[[1, 2, 1, 2, 3, 1, 1, 2]]]
+    # the next spike strictly after t; 8 (= T) when there is none
+    assert nxt.tolist() == [[[1, 4, 4, 4, 5, 8, 8, 8]]]
+
+
+def _reference(spikes, weight, mu, width):
+    """z[b, j, t] and each step's phi, by the recursions, one step at a time,
+    differentiable in spikes and weight (float64)."""
+    batch, n, steps = spikes.shape
+    last = torch.full((batch, n), -1.0, dtype=spikes.dtype) + 0 * spikes[..., 0]   # in the graph from step 0
+    outputs, phis = [], []
+    for t in range(steps):
+        phi = t - last
+        gain = torch.exp(-(phi - mu) ** 2 / (2 * width ** 2))
+        outputs.append((spikes[..., t] * gain) @ weight.T)
+        phis.append(phi)
+        last = last + spikes[..., t] * (t - last)
+    return torch.stack(outputs, dim=-1), phis
+
+
+def _case(seed, batch=3, n_in=7, n_out=5, steps=23, rate=0.3):
+    g = torch.Generator().manual_seed(seed)
+    spikes = (torch.rand(batch, n_in, steps, generator=g) < rate).double()
+    weight = torch.randn(n_out, n_in, generator=g, dtype=torch.float64)
+    mu = torch.rand(n_in, generator=g, dtype=torch.float64) * 8
+    width = 1 + torch.rand(n_in, generator=g, dtype=torch.float64) * 4
+    upstream = torch.randn(batch, n_out, steps, generator=g, dtype=torch.float64)
+    return spikes, weight, mu, width, upstream
+
+
+def _ours(spikes, weight, mu, width, upstream, rule):
+    s, w = spikes.clone().requires_grad_(), weight.clone().requires_grad_()
+    table, slope = isi_table(mu, width, spikes.shape[-1])
+    z = IsiDenseFunction.apply(s, w, table, slope, rule)
+    (z * upstream).sum().backward()
+    return z.detach(), s.grad, w.grad
+
+
+def _expected(spikes, weight, mu, width, upstream, rule):
+    """The rule's gradients built from autograd's pieces: dL/dphi at each
+    step (autograd), masked by the rule, sent back through the interval
+    recursion (autograd), plus the direct part (the plain gradient minus its
+    own ISI part)."""
+    s, w = spikes.clone().requires_grad_(), weight.clone().requires_grad_()
+    z, phis = _reference(s, w, mu, width)
+    loss = (z * upstream).sum()
+    grad_phis = torch.autograd.grad(loss, phis, retain_graph=True)
+    plain_s, plain_w = torch.autograd.grad(loss, (s, w), retain_graph=True)
+    kept = {"bptt": lambda g: g, "imsnn": lambda g: g.clamp(max=0), "imsnnc": lambda g: g.clamp(min=0)}[rule]
+
+    def through_intervals(grads):
+        return torch.autograd.grad(phis, s, grad_outputs=list(grads), retain_graph=True, allow_unused=True)[0]
+
+    isi_all = through_intervals(grad_phis)
+    isi_kept = through_intervals(kept(g) for g in grad_phis)
+    return z.detach(), plain_s - isi_all + isi_kept, plain_w, isi_all
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_forward_and_plain_gradient_equal_autograd_of_the_recursions(seed):
+    spikes, weight, mu, width, upstream = _case(seed)
+    z, gs, gw = _ours(spikes, weight, mu, width, upstream, "bptt")
+    s, w = spikes.clone().requires_grad_(), weight.clone().requires_grad_()
+    z_ref, _ = _reference(s, w, mu, width)
+    (z_ref * upstream).sum().backward()
+    assert spikes.sum() > 10 and z.abs().sum() > 0
+    torch.testing.assert_close(z, z_ref.detach(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gs, s.grad, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gw, w.grad, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("seed", [0, 3])
+def test_each_rule_equals_its_masked_autograd_gradient(rule, seed):
+    spikes, weight, mu, width, upstream = _case(seed)
+    z, gs, gw = _ours(spikes, weight, mu, width, upstream, rule)
+    z_ref, gs_ref, gw_ref, isi_all = _expected(spikes, weight, mu, width, upstream, rule)
+    assert isi_all.abs().sum() > 0, "the case must have an ISI part for the rule to act on"
+    torch.testing.assert_close(z, z_ref)
+    torch.testing.assert_close(gs, gs_ref, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(gw, gw_ref, rtol=1e-12, atol=1e-12)
+
+
+def test_the_rules_split_the_isi_part_between_them():
+    """imsnn and imsnnc keep complementary halves: their ISI parts add up to
+    the plain one, and each differs from it."""
+    spikes, weight, mu, width, upstream = _case(5)
+    _, plain, _ = _ours(spikes, weight, mu, width, upstream, "bptt")
+    _, lower, _ = _ours(spikes, weight, mu, width, upstream, "imsnn")
+    _, upper, _ = _ours(spikes, weight, mu, width, upstream, "imsnnc")
+    _, _, _, isi_all = _expected(spikes, weight, mu, width, upstream, "bptt")
+    direct = plain - isi_all
+    torch.testing.assert_close((lower - direct) + (upper - direct), isi_all, rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(lower, plain) and not torch.allclose(upper, plain)
+
+
+def test_the_synapse_module_quantises_heights_as_slayer_does_and_keeps_mu_and_width():
+    torch.manual_seed(0)
+    quantise = lambda w: torch.round(w * 32) / 32   # noqa: E731 - a stand-in for SLAYER's 8-bit hook
+    syn = IsiDense(6, 4, mu=torch.full((6,), 3.0), width=torch.full((6,), 2.0), rule="imsnn",
+                   weight_scale=2, pre_hook_fx=quantise)
+    x = (torch.rand(2, 6, 12) < 0.4).float()
+    table, slope = isi_table(syn.mu, syn.width, 12)
+    expected = IsiDenseFunction.apply(x, quantise(syn.weight).reshape(4, 6), table, slope, "imsnn")
+    torch.testing.assert_close(syn(x), expected)
+    assert {"mu", "width", "weight"} <= set(syn.state_dict())
+    with pytest.raises(ValueError, match="rule"):
+        IsiDense(6, 4, torch.ones(6), torch.ones(6), rule="other")
+    with pytest.raises(ValueError, match="one value per input neuron"):
+        IsiDense(6, 4, torch.ones(5), torch.ones(6), rule="bptt")
+
+
+def _train_isi(tmp_path, rule):
+    from lavasparse.layers import IsiConfig
+    from lavasparse.train.model import NetConfig
+    from lavasparse.train.trainer import TrainConfig, train
+    cfg = TrainConfig(name=rule, net=NetConfig(arch="64-64i-10i", isi=IsiConfig(rule=rule)), steps=16, max_rate=1.0,
+                      epochs=1, batch_size=16, train_limit=300, device="cpu", lr=1e-2)
+    return train(cfg, tmp_path / rule, progress=False), cfg
+
+
+def test_the_rule_sets_which_way_hidden_spikes_go(tmp_path):
+    """The paper's claim in miniature (its Table 2): one epoch on 300 digits,
+    the same start, hidden spikes per validation sample: the IMSNN rule
+    well under the plain gradient, the ablation well over it."""
+    spikes = {rule: _train_isi(tmp_path, rule)[0]["val_hidden_spikes"] for rule in RULES}
+    assert spikes["bptt"] > 0
+    assert spikes["imsnn"] < spikes["bptt"] / 2 < spikes["imsnnc"] / 4, spikes
+
+
+def test_an_isi_network_is_saved_with_its_intervals_and_refused_by_the_netx_export(tmp_path):
+    from lavasparse.export.netx_export import export_netx
+    from lavasparse.layers import UnsupportedNetwork
+    from lavasparse.train.trainer import load_trained
+    best, cfg = _train_isi(tmp_path, "imsnn")
+    assert best["val_accuracy"] > 0.3   # ten classes: chance is 0.1
+    model, loaded_cfg = load_trained(tmp_path / "imsnn")
+    assert loaded_cfg == cfg and model.layer_names == ["isi1", "isi2"]
+    saved = torch.load(tmp_path / "imsnn" / "best.pt")["model"]
+    for i, block in enumerate(model.blocks):
+        torch.testing.assert_close(block.synapse.mu, saved[f"blocks.{i}.synapse.mu"])
+        assert 1.0 <= float(block.synapse.mu.min()) and float(block.synapse.mu.max()) <= 16.0
+    with pytest.raises(UnsupportedNetwork, match="layer 1: ISI-modulated synapses are not written to netx yet"):
+        export_netx(model, tmp_path / "net.h5")
+
+
+def test_synapse_isi_makes_every_dense_layer_isi_modulated():
+    from lavasparse.layers import isi_arch
+    from lavasparse.pipeline import RunSettings
+    assert isi_arch("784-500-500-10") == "784-500i-500i-10i"
+    assert isi_arch("1x8x8-c16k3-p2-64-10") == "1x8x8-c16k3-p2-64i-10i"
+    net = RunSettings(synapse="isi", isi_rule="imsnnc").net_config()
+    assert net.arch == "64-128i-128i-10i" and net.isi.rule == "imsnnc"
+    assert RunSettings().net_config().arch == "64-128-128-10"
+    with pytest.raises(ValueError, match="unknown synapse"):
+        RunSettings(synapse="other")
