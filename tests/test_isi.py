@@ -167,3 +167,14 @@ def test_synapse_isi_makes_every_dense_layer_isi_modulated():
     assert RunSettings().net_config().arch == "64-128-128-10"
     with pytest.raises(ValueError, match="unknown synapse"):
         RunSettings(synapse="other")
+
+
+def test_compiled_and_torch_intervals_agree(monkeypatch):
+    import lavasparse.layers.isi_synapse as isi_synapse
+    s = (torch.rand(4, 9, 40, generator=torch.Generator().manual_seed(1)) < 0.2).float()
+    compiled = intervals(s)
+    monkeypatch.setattr(isi_synapse, "numba", None)
+    plain = isi_synapse.intervals(s)
+    assert s.sum() > 20 and len(compiled) == len(plain) == 2
+    for a, b in zip(compiled, plain):
+        assert torch.equal(a, b)

@@ -59,6 +59,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+try:
+    import numba
+except ImportError:   # a machine with no registry (the lent GPUs): torch's cummax and cummin
+    numba = None
 from lava.lib.dl.slayer.synapse import Dense
 
 from lavasparse.defaults import ISI_RULES as RULES
@@ -74,13 +79,39 @@ def isi_table(mu: torch.Tensor, width: torch.Tensor, steps: int) -> tuple[torch.
     return g, -g * d / width[:, None] ** 2
 
 
+if numba is not None:
+    @numba.njit(parallel=True, cache=True)
+    def _intervals_rows(spiking, phi, nxt):   # pragma: no cover (compiled)
+        """spiking (R, T) bool; phi, nxt (R, T) int64, filled row by row."""
+        steps = spiking.shape[1]
+        for r in numba.prange(spiking.shape[0]):
+            last = -1
+            for t in range(steps):
+                phi[r, t] = t - last
+                if spiking[r, t]:
+                    last = t
+            following = steps
+            for t in range(steps - 1, -1, -1):
+                nxt[r, t] = following
+                if spiking[r, t]:
+                    following = t
+
+
 def intervals(spikes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(phi, next): for spikes (batch, neurons, T), each (batch, neurons, T)
     int64: phi[t] the steps since the neuron's previous spike (t + 1 before
     its first), next[t] the step of its next spike after t (T if none)."""
+    spiking = spikes != 0
+    if numba is not None and spikes.device.type == "cpu":
+        # compiled, one row at a time: torch's cummax/cummin over the last
+        # axis, or a loop over time, cost as much as the layer's matrix product
+        phi = torch.empty(spikes.shape, dtype=torch.int64)
+        nxt = torch.empty_like(phi)
+        _intervals_rows(spiking.reshape(-1, spikes.shape[-1]).contiguous().numpy(),
+                        phi.view(-1, spikes.shape[-1]).numpy(), nxt.view(-1, spikes.shape[-1]).numpy())
+        return phi, nxt
     steps = spikes.shape[-1]
     t = torch.arange(steps, device=spikes.device)
-    spiking = spikes != 0
     last = torch.cummax(torch.where(spiking, t, -1), dim=-1).values     # last spike at or before t
     phi = t - F.pad(last[..., :-1], (1, 0), value=-1)
     first = torch.where(spiking, t, steps).flip(-1).cummin(dim=-1).values.flip(-1)   # first spike at or after t
