@@ -178,3 +178,31 @@ def test_compiled_and_torch_intervals_agree(monkeypatch):
     assert s.sum() > 20 and len(compiled) == len(plain) == 2
     for a, b in zip(compiled, plain):
         assert torch.equal(a, b)
+
+
+def test_the_quantised_forward_is_the_targets_integer_arithmetic():
+    """As built for training (SLAYER's 8-bit heights, 6-bit payloads): z * 64
+    equals floor(h_file . P / 2^6) in int64, h_file = 64 h (the file's
+    weights), P = round(G * 2^6) the graded payload; and gradients still flow."""
+    import numpy as np
+
+    from lavasparse.layers import IsiDenseSpec
+    from lavasparse.train.model import NetConfig, NeuronConfig
+    torch.manual_seed(3)
+    spec = IsiDenseSpec((40,), (90,))
+    block = spec.slayer_block(NeuronConfig().slayer_params(), NetConfig(arch="90-40i"))
+    syn = block.synapse
+    with torch.no_grad():
+        syn.weight.mul_(8)   # heights of a few units, so that sums span many integers of both signs
+    x = (torch.rand(5, 90, 30) < 0.3).float()
+    z = syn(x)
+    h_file = np.rint(syn._pre_hook_fx(syn.weight).detach().reshape(40, 90).numpy() * 64).astype(np.int64)
+    table, _ = isi_table(syn.mu.double(), syn.width.double(), 30)
+    payload_table = np.rint(table.numpy() * 64).astype(np.int64)
+    phi, _ = intervals(x)
+    payload = np.take_along_axis(payload_table[None].repeat(5, 0), phi.numpy(), axis=2) * x.numpy().astype(np.int64)
+    expected = np.floor_divide(np.einsum("ji,bit->bjt", h_file, payload), 64)
+    assert np.abs(expected).max() > 20 and (expected < 0).any() and (expected % 64 != 0).any()
+    np.testing.assert_array_equal((z.detach().double() * 64).numpy(), expected)
+    z.sum().backward()
+    assert syn.weight.grad.abs().sum() > 0

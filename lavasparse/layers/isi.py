@@ -36,6 +36,7 @@ class IsiConfig:
     rule: str = ISI["rule"]
     mu: tuple[float, float] = ISI["mu"]
     width: tuple[float, float] = ISI["width"]
+    payload_bits: int = ISI["payload_bits"]   # G sent as round(G * 2^bits), the value training computes with
 
     def __post_init__(self):
         self.mu, self.width = tuple(float(v) for v in self.mu), tuple(float(v) for v in self.width)
@@ -46,6 +47,8 @@ class IsiConfig:
                 raise ValueError(f"ISI {name} range {lo}..{hi}: need 0 <= low <= high")
         if self.width[0] <= 0:
             raise ValueError(f"ISI width range {self.width}: widths must be positive")
+        if not 1 <= self.payload_bits <= 16:
+            raise ValueError(f"ISI payload_bits {self.payload_bits}: expected 1 to 16")
 
 
 def isi_arch(arch: str) -> str:
@@ -77,7 +80,8 @@ class IsiDenseSpec(DenseSpec):
         n = self.in_shape[0]
         mu = isi.mu[0] + (isi.mu[1] - isi.mu[0]) * torch.rand(n)
         width = isi.width[0] + (isi.width[1] - isi.width[0]) * torch.rand(n)
-        synapse = IsiDense(n, self.out_shape[0], mu, width, isi.rule, pre_hook_fx=block.synapse._pre_hook_fx)
+        synapse = IsiDense(n, self.out_shape[0], mu, width, isi.rule, pre_hook_fx=block.synapse._pre_hook_fx,
+                           payload_bits=isi.payload_bits, state_scale=int(block.neuron.w_scale))
         with torch.no_grad():   # SLAYER's initial heights, as its dense layer would have them
             synapse.weight.copy_(block.synapse.weight)
         block.synapse = synapse

@@ -124,16 +124,28 @@ def _per_step(table: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
 
 
 class IsiDenseFunction(torch.autograd.Function):
-    """z = h (s G(phi)); see the module doc for the backward rules."""
+    """z = h (s G(phi)); see the module doc for the backward rules.
+
+    With ``state_scale`` (SLAYER's 1 << 6) the forward value is the target's
+    integer synaptic input, floor(z * state_scale) / state_scale (Lava's
+    Dense shifts the graded sum right, a floor); the backward is that of z
+    (straight through). ``exact_unit``: every product h G is a whole number
+    of 1 / exact_unit, so that the sum is computed exactly (float64 where
+    float32 could round)."""
 
     @staticmethod
-    def forward(ctx, spikes, weight, table, slope, rule):
+    def forward(ctx, spikes, weight, table, slope, rule, state_scale=None, exact_unit=None):
         phi, nxt = intervals(spikes)
         gain = _per_step(table, phi)
         payload = spikes * gain
         ctx.save_for_backward(spikes, weight, slope, phi, nxt, payload, gain)
         ctx.rule = rule
-        return torch.einsum("ji,bit->bjt", weight, payload)
+        if state_scale is None:
+            return torch.einsum("ji,bit->bjt", weight, payload)
+        exact = exact_unit is not None and float(weight.abs().sum(dim=1).max()) * exact_unit < 2 ** 24
+        dtype = payload.dtype if exact or payload.dtype == torch.float64 else torch.float64
+        z = torch.einsum("ji,bit->bjt", weight.to(dtype), payload.to(dtype))
+        return (torch.floor(z * state_scale) / state_scale).to(payload.dtype)
 
     @staticmethod
     def backward(ctx, grad_z):
@@ -147,18 +159,29 @@ class IsiDenseFunction(torch.autograd.Function):
             grad_phi = grad_phi.clamp(min=0)
         at_next = torch.gather(F.pad(grad_phi, (0, 1)), 2, nxt)   # g at the next spike (0 past the last)
         grad_spikes = back * gain - phi.to(back.dtype) * at_next
-        return grad_spikes, grad_weight, None, None, None
+        return grad_spikes, grad_weight, None, None, None, None, None
 
 
 class IsiDense(Dense):
     """SLAYER's dense synapse (its weight = the heights h, its 8-bit
     quantisation hook, its export fields) whose spikes are modulated by
     their presynaptic intervals. ``mu`` and ``width`` (in steps, one per
-    input neuron) are buffers, saved with the weights."""
+    input neuron) are buffers, saved with the weights.
+
+    With ``payload_bits`` b and ``state_scale`` (SLAYER's 1 << 6, which
+    makes the quantised heights whole numbers) the forward pass is the
+    target's: G is the graded payload round(G * 2^b) / 2^b the sender looks
+    up, and the synaptic input is floored to the state's integers; the
+    gradients go straight through both. None: float G and z (the reference
+    the tests compare with)."""
 
     def __init__(self, in_neurons: int, out_neurons: int, mu: torch.Tensor, width: torch.Tensor, rule: str,
-                 weight_scale: float = 1, pre_hook_fx=None):
+                 weight_scale: float = 1, pre_hook_fx=None, payload_bits: int | None = None,
+                 state_scale: int | None = None):
         super().__init__(in_neurons, out_neurons, weight_scale=weight_scale, pre_hook_fx=pre_hook_fx)
+        if (payload_bits is None) != (state_scale is None):
+            raise ValueError("payload_bits and state_scale go together (the target's integers) or not at all")
+        self.payload_bits, self.state_scale = payload_bits, state_scale
         if rule not in RULES:
             raise ValueError(f"unknown ISI rule {rule!r}: expected one of {RULES}")
         if mu.shape != (in_neurons,) or width.shape != (in_neurons,):
@@ -176,4 +199,10 @@ class IsiDense(Dense):
         weight = self.weight if self._pre_hook_fx is None else self._pre_hook_fx(self.weight)
         weight = weight.reshape(weight.shape[0], -1)
         table, slope = isi_table(self.mu.to(x.dtype), self.width.to(x.dtype), x.shape[-1])
-        return IsiDenseFunction.apply(x, weight, table, slope, self.rule)
+        if self.payload_bits is None:
+            return IsiDenseFunction.apply(x, weight, table, slope, self.rule)
+        levels = 2 ** self.payload_bits
+        table = torch.round(table * levels) / levels
+        # heights are whole 1/state_scale's (SLAYER's 8-bit hook: even ones), payloads whole 1/levels
+        return IsiDenseFunction.apply(x, weight, table, slope, self.rule, self.state_scale,
+                                      self.state_scale * levels)
