@@ -44,10 +44,10 @@ SPARSE_INIT = "baseline"      # a sparse run fine-tuned from the baseline (see R
 # the ranges, in steps, from which each presynaptic neuron's Gaussian mean
 # and width are drawn (uniformly) once. The paper's ranges were lost in its
 # text; its own demonstration uses means of 10 and 15 steps and width 5 for
-# inputs with an ISI of 10 steps. payload_bits: G is sent as a graded spike
-# of round(G * 2^bits) (0 .. 64: 7 message bits), and training computes with
-# that value.
-ISI = {"rule": "imsnn", "mu": (1.0, 16.0), "width": (2.0, 8.0), "payload_bits": 6}
+# inputs with an ISI of 10 steps. payload_fraction_bits: G is sent as a
+# graded spike of round(G * 2^bits) (0 .. 64: 7 message bits), and training
+# computes with that value.
+ISI = {"rule": "imsnn", "mu": (1.0, 16.0), "width": (2.0, 8.0), "payload_fraction_bits": 6}
 DEFAULT_ENGINE = "emulator"   # who computes the target's spikes: bit-exact and batched
 CROSS_CHECK = 16              # with the emulator: samples also run on Lava, stopping on a difference
 DEFAULT_LAYOUT = "chw"        # how an input array given by a user is read (LAYOUTS)

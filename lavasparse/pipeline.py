@@ -25,8 +25,8 @@ import numpy as np
 from lavasparse.defaults import (BATCH_SIZE, CROSS_CHECK, DATASET_DEFAULTS, DEFAULT_COST, DEFAULT_DATASET,
                                  DEFAULT_ENCODING, DEFAULT_ENGINE, DEFAULT_PROFILE, DEFAULT_SYNAPSE, DEVICE,
                                  ENERGY_ENCODING, ENERGY_INIT, ENERGY_SIGMA0, EPOCHS, GENERIC_DEFAULTS, INITS, ISI,
-                                 MAX_RATE, PIPELINE_SCHEDULE, PIPELINE_SIGMA0, SEED, SPARSE_EPOCHS, SPARSE_INIT, STEPS,
-                                 SYNAPSES, VAL_TOLERANCE, WEIGHT_SCALE)
+                                 ISI_RULES, MAX_RATE, PIPELINE_SCHEDULE, PIPELINE_SIGMA0, SEED, SPARSE_EPOCHS,
+                                 SPARSE_INIT, STEPS, SYNAPSES, VAL_TOLERANCE, WEIGHT_SCALE)
 from lavasparse.fileio import write_json, write_npy
 from lavasparse.layers import IsiConfig, isi_arch
 from lavasparse.simulate.compare import write_report
@@ -81,6 +81,8 @@ class RunSettings:
     def __post_init__(self):
         if self.synapse not in SYNAPSES:
             raise ValueError(f"unknown synapse {self.synapse!r}: expected one of {SYNAPSES}")
+        if self.isi_rule not in ISI_RULES:
+            raise ValueError(f"unknown ISI rule {self.isi_rule!r}: expected one of {ISI_RULES}")
         if self.sparse_init not in INITS:
             raise ValueError(f"sparse_init must be one of {INITS}, got {self.sparse_init!r}")
         if self.data_dir is not None:
@@ -128,8 +130,9 @@ class RunSettings:
 
     def net_config(self) -> NetConfig:
         """The network every run trains: ``arch``, its dense layers ISI-modulated with ``synapse='isi'``."""
-        arch = isi_arch(self.arch) if self.synapse == "isi" else self.arch
-        return NetConfig(arch=arch, weight_scale=self.weight_scale, isi=IsiConfig(rule=self.isi_rule))
+        if self.synapse == "isi":
+            return NetConfig(arch=isi_arch(self.arch), weight_scale=self.weight_scale, isi=IsiConfig(rule=self.isi_rule))
+        return NetConfig(arch=self.arch, weight_scale=self.weight_scale)
 
     def test_input(self, encoding: str | None = None):
         """(test spikes (D*N, *in_shape, T) int8, labels (D*N,)) in ``encoding``

@@ -4,7 +4,8 @@ recursions in ``lavasparse/layers/isi_synapse.py``'s module doc."""
 import pytest
 import torch
 
-from lavasparse.layers.isi_synapse import RULES, IsiDense, IsiDenseFunction, intervals, isi_table
+from lavasparse.defaults import ISI_RULES as RULES
+from lavasparse.layers.isi_synapse import IsiDense, IsiDenseFunction, intervals, isi_table
 
 
 def test_intervals_count_steps_since_the_previous_spike():
@@ -107,7 +108,7 @@ def test_the_rules_split_the_isi_part_between_them():
     assert not torch.allclose(lower, plain) and not torch.allclose(upper, plain)
 
 
-def test_the_synapse_module_quantises_heights_as_slayer_does_and_keeps_mu_and_width():
+def test_the_float_synapse_applies_its_weight_hook_and_keeps_mu_and_width():
     torch.manual_seed(0)
     quantise = lambda w: torch.round(w * 32) / 32   # noqa: E731 - a stand-in for SLAYER's 8-bit hook
     syn = IsiDense(6, 4, mu=torch.full((6,), 3.0), width=torch.full((6,), 2.0), rule="imsnn",
@@ -138,7 +139,8 @@ def test_the_rule_sets_which_way_hidden_spikes_go(tmp_path):
     well under the plain gradient, the ablation well over it."""
     spikes = {rule: _train_isi(tmp_path, rule)[0]["val_hidden_spikes"] for rule in RULES}
     assert spikes["bptt"] > 0
-    assert spikes["imsnn"] < spikes["bptt"] / 2 < spikes["imsnnc"] / 4, spikes
+    # measured here: 36 / 131 / 287; the margins leave room for other machines' arithmetic
+    assert spikes["imsnn"] < spikes["bptt"] / 2 and spikes["imsnnc"] > 1.5 * spikes["bptt"], spikes
 
 
 def test_an_isi_network_is_saved_with_its_intervals_and_refused_by_the_netx_export(tmp_path):
@@ -152,9 +154,9 @@ def test_an_isi_network_is_saved_with_its_intervals_and_refused_by_the_netx_expo
     saved = torch.load(tmp_path / "imsnn" / "best.pt")["model"]
     for i, block in enumerate(model.blocks):
         torch.testing.assert_close(block.synapse.mu, saved[f"blocks.{i}.synapse.mu"])
-        assert 1.0 <= float(block.synapse.mu.min()) and float(block.synapse.mu.max()) <= 16.0
-    with pytest.raises(UnsupportedNetwork, match="layer 1: ISI-modulated synapses are not written to netx yet"):
+    with pytest.raises(UnsupportedNetwork, match="layer isi1: ISI-modulated synapses are not written to netx yet"):
         export_netx(model, tmp_path / "net.h5")
+    assert not (tmp_path / "net.h5").exists()
 
 
 def test_synapse_isi_makes_every_dense_layer_isi_modulated():
@@ -170,6 +172,7 @@ def test_synapse_isi_makes_every_dense_layer_isi_modulated():
 
 
 def test_compiled_and_torch_intervals_agree(monkeypatch):
+    pytest.importorskip("numba")   # where it is missing (the GPU machines) both sides are torch's
     import lavasparse.layers.isi_synapse as isi_synapse
     s = (torch.rand(4, 9, 40, generator=torch.Generator().manual_seed(1)) < 0.2).float()
     compiled = intervals(s)
@@ -181,7 +184,7 @@ def test_compiled_and_torch_intervals_agree(monkeypatch):
 
 
 def test_the_quantised_forward_is_the_targets_integer_arithmetic():
-    """As built for training (SLAYER's 8-bit heights, 6-bit payloads): z * 64
+    """As built for training (SLAYER's 8-bit heights, payloads in 64ths): z * 64
     equals floor(h_file . P / 2^6) in int64, h_file = 64 h (the file's
     weights), P = round(G * 2^6) the graded payload; and gradients still flow."""
     import numpy as np
@@ -206,3 +209,18 @@ def test_the_quantised_forward_is_the_targets_integer_arithmetic():
     np.testing.assert_array_equal((z.detach().double() * 64).numpy(), expected)
     z.sum().backward()
     assert syn.weight.grad.abs().sum() > 0
+
+
+def test_fine_tuning_takes_the_isi_rule_and_refuses_a_synapse_the_weights_do_not_have():
+    from types import SimpleNamespace
+
+    from lavasparse.commands.train import _with_synapse_flags
+    from lavasparse.train.model import NetConfig
+    isi_net, dense_net = NetConfig(arch="64-32i-10i"), NetConfig(arch="64-32-10")
+    flags = lambda synapse=None, rule=None: SimpleNamespace(synapse=synapse, isi_rule=rule, init_from="R")  # noqa: E731
+    assert _with_synapse_flags(isi_net, flags(rule="imsnnc")).isi.rule == "imsnnc"
+    assert _with_synapse_flags(isi_net, flags()) is isi_net
+    with pytest.raises(ValueError, match="--synapse cuba but --init-from R is a 64-32i-10i network"):
+        _with_synapse_flags(isi_net, flags(synapse="cuba"))
+    with pytest.raises(ValueError, match="has no ISI layers"):
+        _with_synapse_flags(dense_net, flags(rule="bptt"))

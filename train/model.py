@@ -73,7 +73,7 @@ class NetConfig:
     weight_scale: float = WEIGHT_SCALE
     pool_weight: float = POOL_WEIGHT
     layer_neurons: tuple[NeuronConfig, ...] | None = None
-    isi: IsiConfig = field(default_factory=IsiConfig)   # the ISI-modulated layers' (``{n}i`` tokens)
+    isi: IsiConfig | None = None   # the ISI-modulated layers' (``{n}i`` tokens); None: IsiConfig's defaults
 
     def __post_init__(self):
         if isinstance(self.neuron, dict):

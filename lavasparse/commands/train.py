@@ -6,6 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
+from lavasparse.layers import IsiConfig, IsiDenseSpec
 from lavasparse.pipeline import RunSettings
 from lavasparse.train.trainer import TrainConfig, train
 
@@ -31,6 +32,19 @@ def _source_run(init_from: str) -> tuple[str, TrainConfig | None]:
     return str(path), None
 
 
+def _with_synapse_flags(net, a):
+    """The source run's network, with ``--isi-rule`` applied to its ISI
+    layers; ``--synapse`` must agree with the network the weights belong to."""
+    has_isi = any(IsiDenseSpec.token.fullmatch(t) for t in net.arch.split("-")[1:])
+    if a.synapse is not None and (a.synapse == "isi") != has_isi:
+        raise ValueError(f"--synapse {a.synapse} but --init-from {a.init_from} is a {net.arch} network")
+    if a.isi_rule is not None:
+        if not has_isi:
+            raise ValueError(f"--isi-rule {a.isi_rule}: --init-from {a.init_from} ({net.arch}) has no ISI layers")
+        net = replace(net, isi=replace(net.isi or IsiConfig(), rule=a.isi_rule))
+    return net
+
+
 def run(a) -> int:
     if a.sigma0 and len(a.sigma0) > 1:
         raise ValueError("train takes one --sigma0")
@@ -46,7 +60,7 @@ def run(a) -> int:
                                                a.sigma0[0] if a.sigma0 else 0.0, init_from=checkpoint,
                                                cost=a.cost, prune_density=a.prune_density)
     if source is not None:   # a run folder's network is what its weights belong to (an imported one: a neuron per layer)
-        cfg = replace(cfg, net=source.net)
+        cfg = replace(cfg, net=_with_synapse_flags(source.net, a))
     download_if_asked(a)
     best = train(cfg, a.out)
     print(json.dumps(best, indent=2))

@@ -11,7 +11,7 @@ width are drawn once per presynaptic neuron from ``IsiConfig``'s ranges.
 
 Not yet written to netx, so not yet deployed, emulated or profiled (issue
 14's next part: a graded-spike ISI process in front of a dense synapse of
-heights); ``write_netx`` refuses, naming the layer.
+heights); the export refuses, naming the layer, before it writes.
 """
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ from dataclasses import dataclass
 
 from lavasparse.defaults import ISI, ISI_RULES
 
-from .base import slayer_cuba
 from .dense import DenseSpec
 from .netx_fields import UnsupportedNetwork
 
@@ -36,7 +35,7 @@ class IsiConfig:
     rule: str = ISI["rule"]
     mu: tuple[float, float] = ISI["mu"]
     width: tuple[float, float] = ISI["width"]
-    payload_bits: int = ISI["payload_bits"]   # G sent as round(G * 2^bits), the value training computes with
+    payload_fraction_bits: int = ISI["payload_fraction_bits"]   # G sent as round(G * 2^bits), as training computes it
 
     def __post_init__(self):
         self.mu, self.width = tuple(float(v) for v in self.mu), tuple(float(v) for v in self.width)
@@ -47,8 +46,8 @@ class IsiConfig:
                 raise ValueError(f"ISI {name} range {lo}..{hi}: need 0 <= low <= high")
         if self.width[0] <= 0:
             raise ValueError(f"ISI width range {self.width}: widths must be positive")
-        if not 1 <= self.payload_bits <= 16:
-            raise ValueError(f"ISI payload_bits {self.payload_bits}: expected 1 to 16")
+        if not 1 <= self.payload_fraction_bits <= 16:
+            raise ValueError(f"ISI payload_fraction_bits {self.payload_fraction_bits}: expected 1 to 16")
 
 
 def isi_arch(arch: str) -> str:
@@ -74,19 +73,18 @@ class IsiDenseSpec(DenseSpec):
 
         from .isi_synapse import IsiDense
 
-        block = slayer_cuba().Dense(neuron_params, self.in_shape[0], self.out_shape[0],
-                                    weight_scale=net_config.weight_scale)
-        isi = net_config.isi
+        block = super().slayer_block(neuron_params, net_config)
+        isi = net_config.isi or IsiConfig()
         n = self.in_shape[0]
         mu = isi.mu[0] + (isi.mu[1] - isi.mu[0]) * torch.rand(n)
         width = isi.width[0] + (isi.width[1] - isi.width[0]) * torch.rand(n)
-        synapse = IsiDense(n, self.out_shape[0], mu, width, isi.rule, pre_hook_fx=block.synapse._pre_hook_fx,
-                           payload_bits=isi.payload_bits, state_scale=int(block.neuron.w_scale))
+        synapse = IsiDense(n, self.out_shape[0], mu, width, isi.rule, pre_hook_fx=block.synapse.pre_hook_fx,
+                           payload_fraction_bits=isi.payload_fraction_bits, state_scale=int(block.neuron.w_scale))
         with torch.no_grad():   # SLAYER's initial heights, as its dense layer would have them
             synapse.weight.copy_(block.synapse.weight)
         block.synapse = synapse
         return block
 
-    def write_netx(self, group, block) -> None:
-        raise UnsupportedNetwork(f"layer {group.name.rsplit('/', 1)[-1]}: ISI-modulated synapses are not written "
-                                 f"to netx yet (training only; their Lava process is the next part of issue 14)")
+    def check_exportable(self, name: str, block) -> None:
+        raise UnsupportedNetwork(f"layer {name}: ISI-modulated synapses are not written to netx yet (training "
+                                 f"only; their Lava process is the next part of issue 14)")

@@ -6,7 +6,8 @@ a network is built for training (reading and checking files load no torch).
 Reconstruction (the paper lost its equations in extraction; see
 ``../shared/papers/NOTES.md``). Every choice marked [A] is ours.
 
-Forward, per presynaptic neuron i (its spikes s_i[t] in {0, 1}, or graded),
+Forward, per presynaptic neuron i (its spikes s_i[t] in {0, 1}: the interval
+and its gradient below are those of binary spikes),
 postsynaptic neuron j, step t:
 
     phi_i[t]   = t - l_i[t-1]          steps since i's previous spike       (eq. 4)
@@ -66,7 +67,9 @@ except ImportError:   # a machine with no registry (the lent GPUs): torch's cumm
     numba = None
 from lava.lib.dl.slayer.synapse import Dense
 
-from lavasparse.defaults import ISI_RULES as RULES
+from lavasparse.defaults import ISI_RULES
+
+from .base import exact_float
 
 
 def isi_table(mu: torch.Tensor, width: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,11 +83,12 @@ def isi_table(mu: torch.Tensor, width: torch.Tensor, steps: int) -> tuple[torch.
 
 
 if numba is not None:
-    @numba.njit(parallel=True, cache=True)
+    @numba.njit(cache=True)
     def _intervals_rows(spiking, phi, nxt):   # pragma: no cover (compiled)
-        """spiking (R, T) bool; phi, nxt (R, T) int64, filled row by row."""
+        """spiking (R, T) bool; phi, nxt (R, T) int64, filled row by row (one
+        thread: it is a pass over memory, and takes no thread pool to size)."""
         steps = spiking.shape[1]
-        for r in numba.prange(spiking.shape[0]):
+        for r in range(spiking.shape[0]):
             last = -1
             for t in range(steps):
                 phi[r, t] = t - last
@@ -142,23 +146,24 @@ class IsiDenseFunction(torch.autograd.Function):
         ctx.rule = rule
         if state_scale is None:
             return torch.einsum("ji,bit->bjt", weight, payload)
-        exact = exact_unit is not None and float(weight.abs().sum(dim=1).max()) * exact_unit < 2 ** 24
-        dtype = payload.dtype if exact or payload.dtype == torch.float64 else torch.float64
-        z = torch.einsum("ji,bit->bjt", weight.to(dtype), payload.to(dtype))
+        # the sum in units of 1 / exact_unit is a whole number: in float32 where it is below 2^24, else float64
+        bound = int(float(weight.abs().sum(dim=1).max()) * exact_unit) + 1
+        z = torch.einsum("ji,bit->bjt", exact_float(weight, bound, "ISI dense layer"),
+                         exact_float(payload, bound, "ISI dense layer"))
         return (torch.floor(z * state_scale) / state_scale).to(payload.dtype)
 
     @staticmethod
     def backward(ctx, grad_z):
         spikes, weight, slope, phi, nxt, payload, gain = ctx.saved_tensors
         grad_weight = torch.einsum("bjt,bit->ji", grad_z, payload)
-        back = torch.einsum("ji,bjt->bit", weight, grad_z)       # sum_j h_ji dL/dz_j[t]
-        grad_phi = spikes * _per_step(slope, phi) * back           # dL/dphi_i[t], at i's spikes
+        grad_presynaptic = torch.einsum("ji,bjt->bit", weight, grad_z)   # sum_j h_ji dL/dz_j[t]
+        grad_phi = spikes * _per_step(slope, phi) * grad_presynaptic   # dL/dphi_i[t], at i's spikes
         if ctx.rule == "imsnn":
             grad_phi = grad_phi.clamp(max=0)
         elif ctx.rule == "imsnnc":
             grad_phi = grad_phi.clamp(min=0)
         at_next = torch.gather(F.pad(grad_phi, (0, 1)), 2, nxt)   # g at the next spike (0 past the last)
-        grad_spikes = back * gain - phi.to(back.dtype) * at_next
+        grad_spikes = grad_presynaptic * gain - phi.to(grad_presynaptic.dtype) * at_next
         return grad_spikes, grad_weight, None, None, None, None, None
 
 
@@ -168,7 +173,7 @@ class IsiDense(Dense):
     their presynaptic intervals. ``mu`` and ``width`` (in steps, one per
     input neuron) are buffers, saved with the weights.
 
-    With ``payload_bits`` b and ``state_scale`` (SLAYER's 1 << 6, which
+    With ``payload_fraction_bits`` b and ``state_scale`` (SLAYER's 1 << 6, which
     makes the quantised heights whole numbers) the forward pass is the
     target's: G is the graded payload round(G * 2^b) / 2^b the sender looks
     up, and the synaptic input is floored to the state's integers; the
@@ -176,14 +181,14 @@ class IsiDense(Dense):
     the tests compare with)."""
 
     def __init__(self, in_neurons: int, out_neurons: int, mu: torch.Tensor, width: torch.Tensor, rule: str,
-                 weight_scale: float = 1, pre_hook_fx=None, payload_bits: int | None = None,
+                 weight_scale: float = 1, pre_hook_fx=None, payload_fraction_bits: int | None = None,
                  state_scale: int | None = None):
         super().__init__(in_neurons, out_neurons, weight_scale=weight_scale, pre_hook_fx=pre_hook_fx)
-        if (payload_bits is None) != (state_scale is None):
-            raise ValueError("payload_bits and state_scale go together (the target's integers) or not at all")
-        self.payload_bits, self.state_scale = payload_bits, state_scale
-        if rule not in RULES:
-            raise ValueError(f"unknown ISI rule {rule!r}: expected one of {RULES}")
+        if (payload_fraction_bits is None) != (state_scale is None):
+            raise ValueError("payload_fraction_bits and state_scale go together (the target's integers) or not at all")
+        self.payload_fraction_bits, self.state_scale = payload_fraction_bits, state_scale
+        if rule not in ISI_RULES:
+            raise ValueError(f"unknown ISI rule {rule!r}: expected one of {ISI_RULES}")
         if mu.shape != (in_neurons,) or width.shape != (in_neurons,):
             raise ValueError(f"mu and width need one value per input neuron ({in_neurons}), "
                              f"got {tuple(mu.shape)} and {tuple(width.shape)}")
@@ -199,9 +204,9 @@ class IsiDense(Dense):
         weight = self.weight if self._pre_hook_fx is None else self._pre_hook_fx(self.weight)
         weight = weight.reshape(weight.shape[0], -1)
         table, slope = isi_table(self.mu.to(x.dtype), self.width.to(x.dtype), x.shape[-1])
-        if self.payload_bits is None:
+        if self.payload_fraction_bits is None:
             return IsiDenseFunction.apply(x, weight, table, slope, self.rule)
-        levels = 2 ** self.payload_bits
+        levels = 2 ** self.payload_fraction_bits
         table = torch.round(table * levels) / levels
         # heights are whole 1/state_scale's (SLAYER's 8-bit hook: even ones), payloads whole 1/levels
         return IsiDenseFunction.apply(x, weight, table, slope, self.rule, self.state_scale,
