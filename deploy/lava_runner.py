@@ -404,11 +404,11 @@ def _run_in_chunks(net, total: int, chunk_steps: int, title: str, progress: bool
     from lava.magma.core.run_configs import Loihi2SimCfg
 
     with tqdm(total=total, desc=title, unit="step", disable=None if progress else True, leave=False) as bar:
+        run_cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=_recurrent_dense_model())
         done = 0
         while done < total:
             k = min(chunk_steps, total - done)
-            net.run(condition=RunSteps(num_steps=k),
-                    run_cfg=Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=_recurrent_dense_model()))
+            net.run(condition=RunSteps(num_steps=k), run_cfg=run_cfg)
             done += k
             bar.update(k)
 

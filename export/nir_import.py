@@ -42,7 +42,7 @@ from lavasparse.defaults import (DEFAULT_DATASET, DEFAULT_ENCODING, NIR_DT, NIR_
 from lavasparse.fileio import write_json
 from lavasparse.layers.geometry import conv_out_size
 from lavasparse.train.model import NetConfig, NeuronConfig, SpikingNet
-from lavasparse.train.trainer import TrainConfig
+from lavasparse.train.trainer import TrainConfig, save_best
 
 from .netx_export import export_netx
 from .netx_format import NetDescription
@@ -328,7 +328,7 @@ def import_nir(path: str | Path, out: str | Path, dataset: str = DEFAULT_DATASET
     _set_weights(model, layers)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", config.to_dict())
-    torch.save({"model": model.state_dict(), "epoch": 0}, out / "best.pt")
+    save_best(out, model.state_dict(), 0, config)
     write_json(out / "imported.json", {"nir_file": str(path), "dt": dt, "rescaled": rescale,
                                        "layers": [{"synapse": l.synapse_node, "neuron": l.neuron_node,
                                                    "token": l.token, "threshold": l.neuron.threshold}

@@ -37,7 +37,7 @@ from lavasparse.train.encode import InputCode
 from lavasparse.train.model import NetConfig
 from lavasparse.train.selection import cheapest_passing, eligible_epochs, most_accurate
 from lavasparse.train.test_set import encode_test_set
-from lavasparse.train.trainer import TrainConfig, train
+from lavasparse.train.trainer import TrainConfig, load_run_config, train
 
 
 @dataclass
@@ -215,7 +215,7 @@ def run_test_input(run_dir: Path, limit: int | None = None,
     """The test set as a training run's network sees it (its dataset, input
     code, steps and seed), ``draws`` encodings of each image (None: the
     dataset's default, as the pipeline uses), with its labels and the draws."""
-    c = TrainConfig.from_dict(json.loads((Path(run_dir) / "config.json").read_text()))
+    c = load_run_config(run_dir)
     draws = draws or RunSettings(dataset=c.dataset).test_draws
     x, labels = encode_test_set(c.dataset, c.data_dir, c.net.arch, c.steps, c.seed, c.input_code, limit, draws)
     return x, labels, draws

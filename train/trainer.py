@@ -262,7 +262,8 @@ def _build(config: TrainConfig, run_dir: Path, device) -> _Run:
     lr_sched = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
                 if config.lr_schedule == "cosine" else torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1.0))
     loss_fn = SparsityLoss(config.true_rate, config.false_rate, config.cost, config.energy, config.distill).to(device)
-    teacher = Teacher.load(_init_path(config.teacher, run_dir), device) if config.teacher else None
+    # A teacher only where its rates enter the loss (distill > 0).
+    teacher = Teacher.load(_init_path(config.teacher, run_dir), device) if config.teacher and config.distill > 0 else None
     pruning = PruneSchedule.for_run(config.prune_density, config.epochs) if config.prune_density else None
     if config.init_from:
         state = torch.load(_init_path(config.init_from, run_dir), map_location=device)
@@ -309,8 +310,7 @@ def _train_epoch(run: _Run, config: TrainConfig, train_set, epoch: int, s: float
         x = encode_batch(train_set, idx, model.specs[0].in_shape, config.steps, seed, config.input_code).to(device)
         y = torch.as_tensor(train_set.labels[idx], device=device)
         out = model.windowed(model(x), config.steps)
-        # The teacher's rates enter the loss only with distill > 0.
-        rates = run.teacher.rates(train_set, idx, seed, x, config) if run.teacher and config.distill > 0 else None
+        rates = run.teacher.rates(train_set, idx, seed, x, config) if run.teacher else None
         # The spike count alone (Allred et al.) needs no fan-out: skip it there.
         loss, l_class, count, _ = (run.loss_fn(out, y, s, teacher_rates=rates) if config.cost == "spikes"
                                    else run.loss_fn(out, y, s, model, x, teacher_rates=rates))
@@ -387,13 +387,14 @@ def _write_epoch_files(run_dir: Path, model_state: dict, epoch: int, best: dict,
     """What follows an epoch's last.pt: best.pt when this epoch is the best,
     epochs/NNN.pt with ``keep_epochs``, and metrics.jsonl."""
     if best["epoch"] == epoch:
-        _save_best(run_dir, model_state, epoch, config)
+        save_best(run_dir, model_state, epoch, config)
     if config.keep_epochs:
         _save_epoch(run_dir, model_state, epoch)
     _write_metrics(run_dir, records)
 
 
-def _save_best(run_dir: Path, model_state: dict, epoch: int, config: TrainConfig) -> None:
+def save_best(run_dir: Path, model_state: dict, epoch: int, config: TrainConfig) -> None:
+    """best.pt, atomically: the weights, their epoch and the run's config."""
     with atomic_path(run_dir / "best.pt") as tmp:
         torch.save({"model": model_state, "epoch": epoch, "config": config.to_dict()}, tmp)
 
@@ -438,7 +439,7 @@ def _restore_run_folder(run_dir: Path, state: dict | None, config: TrainConfig) 
     best_path = run_dir / "best.pt"
     if state["best"]["epoch"] == last_epoch and not (
             best_path.exists() and torch.load(best_path, map_location="cpu")["epoch"] == last_epoch):
-        _save_best(run_dir, state["model"], last_epoch, config)
+        save_best(run_dir, state["model"], last_epoch, config)
     if config.keep_epochs and not (run_dir / "epochs" / f"{last_epoch:03d}.pt").exists():
         _save_epoch(run_dir, state["model"], last_epoch)
     return records
@@ -475,17 +476,27 @@ class Teacher:
         return output_rates(self.model.windowed(self.model(x), self.config.steps)[-1])
 
 
+def load_run_config(run_dir: str | Path) -> TrainConfig:
+    """The config of a training run folder (its config.json)."""
+    cfg_path = Path(run_dir) / "config.json"
+    if not cfg_path.exists():
+        raise FileNotFoundError(f"{run_dir}: no config.json (not a training run folder)")
+    return TrainConfig.from_dict(json.loads(cfg_path.read_text()))
+
+
+def run_checkpoint(run_dir: str | Path, which: str = "best") -> tuple[TrainConfig, Path]:
+    """A run folder's config and the path of its ``which`` checkpoint, which must exist."""
+    config = load_run_config(run_dir)
+    ckpt = Path(run_dir) / f"{which}.pt"
+    if not ckpt.exists():
+        raise FileNotFoundError(f"{ckpt}: no checkpoint (has the run finished an epoch?)")
+    return config, ckpt
+
+
 def load_trained(run_dir: str | Path, which: str = "best", device: str = "cpu") -> tuple[SpikingNet, TrainConfig]:
     """The model of a run folder and its config: ``which`` is 'best', 'last',
     or 'epochs/NNN' (with ``keep_epochs``)."""
-    run_dir = Path(run_dir)
-    cfg_path = run_dir / "config.json"
-    if not cfg_path.exists():
-        raise FileNotFoundError(f"{run_dir}: no config.json (not a training run folder)")
-    config = TrainConfig.from_dict(json.loads(cfg_path.read_text()))
-    ckpt = run_dir / f"{which}.pt"
-    if not ckpt.exists():
-        raise FileNotFoundError(f"{ckpt}: no checkpoint (has the run finished an epoch?)")
+    config, ckpt = run_checkpoint(run_dir, which)
     model = SpikingNet(config.net)
     model.load_state_dict(torch.load(ckpt, map_location=device)["model"])
     return model.to(device).eval(), config

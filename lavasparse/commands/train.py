@@ -8,7 +8,8 @@ from pathlib import Path
 
 from lavasparse.layers import IsiConfig, IsiDenseSpec
 from lavasparse.pipeline import RunSettings
-from lavasparse.train.trainer import TrainConfig, train
+from lavasparse.train.model import parse_arch
+from lavasparse.train.trainer import TrainConfig, run_checkpoint, train
 
 from ._training import download_if_asked, run_settings
 
@@ -22,11 +23,8 @@ def _source_run(init_from: str) -> tuple[str, TrainConfig | None]:
     config when ``init_from`` is a run folder, else None)."""
     path = Path(init_from).expanduser().resolve()
     if path.is_dir():
-        config, best = path / "config.json", path / "best.pt"
-        for f in (config, best):
-            if not f.exists():
-                raise FileNotFoundError(f"--init-from {init_from}: no {f.name} (not a finished run folder)")
-        return str(best), TrainConfig.from_dict(json.loads(config.read_text()))
+        config, best = run_checkpoint(path, "best")
+        return str(best), config
     if not path.exists():
         raise FileNotFoundError(f"--init-from {init_from}: no such run folder or checkpoint")
     return str(path), None
@@ -35,7 +33,7 @@ def _source_run(init_from: str) -> tuple[str, TrainConfig | None]:
 def _with_synapse_flags(net, a):
     """The source run's network, with ``--isi-rule`` applied to its ISI
     layers; ``--synapse`` must agree with the network the weights belong to."""
-    has_isi = any(IsiDenseSpec.token.fullmatch(t) for t in net.arch.split("-")[1:])
+    has_isi = any(isinstance(spec, IsiDenseSpec) for spec in parse_arch(net.arch))
     if a.synapse is not None and (a.synapse == "isi") != has_isi:
         raise ValueError(f"--synapse {a.synapse} but --init-from {a.init_from} is a {net.arch} network")
     if a.isi_rule is not None:

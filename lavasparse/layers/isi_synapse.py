@@ -142,7 +142,7 @@ class IsiDenseFunction(torch.autograd.Function):
         phi, nxt = intervals(spikes)
         gain = _per_step(table, phi)
         payload = spikes * gain
-        ctx.save_for_backward(spikes, weight, slope, phi, nxt, payload, gain)
+        ctx.save_for_backward(spikes, weight, slope, phi, nxt, gain)   # payload = spikes * gain, remade in backward
         ctx.rule = rule
         if state_scale is None:
             return torch.einsum("ji,bit->bjt", weight, payload)
@@ -154,8 +154,8 @@ class IsiDenseFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_z):
-        spikes, weight, slope, phi, nxt, payload, gain = ctx.saved_tensors
-        grad_weight = torch.einsum("bjt,bit->ji", grad_z, payload)
+        spikes, weight, slope, phi, nxt, gain = ctx.saved_tensors
+        grad_weight = torch.einsum("bjt,bit->ji", grad_z, spikes * gain)
         grad_presynaptic = torch.einsum("ji,bjt->bit", weight, grad_z)   # sum_j h_ji dL/dz_j[t]
         grad_phi = spikes * _per_step(slope, phi) * grad_presynaptic   # dL/dphi_i[t], at i's spikes
         if ctx.rule == "imsnn":
