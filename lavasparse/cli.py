@@ -260,6 +260,8 @@ def _add_study(sub) -> None:
     st.add_argument("--test-limit", type=int, default=None, help="use only the first N test samples")
     st.add_argument("--executor", default=STUDY_EXECUTOR, choices=EXECUTORS)
     st.add_argument("--cpus-per-trial", type=int, default=CPUS_PER_TRIAL)
+    st.add_argument("--seeds", type=int, nargs="+", default=None, metavar="SEED",
+                    help="train every row once per seed and show the mean and spread (default: --seed only)")
     _add_engine_args(st)
     _add_energy_arg(st)
     _add_common_args(st)

@@ -7,7 +7,13 @@ Rows come from a JSON file, a list of ``Row`` fields::
 
   [{"name": "rate-baseline", "baseline": true},
    {"name": "latency-energy", "encoding": "latency", "cost": "energy",
-    "schedule": "alternating", "sigma0": 3e-4, "prune_density": [0.25, 1.0]}]
+    "schedule": "alternating", "sigma0": 3e-4, "prune_density": [0.25, 1.0]},
+   {"name": "imsnn", "synapse": "isi", "isi_rule": "imsnn"}]
+
+With ``seeds`` (``--seeds 0 1 2 3 4``) every row trains once per seed, each
+seed's rows are judged against the same seed's reference, and the tables show
+the mean and spread over seeds (one run's figures do not hold on another
+machine); the test input is the same for every seed (``seed``'s).
 
 Every row trains from scratch with the shared settings (``RunSettings``),
 for the study's epochs unless the row names its own; trials run two at a
@@ -25,17 +31,19 @@ Output folder:
   study.json                   the settings and rows
   rows/<name>/                 training run folders (every epoch kept) + result.json
   rows/<name>/eval-epochNNN/   the chosen epoch on the target (network.net, profile.json, evaluation.json)
+  rows/<name>/seed<k>/...      the same per seed, with ``seeds``
   test_input_<code>.npy, test_labels.npy
   tables.md, tables.json, energy_accuracy.png (energy on a log scale against test accuracy)
 """
 from __future__ import annotations
 
 import json
+import statistics
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from lavasparse.defaults import DEFAULT_COST, DEFAULT_ENCODING, STUDY_EXECUTOR
+from lavasparse.defaults import DEFAULT_COST, DEFAULT_ENCODING, DEFAULT_SYNAPSE, ISI, ISI_RULES, STUDY_EXECUTOR, SYNAPSES
 from lavasparse.fileio import write_json, write_npy, write_text
 from lavasparse.pipeline import RunSettings
 from lavasparse.simulate.compare import plot_energy_accuracy, test_set_words
@@ -48,7 +56,9 @@ from lavasparse.train.selection import cheapest_passing, eligible_epochs, most_a
 @dataclass(frozen=True)
 class Row:
     """One network of the table: its input code, cost, schedule and sigma_0
-    (``train/``'s names), optional pruning, and whether it is the reference."""
+    (``train/``'s names), optional pruning, its dense layers' synapse (SLAYER's
+    ``cuba`` or ISI-modulated ``isi`` with its backward rule,
+    ``layers/isi.py``), and whether it is the reference."""
 
     name: str
     encoding: str = DEFAULT_ENCODING
@@ -58,10 +68,24 @@ class Row:
     prune_density: tuple[float, ...] | None = None
     baseline: bool = False
     epochs: int | None = None   # None: the study's; the learning rate's cosine runs over a row's own epochs
+    synapse: str = DEFAULT_SYNAPSE
+    isi_rule: str = ISI["rule"]
+
+    @property
+    def model(self) -> str:
+        """The network's kind in Adams et al.'s terms: 'snn' (SLAYER's synapse),
+        'imsnn', 'imsnnc' or 'isi-bptt' (ISI-modulated, by backward rule)."""
+        if self.synapse != "isi":
+            return "snn"
+        return "isi-bptt" if self.isi_rule == "bptt" else self.isi_rule
 
     def __post_init__(self):
         if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
             raise ValueError(f"row {self.name!r}: epochs must be a positive whole number, got {self.epochs!r}")
+        if self.synapse not in SYNAPSES:
+            raise ValueError(f"row {self.name!r}: unknown synapse {self.synapse!r}: expected one of {SYNAPSES}")
+        if self.isi_rule not in ISI_RULES:
+            raise ValueError(f"row {self.name!r}: unknown ISI rule {self.isi_rule!r}: expected one of {ISI_RULES}")
 
     def epochs_of(self, study_epochs: int) -> int:
         """The epochs this row trains for in a study of ``study_epochs``."""
@@ -79,11 +103,16 @@ class Row:
 class StudyConfig(RunSettings, TrialSettings):
     rows: tuple[Row, ...] = field(default_factory=tuple)
     executor: str = STUDY_EXECUTOR
+    seeds: tuple[int, ...] = ()    # empty: one run per row, with ``seed``
 
     def __post_init__(self):
         super().__post_init__()
         self.check_executor()
         self.rows = tuple(r if isinstance(r, Row) else Row.from_dict(r) for r in self.rows)
+        self.seeds = tuple(int(s) for s in self.seeds)
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds must differ: {list(self.seeds)}")
+
         refs = [r.name for r in self.rows if r.baseline]
         if len(refs) != 1:
             raise ValueError(f"a study needs exactly one row with baseline: true, found {refs or 'none'}")
@@ -114,15 +143,26 @@ def load_rows(path: str | Path) -> tuple[Row, ...]:
     return tuple(rows)
 
 
-def _row_dir(out: Path, row: Row) -> Path:
-    return out / "rows" / row.name
+def _seeds(config: StudyConfig) -> tuple[int | None, ...]:
+    """The seeds each row trains with; None: the study's one ``seed``, in the row's own folder."""
+    return config.seeds or (None,)
 
 
-def _spec(config: StudyConfig, out: Path, row: Row) -> dict:
-    train = config.train_config(row.name, row.schedule, row.sigma0, None, row.encoding, row.cost, row.prune_density)
+def _row_dir(out: Path, row: Row, seed: int | None = None) -> Path:
+    folder = out / "rows" / row.name
+    return folder if seed is None else folder / f"seed{seed}"
+
+
+def _spec(config: StudyConfig, out: Path, row: Row, seed: int | None) -> dict:
+    settings = replace(config, synapse=row.synapse, isi_rule=row.isi_rule, seed=config.seed if seed is None else seed)
+    train = settings.train_config(row.name, row.schedule, row.sigma0, None, row.encoding, row.cost, row.prune_density)
     train.keep_epochs = True   # each row is judged by an epoch chosen on validation
     train.epochs = row.epochs_of(config.epochs)
-    return {"run_dir": str(_row_dir(out, row)), "train": train.to_dict(), "threads": config.cpus_per_trial}
+    return {"run_dir": str(_row_dir(out, row, seed)), "train": train.to_dict(), "threads": config.cpus_per_trial}
+
+
+def _trial_name(row: Row, seed: int | None) -> str:
+    return row.name if seed is None else f"{row.name} seed {seed}"
 
 
 def choose_epoch(row: Row, epochs: list[dict], reference_accuracy: float | None) -> dict:
@@ -156,16 +196,15 @@ def run_study(config: StudyConfig, out: str | Path, command: str | None = None, 
     write_json(saved, settings)
     t0 = time.time()
     provenance = _provenance()   # the code that trains is the code checked out now
-    todo = [r for r in config.rows if not (_row_dir(out, r) / "result.json").exists()]
+    trials = [(r, seed) for r in config.rows for seed in _seeds(config)]
+    todo = [(r, seed) for r, seed in trials if not (_row_dir(out, r, seed) / "result.json").exists()]
     if todo:
         if progress:
-            print(f"== training {len(todo)} rows ({config.executor}, {config.cpus_per_trial} core(s) each): "
-                  + ", ".join(r.name for r in todo), flush=True)
-        _run_trials([_spec(config, out, r) for r in todo], config, out, None, 0)
-    results = {r.name: json.loads((_row_dir(out, r) / "result.json").read_text()) for r in config.rows}
+            print(f"== training {len(todo)} runs ({config.executor}, {config.cpus_per_trial} core(s) each): "
+                  + ", ".join(_trial_name(r, seed) for r, seed in todo), flush=True)
+        _run_trials([_spec(config, out, r, seed) for r, seed in todo], config, out, None, 0)
+    results = {(r.name, seed): json.loads((_row_dir(out, r, seed) / "result.json").read_text()) for r, seed in trials}
 
-    ref = config.reference
-    ref_pick = choose_epoch(ref, results[ref.name]["epochs"], None)
     inputs, labels = {}, None
     for enc in sorted({r.encoding for r in config.rows}):
         inputs[enc], labels = config.test_input(enc)
@@ -174,22 +213,32 @@ def run_study(config: StudyConfig, out: str | Path, command: str | None = None, 
 
     kept = {enc: KeptEvaluations(x, labels, config.engine, config.cross_check, config.energy_profile, progress)
             for enc, x in inputs.items()}
-    rows = []
-    for row in config.rows:
-        pick = ref_pick if row.baseline else choose_epoch(row, results[row.name]["epochs"], ref_pick["val_accuracy"])
-        epoch = pick["epoch"]
-        ev = kept[row.encoding].get(_row_dir(out, row), f"epochs/{epoch:03d}",
-                                    _row_dir(out, row) / f"eval-epoch{epoch:03d}", f"{row.name}, epoch {epoch}")
-        rows.append({**_table_row(row, pick, ev), "epochs_trained": row.epochs_of(config.epochs),
-                     "trained_at_commit": results[row.name].get("commit")})
-    base = next(r for r in rows if r["baseline"])
-    for r in rows:
-        r["energy_reduction_x"] = base["energy_per_sample_j"] / r["energy_per_sample_j"]
-        r["energy_dynamic_reduction_x"] = base["energy_dynamic_per_sample_j"] / r["energy_dynamic_per_sample_j"]
-    doc = {"dataset": config.dataset, "arch": config.arch, "epochs": config.epochs,
+    ref = config.reference
+    runs: dict[str, list[dict]] = {r.name: [] for r in config.rows}
+    for seed in _seeds(config):
+        ref_pick = choose_epoch(ref, results[(ref.name, seed)]["epochs"], None)
+        seed_rows = []
+        for row in config.rows:
+            result = results[(row.name, seed)]
+            pick = ref_pick if row.baseline else choose_epoch(row, result["epochs"], ref_pick["val_accuracy"])
+            epoch, folder = pick["epoch"], _row_dir(out, row, seed)
+            ev = kept[row.encoding].get(folder, f"epochs/{epoch:03d}", folder / f"eval-epoch{epoch:03d}",
+                                        f"{_trial_name(row, seed)}, epoch {epoch}")
+            seed_rows.append({**_table_row(config, row, pick, ev), "seed": config.seed if seed is None else seed,
+                              "epochs_trained": row.epochs_of(config.epochs), "trained_at_commit": result.get("commit")})
+        base = next(r for r in seed_rows if r["baseline"])   # each seed against its own reference
+        for r in seed_rows:
+            r["energy_reduction_x"] = base["energy_per_sample_j"] / r["energy_per_sample_j"]
+            r["energy_dynamic_reduction_x"] = base["energy_dynamic_per_sample_j"] / r["energy_dynamic_per_sample_j"]
+            runs[r["name"]].append(r)
+    rows = [over_seeds(runs[r.name]) for r in config.rows]
+    doc = {"dataset": config.dataset, "arch": config.arch, "epochs": config.epochs, "steps": config.steps,
+           "seeds": [r["seed"] for r in runs[ref.name]],
            "test_samples": int(len(labels)), "test_draws": config.test_draws, "energy_profile": config.energy_profile,
            "rule": "reference: most accurate epoch on validation; other rows: the epoch with the least dynamic "
-                   "energy on validation among those with validation accuracy >= the reference's (iso)",
+                   "energy on validation among those with validation accuracy >= the reference's (iso)"
+                   + (", each seed against the same seed's reference; figures are means over seeds"
+                      if len(config.seeds) > 1 else ""),
            "command": command, **provenance, "seconds": time.time() - t0,
            "train_seconds_total": sum(r.get("train_seconds", 0.0) for r in results.values()),
            "settings": settings, "rows": rows}
@@ -203,16 +252,20 @@ def run_study(config: StudyConfig, out: str | Path, command: str | None = None, 
     return doc
 
 
-def _table_row(row: Row, pick: dict, ev: TargetEvaluation) -> dict:
+def _table_row(config: StudyConfig, row: Row, pick: dict, ev: TargetEvaluation) -> dict:
     p = ev.profile
     ps = p.per_sample
     first = next(l for l in p.layers if l.density is not None)
-    return {"name": row.name, "baseline": row.baseline, "encoding": row.encoding,
+    return {"name": row.name, "model": row.model, "baseline": row.baseline, "encoding": row.encoding,
+            "arch": replace(config, synapse=row.synapse).net_config().arch, "steps": config.steps,
+            "synapse": row.synapse, "isi_rule": row.isi_rule if row.synapse == "isi" else None,
             "cost": row.cost if row.sigma0 > 0 else None, "schedule": row.schedule, "sigma0": row.sigma0,
             "prune_density": list(row.prune_density) if row.prune_density else None,
             "epoch": pick["epoch"], "iso_accuracy": pick["iso"], "val_accuracy": pick["val_accuracy"],
             "test_accuracy_target": ev.accuracy_target, "test_accuracy_float": ev.accuracy_float,
             "hidden_spikes_per_sample": p.hidden_spikes_per_sample,
+            # Adams et al.'s measure: spikes per neuron of each hidden layer, per sample
+            "spikes_per_neuron": [l.spikes / (p.samples * l.neurons) for l in p.layers[:-1]],
             "input_spikes_per_sample": p.input_spikes / p.samples,
             "synops_per_sample": ps.synops, "ann_macs": ps.ann_macs,
             "synops_fraction_of_ann_macs": ps.synops / ps.ann_macs,
@@ -223,34 +276,83 @@ def _table_row(row: Row, pick: dict, ev: TargetEvaluation) -> dict:
             "identical_to_slayer": ev.agreement.identical_spikes}
 
 
+# The figures whose spread over seeds the tables show.
+SPREAD = ("val_accuracy", "test_accuracy_target", "hidden_spikes_per_sample", "synops_per_sample",
+          "energy_per_sample_j", "energy_reduction_x")
+
+
+def over_seeds(runs: list[dict]) -> dict:
+    """One table row from a row's runs on each seed (``_table_row``'s dicts
+    with ``seed``): numbers are means (lists of numbers element-wise),
+    ``epoch`` the list of chosen epochs, ``iso_accuracy`` whether every seed
+    kept the reference's accuracy (``iso_seeds`` how many), ``spread`` the
+    standard deviation, min and max of ``SPREAD``, ``per_seed`` every run."""
+    row = {"seeds": [r["seed"] for r in runs]}
+    for key, first in runs[0].items():
+        values = [r[key] for r in runs]
+        if key == "seed":
+            continue
+        if key == "epoch":
+            row[key] = values if len(runs) > 1 else first
+        elif key == "iso_accuracy":
+            row[key] = all(values)
+            row["iso_seeds"] = sum(bool(v) for v in values)
+        elif isinstance(first, (int, float)) and not isinstance(first, bool):
+            row[key] = first if all(v == first for v in values) else statistics.fmean(values)
+        elif isinstance(first, list) and all(isinstance(v, list) and len(v) == len(first) for v in values) \
+                and all(isinstance(x, (int, float)) for v in values for x in v):
+            row[key] = [statistics.fmean(column) for column in zip(*values)]
+        else:   # names and flags: one value where the seeds agree
+            row[key] = first if all(v == first for v in values) else values
+    if len(runs) > 1:
+        row["spread"] = {k: {"std": statistics.stdev(vals), "min": min(vals), "max": max(vals)}
+                         for k in SPREAD if k in runs[0] for vals in [[r[k] for r in runs]]}
+        row["per_seed"] = runs
+    return row
+
+
 def tables_markdown(doc: dict) -> str:
     base = next(r for r in doc["rows"] if r["baseline"])
+    seeds = doc.get("seeds") or []
+    over = (f"Figures are means over seeds {', '.join(map(str, seeds))} (± their standard deviation; "
+            "each seed judged against its own reference; `iso` counts the seeds that kept it). ") if len(seeds) > 1 else ""
     lines = [f"# {doc['dataset']} {doc['arch']}: what each network costs on the target", "",
              f"Every row trained from scratch with the same settings, for {doc['epochs']} epochs unless its "
              f"epoch column says otherwise (chosen epoch / epochs trained); test set "
              f"{test_set_words(doc['test_samples'], doc.get('test_draws', 1))} on the target (engine per row, identical to SLAYER spike for spike "
-             f"where marked). Energy profile `{doc['energy_profile']}`. Rule: {doc['rule']}. "
+             f"where marked). Energy profile `{doc['energy_profile']}`. Rule: {doc['rule']}. {over}"
              f"ANN MACs of this architecture: {base['ann_macs']:,}.", "",
              f"Command: `{doc['command']}`  ", f"Commit: {doc['commit']}{_dirty_note(doc['dirty'])}  ",
              f"Machine: {doc['machine']}; training time summed over rows "
              f"{doc['train_seconds_total'] / 60:.0f} min (rows run in parallel)", "",
-             "| row | input | cost | sigma_0 | prune | epoch | iso | val. acc. | test acc. (target) | input spikes "
-             "| hidden spikes | synops | synops / ANN MACs | layer-1 density | dynamic (nJ) | static (nJ) "
-             "| energy (nJ) | vs baseline |",
-             "|---|---|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| row | model | input | cost | sigma_0 | prune | epoch | iso | val. acc. | test acc. (target) "
+             "| input spikes | hidden spikes | spikes per hidden neuron | synops | synops / ANN MACs | layer-1 density "
+             "| dynamic (nJ) | static (nJ) | energy (nJ) | vs baseline |",
+             "|---|---|---|---|---:|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in doc["rows"]:
         prune = ",".join(f"{d:g}" for d in r["prune_density"]) if r["prune_density"] else "-"
+        iso = ("yes" if r["iso_accuracy"] else "NO") + (f" ({r['iso_seeds']}/{len(r['seeds'])})"
+                                                         if len(r.get("seeds", [])) > 1 else "")
+        epoch = r["epoch"] if isinstance(r["epoch"], int) else ",".join(map(str, r["epoch"]))
+        per_neuron = ", ".join(f"{v:.3f}" for v in r.get("spikes_per_neuron", []))
         lines.append(
-            f"| {r['name']}{' (reference)' if r['baseline'] else ''} | {r['encoding']} | {r['cost'] or '-'} "
-            f"| {r['sigma0']:.3g} | {prune} | {r['epoch']}{_of_epochs(r, doc['epochs'])} | {'yes' if r['iso_accuracy'] else 'NO'} "
-            f"| {100 * r['val_accuracy']:.2f}% | {100 * r['test_accuracy_target']:.2f}% "
-            f"| {r['input_spikes_per_sample']:.1f} | {r['hidden_spikes_per_sample']:.1f} "
-            f"| {r['synops_per_sample']:,.0f} | {100 * r['synops_fraction_of_ann_macs']:.1f}% "
+            f"| {r['name']}{' (reference)' if r['baseline'] else ''} | {r.get('model', 'snn')} | {r['encoding']} "
+            f"| {r['cost'] or '-'} | {r['sigma0']:.3g} | {prune} | {epoch}{_of_epochs(r, doc['epochs'])} | {iso} "
+            f"| {_pm(r, 'val_accuracy', 100, '.2f', '%')} | {_pm(r, 'test_accuracy_target', 100, '.2f', '%')} "
+            f"| {r['input_spikes_per_sample']:.1f} | {_pm(r, 'hidden_spikes_per_sample', 1, '.1f')} | {per_neuron} "
+            f"| {_pm(r, 'synops_per_sample', 1, ',.0f')} | {100 * r['synops_fraction_of_ann_macs']:.1f}% "
             f"| {100 * r['first_layer_density']:.1f}% | {1e9 * r['energy_dynamic_per_sample_j']:,.1f} "
-            f"| {1e9 * r['energy_static_per_sample_j']:,.1f} | {1e9 * r['energy_per_sample_j']:,.1f} "
+            f"| {1e9 * r['energy_static_per_sample_j']:,.1f} | {_pm(r, 'energy_per_sample_j', 1e9, ',.1f')} "
             f"| {'-' if r['baseline'] else _times_less(r['energy_reduction_x'])} |")
     lines += ["", "![energy against accuracy](energy_accuracy.png)"]
     return "\n".join(lines) + "\n"
+
+
+def _pm(row: dict, key: str, scale: float, fmt: str, unit: str = "") -> str:
+    """A table cell: the row's figure, '± std' over seeds where it has a spread."""
+    text = f"{scale * row[key]:{fmt}}{unit}"
+    spread = row.get("spread", {}).get(key)
+    return text if spread is None else f"{text} ± {scale * spread['std']:{fmt}}"
 
 
 def _of_epochs(row: dict, study_epochs: int) -> str:

@@ -52,3 +52,50 @@ def test_study_on_digits(tmp_path):
     changed = StudyConfig(**{**cfg.__dict__, "rows": [rows[0], {**rows[1], "prune_density": [0.3, 1.0]}]})
     with pytest.raises(ValueError, match="other settings or rows"):
         run_study(changed, tmp_path, progress=False)
+
+
+def test_over_seeds_means_spread_and_flags():
+    from lavasparse.study import over_seeds
+    runs = [{"name": "r", "seed": s, "epoch": e, "iso_accuracy": iso, "test_accuracy_target": a,
+             "spikes_per_neuron": [a, 2 * a], "epochs_trained": 3, "engine": "emulator", "val_accuracy": a,
+             "density_per_layer": [1.0, None]}
+            for s, e, iso, a in [(0, 2, True, 0.90), (1, 3, False, 0.94), (2, 3, True, 0.92)]]
+    row = over_seeds(runs)
+    assert row["seeds"] == [0, 1, 2] and row["epoch"] == [2, 3, 3]
+    assert row["iso_accuracy"] is False and row["iso_seeds"] == 2
+    assert row["test_accuracy_target"] == pytest.approx(0.92) and row["spikes_per_neuron"] == pytest.approx([0.92, 1.84])
+    assert row["epochs_trained"] == 3 and isinstance(row["epochs_trained"], int) and row["engine"] == "emulator"
+    assert row["density_per_layer"] == [1.0, None]
+    s = row["spread"]["test_accuracy_target"]
+    assert (s["min"], s["max"]) == (0.90, 0.94) and s["std"] == pytest.approx(0.02)
+    assert len(row["per_seed"]) == 3 and "spread" not in over_seeds(runs[:1])
+
+
+def test_study_over_seeds_on_digits(tmp_path):
+    rows = [{"name": "rate", "baseline": True}, {"name": "latency", "encoding": "latency"}]
+    cfg = StudyConfig(dataset="digits", arch="64-16-10", weight_scale=2.0, epochs=2, train_limit=200,
+                      test_limit=24, cross_check=0, rows=rows, executor="local", seeds=(3, 4))
+    doc = run_study(cfg, tmp_path, command="test", progress=False)
+    assert doc["seeds"] == [3, 4]
+    for r in doc["rows"]:
+        assert r["seeds"] == [3, 4] and len(r["per_seed"]) == 2
+        assert r["model"] == "snn" and r["arch"] == "64-16-10" and len(r["spikes_per_neuron"]) == 1
+        for seed, run in zip([3, 4], r["per_seed"]):
+            config = json.loads((tmp_path / f"rows/{r['name']}/seed{seed}/config.json").read_text())
+            assert config["seed"] == seed and run["seed"] == seed
+        spikes = [run["hidden_spikes_per_sample"] for run in r["per_seed"]]
+        assert spikes[0] > 0 and spikes[1] > 0
+        assert r["hidden_spikes_per_sample"] == pytest.approx(sum(spikes) / 2)
+        assert r["spikes_per_neuron"][0] == pytest.approx(r["hidden_spikes_per_sample"] / 16)
+    # each seed's reference has reduction 1; the table shows the spread
+    assert [run["energy_reduction_x"] for run in doc["rows"][0]["per_seed"]] == [1.0, 1.0]
+    assert "±" in (tmp_path / "tables.md").read_text()
+
+
+def test_row_checks_its_synapse():
+    assert Row(name="i", synapse="isi", isi_rule="imsnnc").model == "imsnnc"
+    assert Row(name="b", synapse="isi", isi_rule="bptt").model == "isi-bptt" and Row(name="s").model == "snn"
+    with pytest.raises(ValueError, match="row 'x': unknown synapse"):
+        Row(name="x", synapse="gaussian")
+    with pytest.raises(ValueError, match="row 'y': unknown ISI rule"):
+        Row(name="y", synapse="isi", isi_rule="sgd")
