@@ -196,7 +196,8 @@ def run_study(config: StudyConfig, out: str | Path, command: str | None = None, 
     write_json(saved, settings)
     t0 = time.time()
     provenance = _provenance()   # the code that trains is the code checked out now
-    trials = [(r, seed) for r in config.rows for seed in _seeds(config)]
+    # seed by seed: a study stopped early has every row on its first seeds
+    trials = [(r, seed) for seed in _seeds(config) for r in config.rows]
     todo = [(r, seed) for r, seed in trials if not (_row_dir(out, r, seed) / "result.json").exists()]
     if todo:
         if progress:
