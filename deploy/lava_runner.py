@@ -360,15 +360,19 @@ def run_on_lava(desc: NetDescription, inputs: np.ndarray | InputBatch, chunk_ste
     total = n * steps + num_layers + offset - 1
     data = _input_stream(desc, x, total)
 
+    network, models = netx.hdf5.Network, _recurrent_dense_model()
+    if any(l.kind == "isi" for l in desc.layers):   # ISI gates: our blocks (netx 0.6.0 has none)
+        from lavasparse.deploy.lava_blocks import isi as isi_lava
+        network, models = isi_lava.IsiNetwork, {**models, **isi_lava.PROCESS_MODELS}
     with LavaRunGuard(stop_timeout_s) as guard:
-        net = netx.hdf5.Network(net_config=str(net_path), reset_interval=steps, reset_offset=offset,
-                                input_message_bits=input_message_bits)
+        net = network(net_config=str(net_path), reset_interval=steps, reset_offset=offset,
+                      input_message_bits=input_message_bits)
         guard.net = net
         if len(net.layers) != num_layers:
             raise RuntimeError(f"{net_path}: netx built {len(net.layers)} layers, we expected {num_layers}")
         sinks, monitors = _attach_probes(net, data, total, desc.has_input_neuron, record_states)
         t0 = time.time()
-        _run_in_chunks(net, total, chunk_steps, f"Lava {Path(net_path).name}", progress)
+        _run_in_chunks(net, total, chunk_steps, f"Lava {Path(net_path).name}", progress, models)
         records = [np.asarray(s.data.get()) for s in sinks]
         # A Monitor's data: {process name: {var name: (steps, *shape)}}; to (*shape, steps).
         states = [[np.moveaxis(next(iter(next(iter(m.get_data().values())).values())), 0, -1) for m in pair]
@@ -397,14 +401,15 @@ def _input_stream(desc: NetDescription, x: np.ndarray, total: int) -> np.ndarray
     return np.concatenate([data, np.zeros((*data.shape[:-1], total - n * steps), np.int32)], -1)
 
 
-def _run_in_chunks(net, total: int, chunk_steps: int, title: str, progress: bool) -> None:
+def _run_in_chunks(net, total: int, chunk_steps: int, title: str, progress: bool, models: dict) -> None:
     """``total`` steps of the netx network on Loihi2SimCfg (fixed_pt), in runs
-    of at most ``chunk_steps`` so that the progress bar moves."""
+    of at most ``chunk_steps`` so that the progress bar moves; ``models``:
+    process models Lava is handed (``exception_proc_model_map``)."""
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
 
     with tqdm(total=total, desc=title, unit="step", disable=None if progress else True, leave=False) as bar:
-        run_cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=_recurrent_dense_model())
+        run_cfg = Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=models)
         done = 0
         while done < total:
             k = min(chunk_steps, total - done)

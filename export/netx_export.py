@@ -33,8 +33,10 @@ def export_netx(model, path: str | Path) -> NetDescription:
             g0 = layer.create_group("0")
             g0.create_dataset("type", (1,), "S10", [b"input"])
             g0.create_dataset("shape", data=np.array(model.specs[0].in_shape))
+            depth = 0
             for i, (spec, block) in enumerate(zip(model.specs, model.blocks), start=1):
-                spec.write_netx(layer.create_group(str(i)), block)
+                spec.write_netx(layer.create_group(str(i)), block, depth)
+                depth += spec.spiking
         try:
             desc = read_network(tmp)
         except NetFileError as e:

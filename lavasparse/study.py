@@ -187,12 +187,14 @@ def run_study(config: StudyConfig, out: str | Path, command: str | None = None, 
     saved = out / "study.json"
     if saved.exists():
         old = json.loads(saved.read_text())
-        same = {k: v for k, v in old.items() if k != "rows"} == {k: v for k, v in settings.items() if k != "rows"}
+        # rows and seeds may be added (or a table made of some of them); every other setting must match
+        same = ({k: v for k, v in old.items() if k not in ("rows", "seeds")}
+                == {k: v for k, v in settings.items() if k not in ("rows", "seeds")})
         kept = {r.name: r for r in config.rows}
         # as Rows: a study saved before a Row field existed holds that field's default
         if not same or any(kept.get(r["name"], row) != row for r in old["rows"] for row in [Row.from_dict(r)]):
             raise ValueError(f"{saved}: this folder holds a study with other settings or rows; use a new folder, "
-                             f"or the same settings (rows may be added) to resume")
+                             f"or the same settings (rows and seeds may be added) to resume")
     write_json(saved, settings)
     t0 = time.time()
     provenance = _provenance()   # the code that trains is the code checked out now

@@ -1,6 +1,7 @@
 """The ISI-modulated synapse (IMSNN): its intervals, its forward pass and its
 three backward rules against a naive float64 autograd reference of the
 recursions in ``lavasparse/layers/isi_synapse.py``'s module doc."""
+import numpy as np
 import pytest
 import torch
 
@@ -143,9 +144,14 @@ def test_the_rule_sets_which_way_hidden_spikes_go(tmp_path):
     assert spikes["imsnn"] < spikes["bptt"] / 2 and spikes["imsnnc"] > 1.5 * spikes["bptt"], spikes
 
 
-def test_an_isi_network_is_saved_with_its_intervals_and_refused_by_the_netx_export(tmp_path):
-    from lavasparse.export.netx_export import export_netx
-    from lavasparse.layers import UnsupportedNetwork
+def test_an_isi_network_is_saved_exported_and_runs_identically_in_torch_the_emulator_and_lava(tmp_path):
+    """Issue 14's deployment: the trained network, its netx file (isi_dense
+    layers: gates + a dense synapse of heights), the emulator and Lava's
+    process simulator (our IsiGate process) give the same spikes."""
+    import h5py
+
+    from lavasparse.pipeline import RunSettings
+    from lavasparse.simulate.evaluate import evaluate_on_target
     from lavasparse.train.trainer import load_trained
     best, cfg = _train_isi(tmp_path, "imsnn")
     assert best["val_accuracy"] > 0.3   # ten classes: chance is 0.1
@@ -154,9 +160,65 @@ def test_an_isi_network_is_saved_with_its_intervals_and_refused_by_the_netx_expo
     saved = torch.load(tmp_path / "imsnn" / "best.pt")["model"]
     for i, block in enumerate(model.blocks):
         torch.testing.assert_close(block.synapse.mu, saved[f"blocks.{i}.synapse.mu"])
-    with pytest.raises(UnsupportedNetwork, match="layer isi1: ISI-modulated synapses are not written to netx yet"):
-        export_netx(model, tmp_path / "net.h5")
-    assert not (tmp_path / "net.h5").exists()
+    x, labels = RunSettings(steps=16, max_rate=1.0, test_limit=24, test_draws=1).test_input()
+    ev = evaluate_on_target(tmp_path / "imsnn", x, labels, engine="emulator", cross_check=6, progress=False)
+    spikes = ev.profile.layers
+    assert len(spikes) == 2 and spikes[0].spikes > 0 and spikes[1].spikes > 0   # something spiked in each layer
+    assert ev.agreement.identical_spikes and ev.agreement.cross_checked_on_lava == 6
+    assert ev.accuracy_target == ev.accuracy_float
+    with h5py.File(ev.network, "r") as f:
+        assert [f[f"layer/{i}/type"][0] for i in (1, 2)] == [b"isi_dense", b"isi_dense"]
+        # the second layer's gates start one step on: training counts from the network's first step
+        assert [int(f[f"layer/{i}/isi/counter_start"][()]) for i in (1, 2)] == [0, 1]
+        payload = f["layer/1/isi/payload"][()]
+        assert payload.shape[0] == 64 and payload.max() == 64 and payload[:, -1].any()   # trimmed where all are 0
+
+
+def test_isi_synaptic_ops_count_payloads_that_are_sent():
+    """A spike whose G rounds to 0 sends nothing, and costs nothing."""
+    from lavasparse.layers import IsiDenseLayer
+    from lavasparse.layers.isi_gate import gate_payloads
+    layer = IsiDenseLayer(1, (3,), (2,), weight=np.array([[2, 0], [4, 6], [0, 0]]),
+                          payload=np.array([[0, 5, 0], [0, 0, 7]]), counter_start=0)
+    spikes = np.zeros((1, 2, 6), np.int8)
+    spikes[0, 0, [0, 1, 3]] = 1    # intervals 1, 1, 2: payloads 5, 5, 0
+    spikes[0, 1, [1, 5]] = 1       # intervals 2, 4: payloads 7, 0
+    sent = gate_payloads(torch.as_tensor(spikes), torch.as_tensor(layer.payload)).numpy()
+    assert sent[0, 0].tolist() == [5, 5, 0, 0, 0, 0] and sent[0, 1].tolist() == [0, 7, 0, 0, 0, 0]
+    # fan-out: input 0 reaches 2 neurons, input 1 one; 2 payloads from input 0, 1 from input 1
+    assert layer.synaptic_ops(spikes, np.zeros((1, 3, 6))) == 2 * 2 + 1 * 1
+    # counting on from counter_start before the first spike: input 1's first spike sees 2 + 1 = 3 (past K: 0)
+    late = gate_payloads(torch.as_tensor(spikes), torch.as_tensor(layer.payload), counter_start=1).numpy()
+    assert late[0, 0].tolist() == [0, 5, 0, 0, 0, 0] and late[0, 1].tolist() == [0, 0, 0, 0, 0, 0]
+
+
+def test_the_reader_refuses_a_bad_isi_group_naming_the_field(tmp_path):
+    import h5py
+
+    from lavasparse.export.netx_format import read_network
+    from lavasparse.layers import NetFileError
+
+    def write(path, payload, start=0):
+        with h5py.File(path, "w") as f:
+            f.create_dataset("layer/0/type", (1,), "S10", [b"input"])
+            f.create_dataset("layer/0/shape", data=np.array([2]))
+            g = f.create_group("layer/1")
+            g.create_dataset("type", (1,), "S10", [b"isi_dense"])
+            g.create_dataset("shape", data=np.array([3]))
+            g.create_dataset("weight", data=np.ones((3, 2)) * 2)
+            g.create_dataset("isi/payload", data=payload)
+            g.create_dataset("isi/payload_fraction_bits", data=6)
+            g.create_dataset("isi/counter_start", data=start)
+        return path
+
+    desc = read_network(write(tmp_path / "ok.net", np.array([[0, 64], [0, 3]])))
+    assert desc.spiking_layers[0].name == "isi1" and desc.spiking_layers[0].payload_bits == 7
+    with pytest.raises(NetFileError, match=r"bad1.net: layer/1/isi/payload: shape \(3, 2\)"):
+        read_network(write(tmp_path / "bad1.net", np.zeros((3, 2))))
+    with pytest.raises(NetFileError, match="bad2.net: layer/1/isi/payload"):
+        read_network(write(tmp_path / "bad2.net", np.array([[0, -1], [0, 3]])))
+    with pytest.raises(NetFileError, match="bad3.net: layer/1/isi/counter_start"):
+        read_network(write(tmp_path / "bad3.net", np.array([[0, 1], [0, 3]]), start=-2))
 
 
 def test_synapse_isi_makes_every_dense_layer_isi_modulated():
@@ -173,11 +235,11 @@ def test_synapse_isi_makes_every_dense_layer_isi_modulated():
 
 def test_compiled_and_torch_intervals_agree(monkeypatch):
     pytest.importorskip("numba")   # where it is missing (the GPU machines) both sides are torch's
-    import lavasparse.layers.isi_synapse as isi_synapse
+    import lavasparse.layers.isi_gate as isi_gate
     s = (torch.rand(4, 9, 40, generator=torch.Generator().manual_seed(1)) < 0.2).float()
     compiled = intervals(s)
-    monkeypatch.setattr(isi_synapse, "numba", None)
-    plain = isi_synapse.intervals(s)
+    monkeypatch.setattr(isi_gate, "numba", None)
+    plain = isi_gate.intervals(s)
     assert s.sum() > 20 and len(compiled) == len(plain) == 2
     for a, b in zip(compiled, plain):
         assert torch.equal(a, b)
@@ -187,7 +249,6 @@ def test_the_quantised_forward_is_the_targets_integer_arithmetic():
     """As built for training (SLAYER's 8-bit heights, payloads in 64ths): z * 64
     equals floor(h_file . P / 2^6) in int64, h_file = 64 h (the file's
     weights), P = round(G * 2^6) the graded payload; and gradients still flow."""
-    import numpy as np
 
     from lavasparse.layers import IsiDenseSpec
     from lavasparse.train.model import NetConfig, NeuronConfig

@@ -13,13 +13,13 @@ from .conv import ConvLayer, ConvSpec
 from .dense import DenseLayer, DenseSpec
 from .flatten import FlattenLayer, FlattenSpec
 from .input import InputLayer
-from .isi import IsiConfig, IsiDenseSpec, isi_arch
+from .isi import IsiConfig, IsiDenseLayer, IsiDenseSpec, isi_arch
 from .netx_fields import NetFileError
 from .neuron import Neuron
 from .pool import PoolSpec
 
 # The layers a netx file may hold ...
-LAYER_CLASSES = (InputLayer, DenseLayer, ConvLayer, FlattenLayer)
+LAYER_CLASSES = (InputLayer, DenseLayer, IsiDenseLayer, ConvLayer, FlattenLayer)
 # ... and those an architecture string may ask for (each by its token).
 SPEC_CLASSES = (DenseSpec, IsiDenseSpec, ConvSpec, PoolSpec, FlattenSpec)
 
@@ -27,6 +27,6 @@ SPEC_CLASSES = (DenseSpec, IsiDenseSpec, ConvSpec, PoolSpec, FlattenSpec)
 KINDS = {netx_type: cls for cls in LAYER_CLASSES for netx_type in cls.netx_types}
 
 __all__ = ["ChipUse", "ConvLayer", "ConvSpec", "DenseLayer", "DenseSpec", "FlattenLayer", "FlattenSpec", "InputLayer",
-           "IsiConfig", "IsiDenseSpec",
+           "IsiConfig", "IsiDenseLayer", "IsiDenseSpec",
            "KINDS", "LAYER_CLASSES", "Layer", "LayerSpec", "NetFileError", "Neuron", "PoolSpec", "SPEC_CLASSES",
            "Synapse", "UnsupportedNetwork", "isi_arch", "synaptic_ops"]

@@ -1,7 +1,9 @@
 """The ISI-modulated synapse of Adams et al. (IMSNN) in torch: forward, and
-the three backward rules. The layer kind that builds, counts and (later)
-places it is ``isi.py``; this module is its torch half, imported only where
-a network is built for training (reading and checking files load no torch).
+the three backward rules. The layer kind that builds, writes, reads,
+emulates, counts and places it is ``isi.py``, and the gate that training, the
+export and the emulator share is ``isi_gate.py``; this module is imported only
+where a network is built for training (reading and checking files load no
+torch).
 
 Reconstruction (the paper lost its equations in extraction; see
 ``../shared/papers/NOTES.md``). Every choice marked [A] is ours.
@@ -60,71 +62,12 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-
-try:
-    import numba
-except ImportError:   # a machine with no registry (the lent GPUs): torch's cummax and cummin
-    numba = None
 from lava.lib.dl.slayer.synapse import Dense
 
 from lavasparse.defaults import ISI_RULES
 
 from .base import exact_float
-
-
-def isi_table(mu: torch.Tensor, width: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """G_i(phi) and dG_i/dphi for phi = 0 .. steps (index = phi), each
-    (neurons, steps + 1), in ``mu``'s dtype. phi = 0 never occurs; it is
-    kept so that the index is the interval."""
-    phi = torch.arange(steps + 1, dtype=mu.dtype, device=mu.device)
-    d = phi - mu[:, None]
-    g = torch.exp(-d ** 2 / (2 * width[:, None] ** 2))
-    return g, -g * d / width[:, None] ** 2
-
-
-if numba is not None:
-    @numba.njit(cache=True)
-    def _intervals_rows(spiking, phi, nxt):   # pragma: no cover (compiled)
-        """spiking (R, T) bool; phi, nxt (R, T) int64, filled row by row (one
-        thread: it is a pass over memory, and takes no thread pool to size)."""
-        steps = spiking.shape[1]
-        for r in range(spiking.shape[0]):
-            last = -1
-            for t in range(steps):
-                phi[r, t] = t - last
-                if spiking[r, t]:
-                    last = t
-            following = steps
-            for t in range(steps - 1, -1, -1):
-                nxt[r, t] = following
-                if spiking[r, t]:
-                    following = t
-
-
-def intervals(spikes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(phi, next): for spikes (batch, neurons, T), each (batch, neurons, T)
-    int64: phi[t] the steps since the neuron's previous spike (t + 1 before
-    its first), next[t] the step of its next spike after t (T if none)."""
-    spiking = spikes != 0
-    if numba is not None and spikes.device.type == "cpu":
-        # compiled, one row at a time: torch's cummax/cummin over the last
-        # axis, or a loop over time, cost as much as the layer's matrix product
-        phi = torch.empty(spikes.shape, dtype=torch.int64)
-        nxt = torch.empty_like(phi)
-        _intervals_rows(spiking.reshape(-1, spikes.shape[-1]).contiguous().numpy(),
-                        phi.view(-1, spikes.shape[-1]).numpy(), nxt.view(-1, spikes.shape[-1]).numpy())
-        return phi, nxt
-    steps = spikes.shape[-1]
-    t = torch.arange(steps, device=spikes.device)
-    last = torch.cummax(torch.where(spiking, t, -1), dim=-1).values     # last spike at or before t
-    phi = t - F.pad(last[..., :-1], (1, 0), value=-1)
-    first = torch.where(spiking, t, steps).flip(-1).cummin(dim=-1).values.flip(-1)   # first spike at or after t
-    return phi, F.pad(first[..., 1:], (0, 1), value=steps)
-
-
-def _per_step(table: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
-    """table (neurons, K) read at phi (batch, neurons, T)."""
-    return torch.gather(table.expand(phi.shape[0], *table.shape), 2, phi)
+from .isi_gate import _per_step, intervals, isi_table, payload_table
 
 
 class IsiDenseFunction(torch.autograd.Function):
@@ -207,7 +150,7 @@ class IsiDense(Dense):
         if self.payload_fraction_bits is None:
             return IsiDenseFunction.apply(x, weight, table, slope, self.rule)
         levels = 2 ** self.payload_fraction_bits
-        table = torch.round(table * levels) / levels
+        table = payload_table(table, self.payload_fraction_bits).to(x.dtype) / levels
         # heights are whole 1/state_scale's (SLAYER's 8-bit hook: even ones), payloads whole 1/levels
         return IsiDenseFunction.apply(x, weight, table, slope, self.rule, self.state_scale,
                                       self.state_scale * levels)

@@ -1,0 +1,199 @@
+"""ISI-modulated layers (netx type ``isi_dense``, ``lavasparse/layers/isi.py``)
+as Lava processes: an ``IsiGate`` per layer (one counter and one row of
+payloads per input neuron) in front of Lava's own fixed-point Dense, taking
+the gate's graded spikes, and the layer's LIF neurons, in one netx-style
+block (``IsiDense``). ``IsiNetwork`` is netx's ``hdf5.Network`` that also
+builds these blocks; every other layer is netx's own.
+
+netx 0.6.0 (archived, never patched here) skips a layer type it does not
+know, so ``IsiNetwork`` shows it each ``isi_dense`` layer as a ``dense`` one
+and builds the block in its ``create_dense``. Lava is imported at the top:
+import this module only where a run needs it, after
+``lava_runner.import_lava``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from lava.lib.dl import netx
+from lava.lib.dl.netx.blocks.models import AbstractPyBlockModel
+from lava.lib.dl.netx.blocks.process import AbstractBlock
+from lava.lib.dl.netx.utils import optimize_weight_bits
+from lava.magma.core.decorator import implements, requires, tag
+from lava.magma.core.model.py.model import PyLoihiProcessModel
+from lava.magma.core.model.py.ports import PyInPort, PyOutPort
+from lava.magma.core.model.py.type import LavaPyType
+from lava.magma.core.process.ports.ports import InPort, OutPort
+from lava.magma.core.process.process import AbstractProcess
+from lava.magma.core.process.variable import Var
+from lava.magma.core.resources import CPU
+from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
+from lava.proc.dense.process import Dense as DenseSynapse
+
+from lavasparse.layers.isi import ISI_NETX_TYPE
+
+PAYLOAD_PRECISION = 24   # Loihi 2's graded spikes: up to 24 bits
+
+
+class IsiGate(AbstractProcess):
+    """Per input neuron i, a counter phi_i of the steps since i's last spike
+    and a row of graded payloads ``payload[i, phi]`` (phi = 0 .. K; 0 beyond
+    K). Each step: phi_i += 1; where i spikes, send payload[i, phi_i] and set
+    phi_i = 0. The counters restart at ``counter_start`` on each sample's
+    first step (Lava time t with t % reset_interval == reset_offset), when
+    the gate's input window begins. It receives and sends in the same step."""
+
+    def __init__(self, *, payload: np.ndarray, counter_start: int, reset_interval: int, reset_offset: int,
+                 name: str | None = None):
+        payload = np.asarray(payload, dtype=np.int32)
+        n = payload.shape[0]
+        super().__init__(shape=(n,), counter_start=int(counter_start), reset_interval=int(reset_interval),
+                         reset_offset=int(reset_offset), name=name)
+        self.s_in = InPort(shape=(n,))
+        self.s_out = OutPort(shape=(n,))
+        self.payload = Var(shape=payload.shape, init=payload)
+        self.count = Var(shape=(n,), init=np.full(n, int(counter_start), dtype=np.int32))
+
+
+@implements(proc=IsiGate, protocol=LoihiProtocol)
+@requires(CPU)
+@tag("fixed_pt")
+class PyIsiGateModel(PyLoihiProcessModel):
+    """The gate in integers, as the file and the emulator define it."""
+
+    s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32, precision=PAYLOAD_PRECISION)
+    s_out: PyOutPort = LavaPyType(PyOutPort.VEC_DENSE, np.int32, precision=PAYLOAD_PRECISION)
+    payload: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=PAYLOAD_PRECISION)
+    count: np.ndarray = LavaPyType(np.ndarray, np.int32, precision=PAYLOAD_PRECISION)
+
+    def __init__(self, proc_params):
+        super().__init__(proc_params)
+        self.reset_interval = proc_params["reset_interval"]
+        self.reset_offset = proc_params["reset_offset"] % self.reset_interval
+        self.counter_start = proc_params["counter_start"]
+
+    def run_spk(self):
+        if self.time_step % self.reset_interval == self.reset_offset:
+            self.count[:] = self.counter_start
+        spiking = self.s_in.recv() != 0
+        longest = self.payload.shape[1]
+        # phi past the table sends 0; holding the count there keeps it from wrapping
+        np.minimum(self.count + 1, longest, out=self.count)
+        rows = np.arange(len(self.count))
+        sent = np.where(self.count < longest, self.payload[rows, np.minimum(self.count, longest - 1)], 0)
+        self.count[spiking] = 0
+        self.s_out.send(np.where(spiking, sent, 0).astype(np.int32))
+
+
+class IsiDense(AbstractBlock):
+    """netx-style block of an ``isi_dense`` layer: gate -> Dense (graded
+    input, ``num_message_bits`` the payloads' bits, weight_exp the heights'
+    exponent minus ``payload_fraction_bits``) -> LIF neurons."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        weight = kwargs.pop("weight")
+        payload = np.asarray(kwargs.pop("payload"))
+        fraction_bits = kwargs.pop("payload_fraction_bits")
+        self.gate = IsiGate(payload=payload, counter_start=kwargs.pop("counter_start"),
+                            reset_interval=kwargs.pop("gate_reset_interval"),
+                            reset_offset=kwargs.pop("gate_reset_offset"))
+        self.synapse = DenseSynapse(weights=weight, weight_exp=kwargs.pop("weight_exponent") - fraction_bits,
+                                    num_weight_bits=kwargs.pop("num_weight_bits"),
+                                    num_message_bits=max(1, int(payload.max(initial=0)).bit_length()))
+        self.neuron = self._neuron(kwargs.pop("bias", None))
+        self.inp = InPort(shape=self.gate.s_in.shape)
+        self.out = OutPort(shape=self.neuron.s_out.shape)
+        self.inp.connect(self.gate.s_in)
+        self.gate.s_out.connect(self.synapse.s_in)
+        self.synapse.a_out.connect(self.neuron.a_in)
+        self.neuron.s_out.connect(self.out)
+        self._clean()
+
+
+@implements(proc=IsiDense, protocol=LoihiProtocol)
+class PyIsiDenseModel(AbstractPyBlockModel):
+    pass
+
+
+class _AsDense:
+    """An ``isi_dense`` layer's NetDict as netx's ``_create`` reads it: of type dense."""
+
+    def __init__(self, config):
+        self.config = config
+
+    def __getitem__(self, key):
+        return "dense" if key == "type" else self.config[key]
+
+    def keys(self):
+        return self.config.keys()
+
+
+class _Layers:
+    def __init__(self, layers):
+        self.layers = layers
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __getitem__(self, i):
+        config = self.layers[i]
+        return _AsDense(config) if config["type"] == ISI_NETX_TYPE else config
+
+
+class _NetConfig:
+    def __init__(self, config):
+        self.config = config
+
+    def __getitem__(self, key):
+        return _Layers(self.config["layer"]) if key == "layer" else self.config[key]
+
+
+class IsiNetwork(netx.hdf5.Network):
+    """netx's ``hdf5.Network``, with ``isi_dense`` layers built as ``IsiDense`` blocks."""
+
+    def _create(self):
+        plain = self.net_config
+        self.net_config = _NetConfig(plain)
+        try:
+            return super()._create()
+        finally:
+            self.net_config = plain
+
+    @staticmethod
+    def create_dense(layer_config, input_message_bits=0, reset_interval=None, reset_offset=0, spike_exp=6,
+                     sparse_synapse=False, rec=False):
+        if not isinstance(layer_config, _AsDense):
+            return netx.hdf5.Network.create_dense(layer_config, input_message_bits, reset_interval, reset_offset,
+                                                  spike_exp, sparse_synapse, rec)
+        if reset_interval is None:
+            raise ValueError("an ISI layer needs a reset interval: its gates restart with each sample")
+        if input_message_bits:
+            raise ValueError("an ISI layer's gates count binary spikes; its input is graded")
+        config = layer_config.config
+        shape = (int(np.prod(config["shape"])),)
+        neuron_params = netx.hdf5.Network.get_neuron_params(config["neuron"], reset_interval=reset_interval,
+                                                           reset_offset=reset_offset, spike_exp=spike_exp)
+        weight = config["weight"]
+        if weight.ndim == 1:
+            weight = weight.reshape(shape[0], -1)
+        weight, bits, exponent, sign_mode = optimize_weight_bits(weight)
+        isi = config.f["isi"]
+        params = {"shape": shape, "neuron_params": neuron_params, "weight": weight, "num_weight_bits": bits,
+                  "weight_exponent": exponent, "sign_mode": sign_mode, "input_message_bits": input_message_bits,
+                  "payload": isi["payload"][()], "payload_fraction_bits": int(isi["payload_fraction_bits"][()]),
+                  "counter_start": int(isi["counter_start"][()]),
+                  # the gates restart where their input's window starts: one step before the neurons
+                  "gate_reset_interval": reset_interval, "gate_reset_offset": reset_offset - 1}
+        if "bias" in config.keys():
+            params["bias"] = config["bias"]
+        return IsiDense(**params), netx.hdf5.Network._table_str(type_str="IsiDense", width=1, height=1,
+                                                                  channel=shape[0], delay=False)
+
+
+@implements(proc=IsiNetwork, protocol=LoihiProtocol)
+class PyIsiNetworkModel(AbstractPyBlockModel):
+    pass
+
+
+# Lava finds a model beside its process; the runner also names them, as it does netx's RecurrentDense's.
+PROCESS_MODELS = {IsiGate: PyIsiGateModel, IsiDense: PyIsiDenseModel, IsiNetwork: PyIsiNetworkModel}
