@@ -42,7 +42,7 @@ from lavasparse.defaults import (DEFAULT_DATASET, DEFAULT_ENCODING, NIR_DT, NIR_
 from lavasparse.fileio import write_json
 from lavasparse.layers.geometry import conv_out_size
 from lavasparse.train.model import NetConfig, NeuronConfig, SpikingNet
-from lavasparse.train.trainer import TrainConfig, save_best
+from lavasparse.train.trainer import TrainConfig, claim_run_folder, save_best
 
 from .netx_export import export_netx
 from .netx_format import NetDescription
@@ -327,7 +327,7 @@ def import_nir(path: str | Path, out: str | Path, dataset: str = DEFAULT_DATASET
     model = SpikingNet(net)
     _set_weights(model, layers)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", config.to_dict())
+    claim_run_folder(config, out)   # refuses a folder that holds another run
     save_best(out, model.state_dict(), 0, config)
     write_json(out / "imported.json", {"nir_file": str(path), "dt": dt, "rescaled": rescale,
                                        "layers": [{"synapse": l.synapse_node, "neuron": l.neuron_node,

@@ -227,8 +227,9 @@ def run_study(config: StudyConfig, out: str | Path, command: str | None = None, 
             epoch, folder = pick["epoch"], _row_dir(out, row, seed)
             ev = kept[row.encoding].get(folder, f"epochs/{epoch:03d}", folder / f"eval-epoch{epoch:03d}",
                                         f"{_trial_name(row, seed)}, epoch {epoch}")
+            epochs = row.epochs_of(config.epochs)
             seed_rows.append({**_table_row(config, row, pick, ev), "seed": config.seed if seed is None else seed,
-                              "epochs_trained": row.epochs_of(config.epochs), "trained_at_commit": result.get("commit")})
+                              "epochs": epochs, "trained_at_commit": result.get("commit")})
         base = next(r for r in seed_rows if r["baseline"])   # each seed against its own reference
         for r in seed_rows:
             r["energy_reduction_x"] = base["energy_per_sample_j"] / r["energy_per_sample_j"]
@@ -360,7 +361,7 @@ def _pm(row: dict, key: str, scale: float, fmt: str, unit: str = "") -> str:
 
 def _of_epochs(row: dict, study_epochs: int) -> str:
     """' of 12' where a row trained for other epochs than the study's."""
-    trained = row.get("epochs_trained", study_epochs)
+    trained = row.get("epochs", row.get("epochs_trained", study_epochs))   # epochs_trained: tables before 2026-11-24
     return f" of {trained}" if trained != study_epochs else ""
 
 

@@ -190,6 +190,18 @@ def test_cli_exports_a_netx_file_as_nir_and_imports_it(tmp_path, capsys):
     assert main(["import", str(tmp_path / "n.nir"), "--out", str(tmp_path / "run"), "--fidelity-samples", "0"]) == 0
     assert _integers(desc) == _integers(read_network(tmp_path / "run" / "network.net"))
     assert "wrote" in capsys.readouterr().out
+    # a run's checkpoint as NIR leaves the run's own netx file alone
+    kept = (tmp_path / "run" / "network.net").read_bytes()
+    assert main(["export", str(tmp_path / "run"), "--format", "nir", "--out", str(tmp_path / "again.nir")]) == 0
+    assert (tmp_path / "run" / "network.net").read_bytes() == kept
+    assert nir.read(tmp_path / "again.nir").metadata["netx_file"] == str(tmp_path / "run" / "best.pt")
+    # importing into a folder that holds another run is refused, before anything is written
+    other = export_netx(SpikingNet(NetConfig(arch="64-8-10")), tmp_path / "o.net")
+    main(["export", str(other.path), "--format", "nir", "--out", str(tmp_path / "o.nir")])
+    capsys.readouterr()
+    assert main(["import", str(tmp_path / "o.nir"), "--out", str(tmp_path / "run"), "--fidelity-samples", "0"]) != 0
+    assert "holds another configuration" in capsys.readouterr().err
+    assert (tmp_path / "run" / "network.net").read_bytes() == kept
 
 
 def test_train_fine_tunes_an_imported_network_with_its_own_neurons(tmp_path, capsys):

@@ -34,9 +34,9 @@ def test_study_on_digits(tmp_path):
     assert [r["name"] for r in doc["rows"]] == ["rate", "latency-pruned"]
     base, pruned = doc["rows"]
     assert base["baseline"] and base["iso_accuracy"] and base["energy_reduction_x"] == 1.0
-    assert [r["epochs_trained"] for r in doc["rows"]] == [3, 2]   # a row's own epochs
+    assert [r["epochs"] for r in doc["rows"]] == [3, 2]   # a row's own epochs
     for r in doc["rows"]:
-        assert 1 <= r["epoch"] <= r["epochs_trained"] and r["identical_to_slayer"]
+        assert 1 <= r["epoch"] <= r["epochs"] and r["identical_to_slayer"]
         assert r["hidden_spikes_per_sample"] > 0 and r["synops_per_sample"] > 0
         assert r["synops_fraction_of_ann_macs"] == pytest.approx(r["synops_per_sample"] / (64 * 16 + 16 * 10))
     # the latency code sends far fewer input spikes than the rate code, and pruning shows in the density
@@ -57,14 +57,14 @@ def test_study_on_digits(tmp_path):
 def test_over_seeds_means_spread_and_flags():
     from lavasparse.study import over_seeds
     runs = [{"name": "r", "seed": s, "epoch": e, "iso_accuracy": iso, "test_accuracy_target": a,
-             "spikes_per_neuron": [a, 2 * a], "epochs_trained": 3, "engine": "emulator", "val_accuracy": a,
+             "spikes_per_neuron": [a, 2 * a], "epochs": 3, "engine": "emulator", "val_accuracy": a,
              "density_per_layer": [1.0, None]}
             for s, e, iso, a in [(0, 2, True, 0.90), (1, 3, False, 0.94), (2, 3, True, 0.92)]]
     row = over_seeds(runs)
     assert row["seeds"] == [0, 1, 2] and row["epoch"] == [2, 3, 3]
     assert row["iso_accuracy"] is False and row["iso_seeds"] == 2
     assert row["test_accuracy_target"] == pytest.approx(0.92) and row["spikes_per_neuron"] == pytest.approx([0.92, 1.84])
-    assert row["epochs_trained"] == 3 and isinstance(row["epochs_trained"], int) and row["engine"] == "emulator"
+    assert row["epochs"] == 3 and isinstance(row["epochs"], int) and row["engine"] == "emulator"
     assert row["density_per_layer"] == [1.0, None]
     s = row["spread"]["test_accuracy_target"]
     assert (s["min"], s["max"]) == (0.90, 0.94) and s["std"] == pytest.approx(0.02)

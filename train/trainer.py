@@ -199,7 +199,7 @@ class _Run:
 
 
 def _train(config: TrainConfig, run_dir: Path, progress: bool) -> dict:
-    _claim_run_folder(config, run_dir)
+    claim_run_folder(config, run_dir)
     device = resolve_device(config.device)
     torch.manual_seed(config.seed)
     train_set, val_set = _split_data(config)
@@ -226,7 +226,7 @@ def _train(config: TrainConfig, run_dir: Path, progress: bool) -> dict:
     return run.best
 
 
-def _claim_run_folder(config: TrainConfig, run_dir: Path) -> None:
+def claim_run_folder(config: TrainConfig, run_dir: Path) -> None:
     """Write config.json, or check that the folder's is this run's (resuming)."""
     cfg_path = run_dir / "config.json"
     if cfg_path.exists():

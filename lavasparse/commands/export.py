@@ -2,6 +2,7 @@
 run or any netx file our reader accepts as a NIR graph."""
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from lavasparse.export.netx_export import export_netx
@@ -16,19 +17,27 @@ def run(a) -> int:
         if a.format != "nir":
             raise ValueError(f"{source}: a file; export writes a run folder's checkpoint as netx, or (--format nir) "
                              f"a netx file as NIR")
-        desc = read_network(source)
-    else:
-        model, _ = load_trained(source, which=a.checkpoint)
-        net_out = a.out if a.format == "netx" and a.out else str(source / "network.net")
+        return _write_nir(read_network(source), a.out or str(source.with_suffix(".nir")), a.dt)
+    model, _ = load_trained(source, which=a.checkpoint)
+    if a.format == "netx":
+        net_out = a.out or str(source / "network.net")
         desc = export_netx(model, net_out)
         print(f"wrote {net_out}")
         print_layers(describe(desc))
-        if a.format == "netx":
-            return 0
-    out = a.out or str(source.with_suffix(".nir") if source.is_file() else source / "network.nir")
-    graph = export_nir(desc, out, a.dt)
+        return 0
+    # NIR from a run: through a netx description that is not kept (the run's
+    # network.net may hold another checkpoint; it is left as it is)
+    with tempfile.TemporaryDirectory() as tmp:
+        desc = export_netx(model, Path(tmp) / "network.net")
+    desc.path = source / f"{a.checkpoint}.pt"   # what the graph's metadata names as its source
+    print_layers(describe(desc))
+    return _write_nir(desc, a.out or str(source / "network.nir"), a.dt)
+
+
+def _write_nir(desc, out: str, dt: float) -> int:
+    graph = export_nir(desc, out, dt)
     kinds = ", ".join(f"{name} ({type(node).__name__})" for name, node in graph.nodes.items())
-    print(f"wrote {out}: NIR {kinds}; dt {a.dt:g} s per step in its metadata")
+    print(f"wrote {out}: NIR {kinds}; dt {dt:g} s per step in its metadata")
     return 0
 
 
