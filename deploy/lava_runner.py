@@ -361,7 +361,7 @@ def run_on_lava(desc: NetDescription, inputs: np.ndarray | InputBatch, chunk_ste
     data = _input_stream(desc, x, total)
 
     network, models = netx.hdf5.Network, _recurrent_dense_model()
-    if any(l.kind == "isi" for l in desc.layers):   # ISI gates: our blocks (netx 0.6.0 has none)
+    if any(l.lava_block for l in desc.layers):   # ISI gates: our blocks (netx 0.6.0 has none)
         from lavasparse.deploy.lava_blocks import isi as isi_lava
         network, models = isi_lava.IsiNetwork, {**models, **isi_lava.PROCESS_MODELS}
     with LavaRunGuard(stop_timeout_s) as guard:

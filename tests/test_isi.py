@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lavasparse.defaults import ISI_RULES as RULES
-from lavasparse.layers.isi_synapse import IsiDense, IsiDenseFunction, intervals, isi_table
+from lavasparse.layers.isi_synapse import IsiDense, intervals, isi_dense, isi_table
 
 
 def test_intervals_count_steps_since_the_previous_spike():
@@ -46,7 +46,7 @@ def _case(seed, batch=3, n_in=7, n_out=5, steps=23, rate=0.3):
 def _ours(spikes, weight, mu, width, upstream, rule):
     s, w = spikes.clone().requires_grad_(), weight.clone().requires_grad_()
     table, slope = isi_table(mu, width, spikes.shape[-1])
-    z = IsiDenseFunction.apply(s, w, table, slope, rule)
+    z = isi_dense(s, w, table, slope, rule)
     (z * upstream).sum().backward()
     return z.detach(), s.grad, w.grad
 
@@ -116,7 +116,7 @@ def test_the_float_synapse_applies_its_weight_hook_and_keeps_mu_and_width():
                    weight_scale=2, pre_hook_fx=quantise)
     x = (torch.rand(2, 6, 12) < 0.4).float()
     table, slope = isi_table(syn.mu, syn.width, 12)
-    expected = IsiDenseFunction.apply(x, quantise(syn.weight).reshape(4, 6), table, slope, "imsnn")
+    expected = isi_dense(x, quantise(syn.weight).reshape(4, 6), table, slope, "imsnn")
     torch.testing.assert_close(syn(x), expected)
     assert {"mu", "width", "weight"} <= set(syn.state_dict())
     with pytest.raises(ValueError, match="rule"):
@@ -221,11 +221,11 @@ def test_the_reader_refuses_a_bad_isi_group_naming_the_field(tmp_path):
         read_network(write(tmp_path / "bad3.net", np.array([[0, 1], [0, 3]]), start=-2))
 
 
-def test_synapse_isi_makes_every_dense_layer_isi_modulated():
+def test_synapse_isi_makes_every_dense_and_conv_layer_isi_modulated():
     from lavasparse.layers import isi_arch
     from lavasparse.pipeline import RunSettings
     assert isi_arch("784-500-500-10") == "784-500i-500i-10i"
-    assert isi_arch("1x8x8-c16k3-p2-64-10") == "1x8x8-c16k3-p2-64i-10i"
+    assert isi_arch("1x8x8-c16k3-p2-64-10") == "1x8x8-c16k3i-p2-64i-10i"
     net = RunSettings(synapse="isi", isi_rule="imsnnc").net_config()
     assert net.arch == "64-128i-128i-10i" and net.isi.rule == "imsnnc"
     assert RunSettings().net_config().arch == "64-128-128-10"
@@ -285,3 +285,50 @@ def test_fine_tuning_takes_the_isi_rule_and_refuses_a_synapse_the_weights_do_not
         _with_synapse_flags(isi_net, flags(synapse="cuba"))
     with pytest.raises(ValueError, match="has no ISI layers"):
         _with_synapse_flags(dense_net, flags(rule="bptt"))
+
+
+def test_the_conv_synapse_is_the_dense_one_on_the_convs_matrix():
+    """An ISI conv (mu and w per input channel) equals the ISI dense synapse
+    on the conv's unrolled matrix, each neuron with its channel's Gaussian:
+    forward, and the gradient each rule sends to the spikes (float64)."""
+    from lavasparse.layers.isi_synapse import IsiConv
+    g = torch.Generator().manual_seed(3)
+    c, h, w, steps = 2, 5, 5, 14
+    syn = IsiConv(c, 3, 3, 1, 1, mu=torch.tensor([2.0, 6.0]), width=torch.tensor([1.5, 3.0]), rule="imsnn").double()
+    basis = torch.eye(c * h * w, dtype=torch.float64).reshape(-1, c, h, w, 1)
+    with torch.no_grad():
+        matrix = torch.nn.functional.conv3d(basis, syn.weight, None, syn.stride, syn.padding).reshape(c * h * w, -1).T
+    spikes = (torch.rand(2, c, h, w, steps, generator=g) < 0.3).double()
+    upstream = torch.randn(2, 3 * h * w, steps, generator=g, dtype=torch.float64)
+    table, slope = isi_table(syn.mu.double().repeat_interleave(h * w), syn.width.double().repeat_interleave(h * w),
+                             steps)
+    for rule in RULES:
+        syn.rule = rule
+        s1, s2 = spikes.clone().requires_grad_(), spikes.reshape(2, -1, steps).clone().requires_grad_()
+        z_conv = syn(s1).reshape(2, -1, steps)
+        z_dense = isi_dense(s2, matrix, table, slope, rule)
+        torch.testing.assert_close(z_conv, z_dense, rtol=1e-12, atol=1e-12)
+        (z_conv * upstream).sum().backward()
+        (z_dense * upstream).sum().backward()
+        assert s2.grad.abs().sum() > 0
+        torch.testing.assert_close(s1.grad.reshape(s2.grad.shape), s2.grad, rtol=1e-12, atol=1e-12)
+
+
+def test_an_isi_conv_network_runs_identically_in_torch_the_emulator_and_lava(tmp_path):
+    import h5py
+
+    from lavasparse.layers import IsiConfig, isi_arch
+    from lavasparse.pipeline import RunSettings
+    from lavasparse.simulate.evaluate import evaluate_on_target
+    from lavasparse.train.model import NetConfig
+    from lavasparse.train.trainer import TrainConfig, train
+    cfg = TrainConfig(name="conv", net=NetConfig(arch="1x8x8-c4k3i-16i-10i", isi=IsiConfig(rule="imsnn")), steps=16,
+                      max_rate=1.0, epochs=1, batch_size=16, train_limit=300, device="cpu", lr=1e-2)
+    train(cfg, tmp_path / "conv", progress=False)
+    x, labels = RunSettings(steps=16, max_rate=1.0, test_limit=16, test_draws=1, arch="1x8x8-c4k3-16-10").test_input()
+    ev = evaluate_on_target(tmp_path / "conv", x, labels, engine="emulator", cross_check=4, progress=False)
+    assert [l.name for l in ev.profile.layers] == ["isi_conv1", "isi3", "isi4"]
+    assert all(l.spikes > 0 for l in ev.profile.layers)
+    assert ev.agreement.identical_spikes and ev.agreement.cross_checked_on_lava == 4
+    with h5py.File(ev.network, "r") as f:
+        assert f["layer/1/type"][0] == b"isi_conv" and f["layer/1/isi/payload"].shape[0] == 1   # one input channel

@@ -150,6 +150,7 @@ class Layer:
     netx_types: ClassVar[tuple[str, ...]]  # the netx 'type' strings this class reads
     is_input: ClassVar[bool] = False      # the network's input layer
     takes_flat_input: ClassVar[bool] = False   # netx hands it its input flat
+    lava_block: ClassVar[bool] = False    # netx 0.6.0 cannot build it: deploy/lava_blocks does
 
     index: int
     shape: tuple[int, ...]

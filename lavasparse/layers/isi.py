@@ -1,13 +1,17 @@
-"""ISI-modulated dense layers (Adams et al., IMSNN): a dense layer whose
+"""ISI-modulated dense and conv layers (Adams et al., IMSNN): layers whose
 input spikes are weighted by a Gaussian of their presynaptic inter-spike
 interval, z_j[t] = sum_i h_ji G_i(phi_i[t]) s_i[t] (the equations, the
 reconstruction and its assumptions: ``isi_synapse.py``).
 
-Token ``{neurons}i`` in an architecture string (``784-500i-10i``), or every
-dense layer with ``--synapse isi`` (``isi_arch``). Trained as SLAYER's
-``cuba.Dense`` block whose synapse is ``isi_synapse.IsiDense``: the neuron,
-the 8-bit heights, pruning and the cost terms are the dense layer's; mu and
-width are drawn once per presynaptic neuron from ``IsiConfig``'s ranges.
+Token ``{neurons}i`` (``784-500i-10i``) or ``c{channels}k{kernel}...i``
+(``1x28x28-c16k5i-...``) in an architecture string, or every dense and conv
+layer with ``--synapse isi`` (``isi_arch``). Trained as SLAYER's
+``cuba.Dense`` or ``cuba.Conv`` block whose synapse is
+``isi_synapse.IsiDense`` or ``IsiConv``: the neuron, the 8-bit heights,
+pruning and the cost terms are the dense or conv layer's; mu and width are
+drawn once per presynaptic neuron (dense) or input channel (conv, [A]: the
+paper's tying within a kernel, kept per presynaptic neuron so that the gate
+still sends the payload) from ``IsiConfig``'s ranges.
 
 On the target (netx type ``isi_dense``, ``IsiDenseLayer``) the layer is an
 ISI gate in front of an ordinary dense synapse of heights. The gate of input
@@ -27,7 +31,11 @@ network before this layer's input window, one per spiking layer before it:
 training counts intervals from the network's first step, where SLAYER's
 shifted spike trains start. The gate receives and sends in the same step,
 so it adds no latency. In Lava it is ``deploy/lava_blocks/isi.py``'s
-``IsiGate`` process; in the emulator, ``IsiSynapse`` below.
+``IsiGate`` process; in the emulator, ``IsiSynapse`` below. A conv layer
+(netx type ``isi_conv``, ``IsiConvLayer``) is the same with Lava's Conv and
+one row of payloads per input channel; Lava's fixed-point Conv applies no
+weight exponent, so its sum is shifted right by b in a process of ours
+(``RightShift``) between the synapse and the neurons.
 
 The file's group ``isi`` holds ``payload`` (inputs, K + 1), integers for
 phi = 0 .. K (0 for any longer interval: K is where every G has rounded to
@@ -52,10 +60,12 @@ import numpy as np
 
 from lavasparse.defaults import ISI, ISI_RULES
 
+from .conv import ConvLayer, ConvSpec, ConvSynapse
 from .dense import DenseLayer, DenseSpec, DenseSynapse
 from .netx_fields import NetFileError, UnsupportedNetwork, numbers, required, whole_in_range
 
 ISI_NETX_TYPE = "isi_dense"
+ISI_CONV_NETX_TYPE = "isi_conv"
 # Loihi 2's graded spikes carry up to 24 bits (signed: payloads up to 2^23 - 1 here).
 MAX_PAYLOAD = (1 << 23) - 1
 
@@ -87,9 +97,11 @@ class IsiConfig:
 
 
 def isi_arch(arch: str) -> str:
-    """``arch`` with every dense token made ISI-modulated (``500`` -> ``500i``)."""
+    """``arch`` with every dense and conv token made ISI-modulated (``500`` ->
+    ``500i``, ``c16k5`` -> ``c16k5i``)."""
     tokens = arch.split("-")
-    return "-".join([tokens[0]] + [t + ISI_SUFFIX if DenseSpec.token.fullmatch(t) else t for t in tokens[1:]])
+    isi = lambda t: DenseSpec.token.fullmatch(t) or ConvSpec.token.fullmatch(t)   # noqa: E731
+    return "-".join([tokens[0]] + [t + ISI_SUFFIX if isi(t) else t for t in tokens[1:]])
 
 
 @dataclass(frozen=True)
@@ -105,38 +117,81 @@ class IsiDenseSpec(DenseSpec):
         return dense[:-1] + [cls(dense[-1].out_shape, dense[-1].in_shape)]
 
     def slayer_block(self, neuron_params, net_config):
-        import torch
-
         from .isi_synapse import IsiDense
 
         block = super().slayer_block(neuron_params, net_config)
         isi = net_config.isi or IsiConfig()
-        n = self.in_shape[0]
-        mu = isi.mu[0] + (isi.mu[1] - isi.mu[0]) * torch.rand(n)
-        width = isi.width[0] + (isi.width[1] - isi.width[0]) * torch.rand(n)
-        synapse = IsiDense(n, self.out_shape[0], mu, width, isi.rule, pre_hook_fx=block.synapse.pre_hook_fx,
-                           payload_fraction_bits=isi.payload_fraction_bits, state_scale=int(block.neuron.w_scale))
-        with torch.no_grad():   # SLAYER's initial heights, as its dense layer would have them
-            synapse.weight.copy_(block.synapse.weight)
-        block.synapse = synapse
-        return block
+        mu, width = _draw(isi, self.in_shape[0])
+        synapse = IsiDense(self.in_shape[0], self.out_shape[0], mu, width, isi.rule,
+                           pre_hook_fx=block.synapse.pre_hook_fx, payload_fraction_bits=isi.payload_fraction_bits,
+                           state_scale=int(block.neuron.w_scale))
+        return _with_synapse(block, synapse)
 
     def write_netx(self, group: h5py.Group, block, depth: int = 0) -> None:
         """SLAYER's dense export (heights, neuron), typed ``isi_dense``, with
-        the gate's payloads in group ``isi`` (see the module doc); training
-        counts intervals from the network's first step, ``depth`` steps before
-        this layer's input sees the sample: the gates start there."""
+        the gates' payloads in group ``isi`` (see the module doc); ``depth``
+        (the spiking layers before it) is where the gates' counters start."""
         super().write_netx(group, block, depth)
-        del group["type"]
-        group.create_dataset("type", (1,), "S10", [ISI_NETX_TYPE.encode()])
-        syn = block.synapse
-        bits = syn.payload_fraction_bits if syn.payload_fraction_bits is not None else ISI["payload_fraction_bits"]
-        isi = group.create_group("isi")
-        isi.create_dataset("payload", data=export_payloads(syn.mu, syn.width, bits))
-        isi.create_dataset("mu", data=syn.mu.detach().cpu().numpy())
-        isi.create_dataset("width", data=syn.width.detach().cpu().numpy())
-        isi.create_dataset("payload_fraction_bits", data=bits)
-        isi.create_dataset("counter_start", data=depth)
+        _write_isi(group, block.synapse, ISI_NETX_TYPE, depth)
+
+
+@dataclass(frozen=True)
+class IsiConvSpec(ConvSpec):
+    """An ISI-modulated conv layer to train (token ``c{channels}k{kernel}[s..][p..]i``):
+    SLAYER's ``cuba.Conv`` block with ``isi_synapse.IsiConv``, mu and width
+    one per input channel."""
+
+    kind = "isi_conv"
+    token = re.compile(ConvSpec.token.pattern + ISI_SUFFIX)
+
+    @classmethod
+    def parse(cls, match, shape, arch):
+        (conv,) = ConvSpec.parse(match, shape, arch)
+        return [cls(conv.out_shape, conv.in_shape, conv.kernel, conv.stride, conv.padding)]
+
+    def slayer_block(self, neuron_params, net_config):
+        from .isi_synapse import IsiConv
+
+        block = super().slayer_block(neuron_params, net_config)
+        isi = net_config.isi or IsiConfig()
+        mu, width = _draw(isi, self.in_shape[0])
+        synapse = IsiConv(self.in_shape[0], self.out_shape[0], self.kernel, self.stride, self.padding, mu, width,
+                          isi.rule, pre_hook_fx=block.synapse.pre_hook_fx,
+                          payload_fraction_bits=isi.payload_fraction_bits, state_scale=int(block.neuron.w_scale))
+        return _with_synapse(block, synapse)
+
+    def write_netx(self, group: h5py.Group, block, depth: int = 0) -> None:
+        """SLAYER's conv export, typed ``isi_conv``, with one row of payloads per input channel."""
+        super().write_netx(group, block, depth)
+        _write_isi(group, block.synapse, ISI_CONV_NETX_TYPE, depth)
+
+
+def _draw(isi: IsiConfig, n: int):
+    """mu and width for ``n`` gates, uniform in ``isi``'s ranges (steps)."""
+    import torch
+    mu = isi.mu[0] + (isi.mu[1] - isi.mu[0]) * torch.rand(n)
+    return mu, isi.width[0] + (isi.width[1] - isi.width[0]) * torch.rand(n)
+
+
+def _with_synapse(block, synapse):
+    """``block`` with ``synapse`` in place of SLAYER's, which keeps its initial heights."""
+    import torch
+    with torch.no_grad():
+        synapse.weight.copy_(block.synapse.weight)
+    block.synapse = synapse
+    return block
+
+
+def _write_isi(group: h5py.Group, synapse, netx_type: str, depth: int) -> None:
+    del group["type"]
+    group.create_dataset("type", (1,), "S10", [netx_type.encode()])
+    bits = synapse.payload_fraction_bits if synapse.payload_fraction_bits is not None else ISI["payload_fraction_bits"]
+    isi = group.create_group("isi")
+    isi.create_dataset("payload", data=export_payloads(synapse.mu, synapse.width, bits))
+    isi.create_dataset("mu", data=synapse.mu.detach().cpu().numpy())
+    isi.create_dataset("width", data=synapse.width.detach().cpu().numpy())
+    isi.create_dataset("payload_fraction_bits", data=bits)
+    isi.create_dataset("counter_start", data=depth)
 
 
 def export_payloads(mu, width, fraction_bits: int) -> np.ndarray:
@@ -156,14 +211,48 @@ def export_payloads(mu, width, fraction_bits: int) -> np.ndarray:
     return payload[:, :last + 1].astype(np.int32)
 
 
-class IsiSynapse(DenseSynapse):
-    """The ISI gate, then Lava's Dense with graded input (see the module
-    doc): the emulator's synapse of an ``isi_dense`` layer. Each window of
-    its input is one sample from its first step, where the gates restart."""
+def _read_isi(layer, g: h5py.Group, where: str, rows: int, row_is: str) -> None:
+    """Group ``isi`` into ``layer``: ``payload`` (rows, K + 1), one row per
+    ``row_is``; ``payload_fraction_bits``, ``counter_start``; ``mu`` and
+    ``width`` where the file has them."""
+    isi = required(g, "isi", f"{where}/isi", h5py.Group, "an ISI layer needs its gates' payloads")
+    payload = numbers(required(isi, "payload", f"{where}/isi/payload", h5py.Dataset), f"{where}/isi/payload")
+    if payload.ndim != 2 or payload.shape[0] != rows or payload.shape[1] < 1:
+        raise NetFileError(f"{where}/isi/payload: shape {payload.shape}; expected ({rows}, K + 1), one row "
+                           f"of payloads (phi = 0 .. K) per {row_is}")
+    whole_in_range(payload, f"{where}/isi/payload", 0, MAX_PAYLOAD,
+                   "payloads are graded spikes of at most 24 bits, not negative")
+    layer.payload = payload.astype(np.int64)
+    for name, hi, why in (("payload_fraction_bits", 24, "the payloads' binary point"),
+                          ("counter_start", 1 << 16, "a count of steps")):
+        value = numbers(required(isi, name, f"{where}/isi/{name}", h5py.Dataset), f"{where}/isi/{name}")
+        whole_in_range(value, f"{where}/isi/{name}", 0, hi, why)
+        if value.size != 1:
+            raise NetFileError(f"{where}/isi/{name}: one value expected, got shape {value.shape}")
+        setattr(layer, name, int(value.reshape(-1)[0]))
+    for name in ("mu", "width"):
+        ds = isi.get(name)
+        if ds is not None:
+            setattr(layer, name, numbers(ds, f"{where}/isi/{name}").reshape(-1))
 
-    def __init__(self, weights: np.ndarray, exponent: int, payload: np.ndarray, counter_start: int):
-        super().__init__([weights], [0], exponent, graded=True)
-        self.payload, self.counter_start = payload, counter_start
+
+def _sent(layer, incoming: np.ndarray) -> np.ndarray:
+    """What ``layer``'s gates send for ``incoming`` (N, *in_shape, T): the
+    payloads, shaped as the spikes."""
+    import torch
+
+    from .isi_gate import gate_payloads
+
+    x = torch.as_tensor(np.asarray(incoming).reshape(len(incoming), -1, incoming.shape[-1]) != 0)
+    return gate_payloads(x, torch.as_tensor(layer.gate_table()), layer.counter_start).numpy().reshape(incoming.shape)
+
+
+class _Gated:
+    """The gates before a synapse, in the emulator: each window of its input
+    is one sample from its first step, where the gates restart."""
+
+    def __init__(self, layer):
+        self.payload, self.counter_start = layer.gate_table(), layer.counter_start
 
     def __call__(self, x, steps: int):
         import torch   # the emulator's: it hands us tensors
@@ -178,7 +267,31 @@ class IsiSynapse(DenseSynapse):
             raise UnsupportedNetwork("graded spikes into an ISI gate are not modelled (the gate counts binary ones)")
         table = torch.as_tensor(self.payload, device=x.device)
         payloads = gate_payloads(spikes, table, self.counter_start).permute(2, 0, 1).to(torch.float64)
-        return self.compute(payloads, steps, self.bound(int(self.payload.max(initial=0))))
+        return self.compute(payloads.reshape(x.shape), steps, self.bound(int(self.payload.max(initial=0))))
+
+
+class IsiSynapse(_Gated, DenseSynapse):
+    """The gates, then Lava's Dense with graded input (see the module doc):
+    the emulator's synapse of an ``isi_dense`` layer."""
+
+    def __init__(self, layer: "IsiDenseLayer"):
+        w, _, exponent = layer._lava_weights
+        DenseSynapse.__init__(self, [w], [0], exponent - layer.payload_fraction_bits, graded=True)
+        _Gated.__init__(self, layer)
+
+
+class IsiConvSynapse(_Gated, ConvSynapse):
+    """The gates, then Lava's Conv with graded input, its sum shifted right
+    by the payloads' fraction bits (``deploy/lava_blocks/isi.py``'s
+    ``RightShift``: Lava's fixed-point Conv applies no weight exponent)."""
+
+    def __init__(self, layer: "IsiConvLayer"):
+        ConvSynapse.__init__(self, layer, graded=True)
+        _Gated.__init__(self, layer)
+        self.fraction_bits = layer.payload_fraction_bits
+
+    def compute(self, x, steps: int, bound: int):
+        return (super().compute(x, steps, bound) * 2.0 ** -self.fraction_bits).floor()
 
 
 @dataclass
@@ -192,6 +305,7 @@ class IsiDenseLayer(DenseLayer):
 
     kind = "isi"
     netx_types = (ISI_NETX_TYPE,)
+    lava_block = True
 
     payload: np.ndarray | None = None
     payload_fraction_bits: int = ISI["payload_fraction_bits"]
@@ -204,31 +318,7 @@ class IsiDenseLayer(DenseLayer):
         layer = super().read(g, where, index, "dense", prev_shape, any_neuron)
         if layer.delay is not None:
             raise NetFileError(f"{where}/delay: ISI-modulated layers take no synaptic delays")
-        isi = required(g, "isi", f"{where}/isi", h5py.Group, "an isi_dense layer needs its gates' payloads")
-        n_in = int(np.prod(prev_shape))
-        payload = numbers(required(isi, "payload", f"{where}/isi/payload", h5py.Dataset), f"{where}/isi/payload")
-        if payload.ndim != 2 or payload.shape[0] != n_in or payload.shape[1] < 1:
-            raise NetFileError(f"{where}/isi/payload: shape {payload.shape}; expected ({n_in}, K + 1), one row "
-                               f"of payloads (phi = 0 .. K) per input neuron")
-        whole_in_range(payload, f"{where}/isi/payload", 0, MAX_PAYLOAD,
-                       "payloads are graded spikes of at most 24 bits, not negative")
-        layer.payload = payload.astype(np.int64)
-        bits = numbers(required(isi, "payload_fraction_bits", f"{where}/isi/payload_fraction_bits", h5py.Dataset),
-                       f"{where}/isi/payload_fraction_bits")
-        whole_in_range(bits, f"{where}/isi/payload_fraction_bits", 0, 24, "the payloads' binary point")
-        if bits.size != 1:
-            raise NetFileError(f"{where}/isi/payload_fraction_bits: one value expected, got shape {bits.shape}")
-        layer.payload_fraction_bits = int(bits.reshape(-1)[0])
-        start = numbers(required(isi, "counter_start", f"{where}/isi/counter_start", h5py.Dataset),
-                        f"{where}/isi/counter_start")
-        whole_in_range(start, f"{where}/isi/counter_start", 0, 1 << 16, "a count of steps")
-        if start.size != 1:
-            raise NetFileError(f"{where}/isi/counter_start: one value expected, got shape {start.shape}")
-        layer.counter_start = int(start.reshape(-1)[0])
-        for name in ("mu", "width"):
-            ds = isi.get(name)
-            if ds is not None:
-                setattr(layer, name, numbers(ds, f"{where}/isi/{name}").reshape(-1))
+        _read_isi(layer, g, where, int(np.prod(prev_shape)), "input neuron")
         return layer
 
     @property
@@ -240,22 +330,19 @@ class IsiDenseLayer(DenseLayer):
         """Message bits of the largest payload (Lava's Dense ``num_message_bits``)."""
         return max(1, int(self.payload.max(initial=0)).bit_length())
 
+    def gate_table(self) -> np.ndarray:
+        """The payload row of each input neuron (inputs, K + 1)."""
+        return self.payload
+
     def synaptic_ops(self, incoming: np.ndarray, spikes: np.ndarray) -> int:
         """A spike whose payload is 0 sends nothing: only payloads count."""
-        import torch
-
-        from .isi_gate import gate_payloads
-
-        x = torch.as_tensor(np.asarray(incoming).reshape(len(incoming), -1, incoming.shape[-1]) != 0)
-        sent = gate_payloads(x, torch.as_tensor(self.payload), self.counter_start).numpy()
-        return super().synaptic_ops(sent.reshape(incoming.shape), spikes)
+        return super().synaptic_ops(_sent(self, incoming), spikes)
 
     def emulator_synapses(self, graded: bool):
         if graded:
             raise UnsupportedNetwork(f"layer {self.name}: graded spikes into an ISI gate are not modelled "
                                      f"(the gate counts binary spikes)")
-        w, _, exponent = self._lava_weights
-        return IsiSynapse(w, exponent - self.payload_fraction_bits, self.payload, self.counter_start), None
+        return IsiSynapse(self), None
 
     def nir_nodes(self, dt):
         raise UnsupportedNetwork(f"layer {self.name}: NIR has no node for an ISI-modulated synapse")
@@ -264,6 +351,56 @@ class IsiDenseLayer(DenseLayer):
         """The dense synapse of heights (the gates' counters and tables live
         with the neurons before, and are not counted yet); its largest input
         current scaled by the largest payload over 2^b (a binary spike's 1)."""
+        use = super().chip_use(spec, violate)
+        use.max_input_current = use.max_input_current * int(self.payload.max(initial=0)) >> self.payload_fraction_bits
+        return use
+
+
+@dataclass
+class IsiConvLayer(ConvLayer):
+    """netx ``isi_conv``: a conv layer (``ConvLayer``'s fields and checks)
+    behind ISI gates, one row of payloads per input channel (every neuron of
+    a feature map shares it): ``payload`` (channels, K + 1),
+    ``payload_fraction_bits`` b (Lava's Conv sum is shifted right by b),
+    ``counter_start`` as for ``IsiDenseLayer``."""
+
+    kind = "isi_conv"
+    netx_types = (ISI_CONV_NETX_TYPE,)
+    lava_block = True
+
+    payload: np.ndarray | None = None
+    payload_fraction_bits: int = ISI["payload_fraction_bits"]
+    counter_start: int = 0
+    mu: np.ndarray | None = None
+    width: np.ndarray | None = None
+
+    @classmethod
+    def read(cls, g, where, index, netx_type, prev_shape, any_neuron):
+        layer = super().read(g, where, index, "conv", prev_shape, any_neuron)
+        if len(prev_shape) != 3:
+            raise NetFileError(f"{where}: an isi_conv layer needs a (C, H, W) input, got {prev_shape}")
+        _read_isi(layer, g, where, prev_shape[0], "input channel")
+        return layer
+
+    def gate_table(self) -> np.ndarray:
+        """The payload row of each input neuron (C * H * W, K + 1), (C, H, W) order."""
+        return np.repeat(self.payload, self.in_shape[1] * self.in_shape[2], axis=0)
+
+    def synaptic_ops(self, incoming: np.ndarray, spikes: np.ndarray) -> int:
+        """A spike whose payload is 0 sends nothing: only payloads count."""
+        return super().synaptic_ops(_sent(self, incoming), spikes)
+
+    def emulator_synapses(self, graded: bool):
+        if graded:
+            raise UnsupportedNetwork(f"layer {self.name}: graded spikes into an ISI gate are not modelled "
+                                     f"(the gate counts binary spikes)")
+        return IsiConvSynapse(self), None
+
+    def nir_nodes(self, dt):
+        raise UnsupportedNetwork(f"layer {self.name}: NIR has no node for an ISI-modulated synapse")
+
+    def chip_use(self, spec, violate):
+        """The conv's use; its largest input current scaled by the largest payload over 2^b."""
         use = super().chip_use(spec, violate)
         use.max_input_current = use.max_input_current * int(self.payload.max(initial=0)) >> self.payload_fraction_bits
         return use

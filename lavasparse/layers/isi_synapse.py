@@ -62,7 +62,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from lava.lib.dl.slayer.synapse import Dense
+from lava.lib.dl.slayer.synapse import Conv, Dense
 
 from lavasparse.defaults import ISI_RULES
 
@@ -70,44 +70,53 @@ from .base import exact_float
 from .isi_gate import _per_step, intervals, isi_table, payload_table
 
 
-class IsiDenseFunction(torch.autograd.Function):
-    """z = h (s G(phi)); see the module doc for the backward rules.
-
-    With ``state_scale`` (SLAYER's 1 << 6) the forward value is the target's
-    integer synaptic input, floor(z * state_scale) / state_scale (Lava's
-    Dense shifts the graded sum right, a floor); the backward is that of z
-    (straight through). ``exact_unit``: every product h G is a whole number
-    of 1 / exact_unit, so that the sum is computed exactly (float64 where
-    float32 could round)."""
+class IsiGateFunction(torch.autograd.Function):
+    """The gates' payloads s G(phi) (batch, neurons, T) from binary spikes,
+    with ``table`` and ``slope`` (neurons, K) read at phi; see the module doc
+    for the backward rules. What receives the payloads (a dense or a conv
+    synapse) is ordinary autograd after it: its gradient with respect to the
+    payload is the sum_j h_ji dL/dz_j[t] of the module doc."""
 
     @staticmethod
-    def forward(ctx, spikes, weight, table, slope, rule, state_scale=None, exact_unit=None):
+    def forward(ctx, spikes, table, slope, rule):
         phi, nxt = intervals(spikes)
         gain = _per_step(table, phi)
-        payload = spikes * gain
-        ctx.save_for_backward(spikes, weight, slope, phi, nxt, gain)   # payload = spikes * gain, remade in backward
+        ctx.save_for_backward(spikes, slope, phi, nxt, gain)
         ctx.rule = rule
-        if state_scale is None:
-            return torch.einsum("ji,bit->bjt", weight, payload)
-        # the sum in units of 1 / exact_unit is a whole number: in float32 where it is below 2^24, else float64
-        bound = int(float(weight.abs().sum(dim=1).max()) * exact_unit) + 1
-        z = torch.einsum("ji,bit->bjt", exact_float(weight, bound, "ISI dense layer"),
-                         exact_float(payload, bound, "ISI dense layer"))
-        return (torch.floor(z * state_scale) / state_scale).to(payload.dtype)
+        return spikes * gain
 
     @staticmethod
-    def backward(ctx, grad_z):
-        spikes, weight, slope, phi, nxt, gain = ctx.saved_tensors
-        grad_weight = torch.einsum("bjt,bit->ji", grad_z, spikes * gain)
-        grad_presynaptic = torch.einsum("ji,bjt->bit", weight, grad_z)   # sum_j h_ji dL/dz_j[t]
-        grad_phi = spikes * _per_step(slope, phi) * grad_presynaptic   # dL/dphi_i[t], at i's spikes
+    def backward(ctx, grad_payload):
+        spikes, slope, phi, nxt, gain = ctx.saved_tensors
+        grad_phi = spikes * _per_step(slope, phi) * grad_payload   # dL/dphi_i[t], at i's spikes
         if ctx.rule == "imsnn":
             grad_phi = grad_phi.clamp(max=0)
         elif ctx.rule == "imsnnc":
             grad_phi = grad_phi.clamp(min=0)
         at_next = torch.gather(F.pad(grad_phi, (0, 1)), 2, nxt)   # g at the next spike (0 past the last)
-        grad_spikes = grad_presynaptic * gain - phi.to(grad_presynaptic.dtype) * at_next
-        return grad_spikes, grad_weight, None, None, None, None, None
+        return grad_payload * gain - phi.to(grad_payload.dtype) * at_next, None, None, None
+
+
+def floor_to_state(z: torch.Tensor, state_scale: int) -> torch.Tensor:
+    """floor(z * state_scale) / state_scale, the target's integer synaptic
+    input (Lava shifts the graded sum right: a floor), with z's gradient
+    (straight through)."""
+    return z + (torch.floor(z * state_scale) / state_scale - z).detach()
+
+
+def isi_dense(spikes, weight, table, slope, rule, state_scale=None, exact_unit=None):
+    """z = h (s G(phi)), (batch, out, T). With ``state_scale`` (SLAYER's
+    1 << 6) the forward value is the target's, ``floor_to_state``, and
+    ``exact_unit`` says that every product h G is a whole number of
+    1 / exact_unit, so that the sum is exact (float64 where float32 could
+    round)."""
+    payload = IsiGateFunction.apply(spikes, table, slope, rule)
+    if state_scale is None:
+        return torch.einsum("ji,bit->bjt", weight, payload)
+    bound = int(float(weight.detach().abs().sum(dim=1).max()) * exact_unit) + 1
+    z = torch.einsum("ji,bit->bjt", exact_float(weight, bound, "ISI dense layer"),
+                     exact_float(payload, bound, "ISI dense layer"))
+    return floor_to_state(z, state_scale).to(payload.dtype)
 
 
 class IsiDense(Dense):
@@ -127,17 +136,8 @@ class IsiDense(Dense):
                  weight_scale: float = 1, pre_hook_fx=None, payload_fraction_bits: int | None = None,
                  state_scale: int | None = None):
         super().__init__(in_neurons, out_neurons, weight_scale=weight_scale, pre_hook_fx=pre_hook_fx)
-        if (payload_fraction_bits is None) != (state_scale is None):
-            raise ValueError("payload_fraction_bits and state_scale go together (the target's integers) or not at all")
-        self.payload_fraction_bits, self.state_scale = payload_fraction_bits, state_scale
-        if rule not in ISI_RULES:
-            raise ValueError(f"unknown ISI rule {rule!r}: expected one of {ISI_RULES}")
-        if mu.shape != (in_neurons,) or width.shape != (in_neurons,):
-            raise ValueError(f"mu and width need one value per input neuron ({in_neurons}), "
-                             f"got {tuple(mu.shape)} and {tuple(width.shape)}")
-        if not (width > 0).all():
-            raise ValueError("ISI widths must be positive")
-        self.rule = rule
+        _check_isi(rule, mu, width, in_neurons, "input neuron", payload_fraction_bits, state_scale)
+        self.rule, self.payload_fraction_bits, self.state_scale = rule, payload_fraction_bits, state_scale
         self.register_buffer("mu", mu.clone().float())
         self.register_buffer("width", width.clone().float())
 
@@ -146,11 +146,68 @@ class IsiDense(Dense):
             raise ValueError(f"an ISI dense synapse takes (batch, neurons, time), got {tuple(x.shape)}")
         weight = self.weight if self._pre_hook_fx is None else self._pre_hook_fx(self.weight)
         weight = weight.reshape(weight.shape[0], -1)
-        table, slope = isi_table(self.mu.to(x.dtype), self.width.to(x.dtype), x.shape[-1])
+        table, slope = _tables(self.mu.to(x.dtype), self.width.to(x.dtype), x.shape[-1], self.payload_fraction_bits)
         if self.payload_fraction_bits is None:
-            return IsiDenseFunction.apply(x, weight, table, slope, self.rule)
-        levels = 2 ** self.payload_fraction_bits
-        table = payload_table(table, self.payload_fraction_bits).to(x.dtype) / levels
-        # heights are whole 1/state_scale's (SLAYER's 8-bit hook: even ones), payloads whole 1/levels
-        return IsiDenseFunction.apply(x, weight, table, slope, self.rule, self.state_scale,
-                                      self.state_scale * levels)
+            return isi_dense(x, weight, table, slope, self.rule)
+        # heights are whole 1/state_scale's (SLAYER's 8-bit hook: even ones), payloads whole 2^-b's
+        return isi_dense(x, weight, table, slope, self.rule, self.state_scale,
+                         self.state_scale * 2 ** self.payload_fraction_bits)
+
+
+class IsiConv(Conv):
+    """SLAYER's conv synapse (its weight = the heights h, its 8-bit hook)
+    behind ISI gates: ``mu`` and ``width`` are one per input channel [A]
+    (every neuron of a feature map shares its channel's Gaussian: the
+    paper's mu and w tied within a kernel, and per presynaptic neuron, so
+    that the gate still sends the payload; the module doc's reasons). With
+    ``payload_fraction_bits`` and ``state_scale`` the forward pass is the
+    target's, as ``IsiDense``'s."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int, stride: int, padding: int,
+                 mu: torch.Tensor, width: torch.Tensor, rule: str, weight_scale: float = 1, pre_hook_fx=None,
+                 payload_fraction_bits: int | None = None, state_scale: int | None = None):
+        super().__init__(in_channels, out_channels, kernel, stride=stride, padding=padding, weight_scale=weight_scale,
+                         pre_hook_fx=pre_hook_fx)
+        _check_isi(rule, mu, width, in_channels, "input channel", payload_fraction_bits, state_scale)
+        self.rule, self.payload_fraction_bits, self.state_scale = rule, payload_fraction_bits, state_scale
+        self.register_buffer("mu", mu.clone().float())
+        self.register_buffer("width", width.clone().float())
+
+    def forward(self, x):
+        if x.ndim != 5:
+            raise ValueError(f"an ISI conv synapse takes (batch, channels, height, width, time), got {tuple(x.shape)}")
+        n, c, h, w, steps = x.shape
+        table, slope = _tables(self.mu.to(x.dtype), self.width.to(x.dtype), steps, self.payload_fraction_bits)
+        per_neuron = lambda t: t.repeat_interleave(h * w, dim=0)   # noqa: E731 - channel c's row for each of its pixels
+        payload = IsiGateFunction.apply(x.reshape(n, c * h * w, steps), per_neuron(table), per_neuron(slope),
+                                        self.rule).reshape(x.shape)
+        if self.state_scale is None:
+            return super().forward(payload)
+        weight = self.weight if self._pre_hook_fx is None else self._pre_hook_fx(self.weight)
+        # every product h G is a whole 1 / (state_scale * 2^b); the conv sums them exactly below 2^24 of those
+        bound = (int(float(weight.detach().abs().sum(dim=(1, 2, 3, 4)).max()) * self.state_scale
+                     * 2 ** self.payload_fraction_bits) + 1)
+        dtype = exact_float(payload, bound, "ISI conv layer").dtype
+        z = F.conv3d(payload.to(dtype), weight.to(dtype), None, self.stride, self.padding, self.dilation, self.groups)
+        return floor_to_state(z, self.state_scale).to(x.dtype)
+
+
+def _tables(mu, width, steps, fraction_bits):
+    """G and dG/dphi over phi = 0 .. steps; G as the gates send it (in
+    2^-fraction_bits) when ``fraction_bits`` is given."""
+    table, slope = isi_table(mu, width, steps)
+    if fraction_bits is not None:
+        table = payload_table(table, fraction_bits).to(mu.dtype) / 2 ** fraction_bits
+    return table, slope
+
+
+def _check_isi(rule, mu, width, count, what, payload_fraction_bits, state_scale):
+    if (payload_fraction_bits is None) != (state_scale is None):
+        raise ValueError("payload_fraction_bits and state_scale go together (the target's integers) or not at all")
+    if rule not in ISI_RULES:
+        raise ValueError(f"unknown ISI rule {rule!r}: expected one of {ISI_RULES}")
+    if mu.shape != (count,) or width.shape != (count,):
+        raise ValueError(f"mu and width need one value per {what} ({count}), "
+                         f"got {tuple(mu.shape)} and {tuple(width.shape)}")
+    if not (width > 0).all():
+        raise ValueError("ISI widths must be positive")
