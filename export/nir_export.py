@@ -30,8 +30,10 @@ LATENCY = ("each synaptic layer adds one time step of latency on Loihi and in La
            "spikes at step t + l - 1 where a reader without latency has it at t")
 
 
-def to_nir(desc: NetDescription, dt: float = NIR_DT):
-    """The network ``desc`` as a ``nir.NIRGraph`` (see the module doc).
+def to_nir(desc: NetDescription, dt: float = NIR_DT, origin: dict | None = None):
+    """The network ``desc`` as a ``nir.NIRGraph`` (see the module doc); its
+    metadata names ``desc``'s file, or ``origin`` (e.g. a run and its
+    checkpoint) where the description was made for this graph only.
     Raises UnsupportedNetwork naming the layer and field NIR cannot hold."""
     import nir
 
@@ -47,17 +49,18 @@ def to_nir(desc: NetDescription, dt: float = NIR_DT):
             previous = name
     nodes["output"] = nir.Output(output_type={"output": np.array(desc.layers[-1].shape)})
     edges.append((previous, "output"))
-    metadata = {"source": "lavasparse", "netx_file": str(desc.path), "dt": float(dt),
+    metadata = {"source": "lavasparse", **(origin or {"netx_file": str(desc.path)}), "dt": float(dt),
                 "discretisation": DISCRETISATION, "scale": "weights and thresholds: netx integers / 64",
                 "latency": LATENCY}
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
 
 
-def export_nir(desc: NetDescription, path: str | Path, dt: float = NIR_DT):
-    """Write ``desc`` as a NIR file at ``path`` (atomically); return the graph."""
+def export_nir(desc: NetDescription, path: str | Path, dt: float = NIR_DT, origin: dict | None = None):
+    """Write ``desc`` as a NIR file at ``path`` (atomically; ``origin``: see
+    ``to_nir``); return the graph."""
     import nir
 
-    graph = to_nir(desc, dt)
+    graph = to_nir(desc, dt, origin)
     with atomic_path(Path(path)) as tmp:
         nir.write(tmp, graph)
     return graph

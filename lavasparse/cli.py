@@ -62,9 +62,9 @@ def _add_common_args(p: argparse.ArgumentParser) -> None:
 
 
 def _add_synapse_args(p: argparse.ArgumentParser) -> None:
-    """The dense layers' synapse (train only: ISI-modulated networks are not exported to netx yet)."""
+    """The dense and conv layers' synapse (train; a study's rows name their own)."""
     p.add_argument("--synapse", default=None, choices=SYNAPSES,
-                   help=f"every dense layer's synapse: SLAYER's (cuba) or ISI-modulated (isi, Adams et al.'s "
+                   help=f"every dense and conv layer's synapse: SLAYER's (cuba) or ISI-modulated (isi, Adams et al.'s "
                         f"IMSNN) (default {DEFAULT_SYNAPSE})")
     p.add_argument("--isi-rule", default=None, choices=ISI_RULES,
                    help=f"the ISI synapses' backward rule: the plain gradient (bptt), the paper's (imsnn) or "

@@ -49,7 +49,7 @@ class RunSettings:
     data_dir: str | None = None
     arch: str | None = None          # None (here and below): DATASET_DEFAULTS, then GENERIC_DEFAULTS
     weight_scale: float = WEIGHT_SCALE
-    synapse: str = DEFAULT_SYNAPSE   # 'isi': every dense layer ISI-modulated (lavasparse/layers/isi.py)
+    synapse: str = DEFAULT_SYNAPSE   # 'isi': every dense and conv layer ISI-modulated (lavasparse/layers/isi.py)
     isi_rule: str = ISI["rule"]
     steps: int = STEPS
     max_rate: float = MAX_RATE
@@ -129,7 +129,7 @@ class RunSettings:
                            latency_window=self.latency_window)
 
     def net_config(self) -> NetConfig:
-        """The network every run trains: ``arch``, its dense layers ISI-modulated with ``synapse='isi'``."""
+        """The network every run trains: ``arch``, its dense and conv layers ISI-modulated with ``synapse='isi'``."""
         if self.synapse == "isi":
             return NetConfig(arch=isi_arch(self.arch), weight_scale=self.weight_scale, isi=IsiConfig(rule=self.isi_rule))
         return NetConfig(arch=self.arch, weight_scale=self.weight_scale)

@@ -56,7 +56,7 @@ from lavasparse.train.selection import cheapest_passing, eligible_epochs, most_a
 @dataclass(frozen=True)
 class Row:
     """One network of the table: its input code, cost, schedule and sigma_0
-    (``train/``'s names), optional pruning, its dense layers' synapse (SLAYER's
+    (``train/``'s names), optional pruning, its dense and conv layers' synapse (SLAYER's
     ``cuba`` or ISI-modulated ``isi`` with its backward rule,
     ``layers/isi.py``), and whether it is the reference."""
 
@@ -149,8 +149,16 @@ def _seeds(config: StudyConfig) -> tuple[int | None, ...]:
 
 
 def _row_dir(out: Path, row: Row, seed: int | None = None) -> Path:
+    """A row's run folder: rows/<name>, or rows/<name>/seed<k> with seeds;
+    a study that gains seeds keeps its one run in rows/<name> for the seed
+    it trained with."""
     folder = out / "rows" / row.name
-    return folder if seed is None else folder / f"seed{seed}"
+    if seed is None:
+        return folder
+    single = folder / "config.json"
+    if single.exists() and json.loads(single.read_text()).get("seed") == seed:
+        return folder
+    return folder / f"seed{seed}"
 
 
 def _spec(config: StudyConfig, out: Path, row: Row, seed: int | None) -> dict:
@@ -288,9 +296,11 @@ SPREAD = ("val_accuracy", "test_accuracy_target", "hidden_spikes_per_sample", "s
 def over_seeds(runs: list[dict]) -> dict:
     """One table row from a row's runs on each seed (``_table_row``'s dicts
     with ``seed``): numbers are means (lists of numbers element-wise),
-    ``epoch`` the list of chosen epochs, ``iso_accuracy`` whether every seed
-    kept the reference's accuracy (``iso_seeds`` how many), ``spread`` the
-    standard deviation, min and max of ``SPREAD``, ``per_seed`` every run."""
+    ``epoch`` the list of chosen epochs, a flag true only where it is on
+    every seed (``iso_accuracy``: ``iso_seeds`` counts them), ``spread`` the
+    standard deviation, min and max of ``SPREAD``, ``per_seed`` every run.
+    Ratios (``energy_reduction_x``) are means of each seed's ratio, not the
+    ratio of the means."""
     row = {"seeds": [r["seed"] for r in runs]}
     for key, first in runs[0].items():
         values = [r[key] for r in runs]
@@ -301,13 +311,17 @@ def over_seeds(runs: list[dict]) -> dict:
         elif key == "iso_accuracy":
             row[key] = all(values)
             row["iso_seeds"] = sum(bool(v) for v in values)
-        elif isinstance(first, (int, float)) and not isinstance(first, bool):
-            row[key] = first if all(v == first for v in values) else statistics.fmean(values)
+        elif all(v == first for v in values):   # names, settings, anything the seeds agree on
+            row[key] = first
+        elif all(isinstance(v, bool) for v in values):   # a flag: true only where true on every seed
+            row[key] = False
+        elif all(isinstance(v, (int, float)) for v in values):
+            row[key] = statistics.fmean(values)
         elif isinstance(first, list) and all(isinstance(v, list) and len(v) == len(first) for v in values) \
-                and all(isinstance(x, (int, float)) for v in values for x in v):
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) for v in values for x in v):
             row[key] = [statistics.fmean(column) for column in zip(*values)]
-        else:   # names and flags: one value where the seeds agree
-            row[key] = first if all(v == first for v in values) else values
+        else:
+            row[key] = values
     if len(runs) > 1:
         row["spread"] = {k: {"std": statistics.stdev(vals), "min": min(vals), "max": max(vals)}
                          for k in SPREAD if k in runs[0] for vals in [[r[k] for r in runs]]}
@@ -319,7 +333,8 @@ def tables_markdown(doc: dict) -> str:
     base = next(r for r in doc["rows"] if r["baseline"])
     seeds = doc.get("seeds") or []
     over = (f"Figures are means over seeds {', '.join(map(str, seeds))} (± their standard deviation; "
-            "each seed judged against its own reference; `iso` counts the seeds that kept it). ") if len(seeds) > 1 else ""
+            "each seed judged against its own reference; `iso` counts the seeds that kept it; 'vs baseline' is "
+            "the mean of each seed's ratio). ") if len(seeds) > 1 else ""
     lines = [f"# {doc['dataset']} {doc['arch']}: what each network costs on the target", "",
              f"Every row trained from scratch with the same settings, for {doc['epochs']} epochs unless its "
              f"epoch column says otherwise (chosen epoch / epochs trained); test set "

@@ -171,7 +171,7 @@ def test_an_isi_network_is_saved_exported_and_runs_identically_in_torch_the_emul
         # the second layer's gates start one step on: training counts from the network's first step
         assert [int(f[f"layer/{i}/isi/counter_start"][()]) for i in (1, 2)] == [0, 1]
         payload = f["layer/1/isi/payload"][()]
-        assert payload.shape[0] == 64 and payload.max() == 64 and payload[:, -1].any()   # trimmed where all are 0
+        assert payload.shape[0] == 64 and payload.max() == 64
 
 
 def test_isi_synaptic_ops_count_payloads_that_are_sent():
@@ -190,6 +190,9 @@ def test_isi_synaptic_ops_count_payloads_that_are_sent():
     # counting on from counter_start before the first spike: input 1's first spike sees 2 + 1 = 3 (past K: 0)
     late = gate_payloads(torch.as_tensor(spikes), torch.as_tensor(layer.payload), counter_start=1).numpy()
     assert late[0, 0].tolist() == [0, 5, 0, 0, 0, 0] and late[0, 1].tolist() == [0, 0, 0, 0, 0, 0]
+    # a count past the table sends 0 for first spikes; later intervals count from the spike
+    far = gate_payloads(torch.as_tensor(spikes), torch.as_tensor(layer.payload), counter_start=40).numpy()
+    assert far[0, 0].tolist() == [0, 5, 0, 0, 0, 0] and not far[0, 1].any()
 
 
 def test_the_reader_refuses_a_bad_isi_group_naming_the_field(tmp_path):
@@ -322,13 +325,17 @@ def test_an_isi_conv_network_runs_identically_in_torch_the_emulator_and_lava(tmp
     from lavasparse.simulate.evaluate import evaluate_on_target
     from lavasparse.train.model import NetConfig
     from lavasparse.train.trainer import TrainConfig, train
-    cfg = TrainConfig(name="conv", net=NetConfig(arch="1x8x8-c4k3i-16i-10i", isi=IsiConfig(rule="imsnn")), steps=16,
+    # an ISI conv after a plain one: four input channels, each with its own Gaussian, gates starting at 1
+    arch = "1x8x8-c4k3-c4k3i-16i-10i"
+    cfg = TrainConfig(name="conv", net=NetConfig(arch=arch, isi=IsiConfig(rule="imsnn")), steps=16,
                       max_rate=1.0, epochs=1, batch_size=16, train_limit=300, device="cpu", lr=1e-2)
     train(cfg, tmp_path / "conv", progress=False)
-    x, labels = RunSettings(steps=16, max_rate=1.0, test_limit=16, test_draws=1, arch="1x8x8-c4k3-16-10").test_input()
+    x, labels = RunSettings(steps=16, max_rate=1.0, test_limit=16, test_draws=1, arch=arch).test_input()
     ev = evaluate_on_target(tmp_path / "conv", x, labels, engine="emulator", cross_check=4, progress=False)
-    assert [l.name for l in ev.profile.layers] == ["isi_conv1", "isi3", "isi4"]
+    assert [l.name for l in ev.profile.layers] == ["conv1", "isi_conv2", "isi4", "isi5"]
     assert all(l.spikes > 0 for l in ev.profile.layers)
     assert ev.agreement.identical_spikes and ev.agreement.cross_checked_on_lava == 4
     with h5py.File(ev.network, "r") as f:
-        assert f["layer/1/type"][0] == b"isi_conv" and f["layer/1/isi/payload"].shape[0] == 1   # one input channel
+        assert f["layer/2/type"][0] == b"isi_conv" and int(f["layer/2/isi/counter_start"][()]) == 1
+        payload = f["layer/2/isi/payload"][()]
+        assert payload.shape[0] == 4 and len({tuple(row) for row in payload}) == 4   # a row per channel, all differ

@@ -66,6 +66,8 @@ def test_over_seeds_means_spread_and_flags():
     assert row["test_accuracy_target"] == pytest.approx(0.92) and row["spikes_per_neuron"] == pytest.approx([0.92, 1.84])
     assert row["epochs"] == 3 and isinstance(row["epochs"], int) and row["engine"] == "emulator"
     assert row["density_per_layer"] == [1.0, None]
+    flags = over_seeds([{"seed": 0, "same": True, "prune": [0.1, 1.0]}, {"seed": 1, "same": False, "prune": [0.1, 1.0]}])
+    assert flags["same"] is False and flags["prune"] == [0.1, 1.0]   # a flag holds only where it holds on every seed
     s = row["spread"]["test_accuracy_target"]
     assert (s["min"], s["max"]) == (0.90, 0.94) and s["std"] == pytest.approx(0.02)
     assert len(row["per_seed"]) == 3 and "spread" not in over_seeds(runs[:1])
@@ -90,6 +92,11 @@ def test_study_over_seeds_on_digits(tmp_path):
     # each seed's reference has reduction 1; the table shows the spread
     assert [run["energy_reduction_x"] for run in doc["rows"][0]["per_seed"]] == [1.0, 1.0]
     assert "±" in (tmp_path / "tables.md").read_text()
+    # one more seed: only it trains
+    trained = {p.parent for p in tmp_path.glob("rows/*/seed*/result.json")}
+    run_study(StudyConfig(**{**cfg.__dict__, "seeds": (3, 4, 5)}), tmp_path, progress=False)
+    assert {p.parent for p in tmp_path.glob("rows/*/seed*/result.json")} - trained == {
+        tmp_path / "rows/rate/seed5", tmp_path / "rows/latency/seed5"}
 
 
 def test_row_checks_its_synapse():

@@ -36,7 +36,7 @@ from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 from lava.proc.conv.process import Conv as ConvSynapse
 from lava.proc.dense.process import Dense as DenseSynapse
 
-from lavasparse.layers.isi import ISI_CONV_NETX_TYPE, ISI_NETX_TYPE
+from lavasparse.layers.isi import ISI_CONV_NETX_TYPE, ISI_NETX_TYPE, message_bits
 
 PAYLOAD_PRECISION = 24   # Loihi 2's graded spikes: up to 24 bits
 
@@ -106,7 +106,7 @@ class IsiDense(AbstractBlock):
                             reset_offset=kwargs.pop("gate_reset_offset"))
         self.synapse = DenseSynapse(weights=weight, weight_exp=kwargs.pop("weight_exponent") - fraction_bits,
                                     num_weight_bits=kwargs.pop("num_weight_bits"),
-                                    num_message_bits=max(1, int(payload.max(initial=0)).bit_length()))
+                                    num_message_bits=message_bits(payload))
         self.neuron = self._neuron(kwargs.pop("bias", None))
         self.inp = InPort(shape=self.gate.s_in.shape)
         self.out = OutPort(shape=self.neuron.s_out.shape)
@@ -159,7 +159,7 @@ class IsiConv(AbstractBlock):
         self.synapse = ConvSynapse(input_shape=input_shape, weight=kwargs.pop("weight"), stride=kwargs.pop("stride"),
                                    padding=kwargs.pop("padding"), dilation=kwargs.pop("dilation"),
                                    groups=kwargs.pop("groups"),
-                                   num_message_bits=max(1, int(payload.max(initial=0)).bit_length()))
+                                   num_message_bits=message_bits(payload))
         self.shift = RightShift(shape=self.synapse.a_out.shape, bits=kwargs.pop("payload_fraction_bits"))
         self.neuron = self._neuron(kwargs.pop("bias", None))
         self.inp = InPort(shape=self.gate.s_in.shape)
@@ -212,7 +212,10 @@ class _NetConfig:
 
 
 class IsiNetwork(netx.hdf5.Network):
-    """netx's ``hdf5.Network``, with ``isi_dense`` layers built as ``IsiDense`` blocks."""
+    """netx's ``hdf5.Network``, with ``isi_dense`` and ``isi_conv`` layers
+    built as ``IsiDense`` and ``IsiConv`` blocks. Their ``create_dense`` and
+    ``create_conv`` read the file as netx 0.6.0's own do (copied from it, as
+    it is archived: kept to what those layers need)."""
 
     def _create(self):
         plain = self.net_config
@@ -270,11 +273,13 @@ class IsiNetwork(netx.hdf5.Network):
 
 
 def _isi_config(layer_config: _Renamed, input_message_bits: int, reset_interval):
+    config = layer_config.config
+    where = f"{config.f.file.filename}: {config.f.name.lstrip('/')}"
     if reset_interval is None:
-        raise ValueError("an ISI layer needs a reset interval: its gates restart with each sample")
+        raise ValueError(f"{where}: an ISI layer needs a reset interval: its gates restart with each sample")
     if input_message_bits:
-        raise ValueError("an ISI layer's gates count binary spikes; its input is graded")
-    return layer_config.config
+        raise ValueError(f"{where}: an ISI layer's gates count binary spikes; its input is graded")
+    return config
 
 
 def _gate_params(config, reset_interval: int, reset_offset: int) -> dict:

@@ -17,7 +17,7 @@ def run(a) -> int:
         if a.format != "nir":
             raise ValueError(f"{source}: a file; export writes a run folder's checkpoint as netx, or (--format nir) "
                              f"a netx file as NIR")
-        return _write_nir(read_network(source), a.out or str(source.with_suffix(".nir")), a.dt)
+        return _write_nir(read_network(source), a.out or str(source.with_suffix(".nir")), a.dt, None)
     model, _ = load_trained(source, which=a.checkpoint)
     if a.format == "netx":
         net_out = a.out or str(source / "network.net")
@@ -29,13 +29,12 @@ def run(a) -> int:
     # network.net may hold another checkpoint; it is left as it is)
     with tempfile.TemporaryDirectory() as tmp:
         desc = export_netx(model, Path(tmp) / "network.net")
-    desc.path = source / f"{a.checkpoint}.pt"   # what the graph's metadata names as its source
     print_layers(describe(desc))
-    return _write_nir(desc, a.out or str(source / "network.nir"), a.dt)
+    return _write_nir(desc, a.out or str(source / "network.nir"), a.dt, {"run": str(source), "checkpoint": a.checkpoint})
 
 
-def _write_nir(desc, out: str, dt: float) -> int:
-    graph = export_nir(desc, out, dt)
+def _write_nir(desc, out: str, dt: float, origin: dict | None) -> int:
+    graph = export_nir(desc, out, dt, origin)
     kinds = ", ".join(f"{name} ({type(node).__name__})" for name, node in graph.nodes.items())
     print(f"wrote {out}: NIR {kinds}; dt {dt:g} s per step in its metadata")
     return 0

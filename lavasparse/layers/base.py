@@ -346,7 +346,7 @@ class LayerSpec:
         if bad.any():
             raise ValueError(f"layer {name}: {int(bad.sum())} NaN or infinite weights; refusing to export")
 
-    def write_netx(self, group: h5py.Group, block, depth: int = 0) -> None:
+    def write_netx(self, group: h5py.Group, block, depth: int) -> None:
         """Write the trained block into netx layer group ``group`` (SLAYER's
         own export); ``depth``: the spiking layers before it, each a step of
         latency between the network's input and this layer's."""

@@ -54,6 +54,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 import h5py
 import numpy as np
@@ -127,7 +128,7 @@ class IsiDenseSpec(DenseSpec):
                            state_scale=int(block.neuron.w_scale))
         return _with_synapse(block, synapse)
 
-    def write_netx(self, group: h5py.Group, block, depth: int = 0) -> None:
+    def write_netx(self, group: h5py.Group, block, depth: int) -> None:
         """SLAYER's dense export (heights, neuron), typed ``isi_dense``, with
         the gates' payloads in group ``isi`` (see the module doc); ``depth``
         (the spiking layers before it) is where the gates' counters start."""
@@ -160,7 +161,7 @@ class IsiConvSpec(ConvSpec):
                           payload_fraction_bits=isi.payload_fraction_bits, state_scale=int(block.neuron.w_scale))
         return _with_synapse(block, synapse)
 
-    def write_netx(self, group: h5py.Group, block, depth: int = 0) -> None:
+    def write_netx(self, group: h5py.Group, block, depth: int) -> None:
         """SLAYER's conv export, typed ``isi_conv``, with one row of payloads per input channel."""
         super().write_netx(group, block, depth)
         _write_isi(group, block.synapse, ISI_CONV_NETX_TYPE, depth)
@@ -183,18 +184,19 @@ def _with_synapse(block, synapse):
 
 
 def _write_isi(group: h5py.Group, synapse, netx_type: str, depth: int) -> None:
+    """Type the written group ``netx_type`` and add the gates' group ``isi``."""
     del group["type"]
     group.create_dataset("type", (1,), "S10", [netx_type.encode()])
     bits = synapse.payload_fraction_bits if synapse.payload_fraction_bits is not None else ISI["payload_fraction_bits"]
     isi = group.create_group("isi")
-    isi.create_dataset("payload", data=export_payloads(synapse.mu, synapse.width, bits))
+    isi.create_dataset("payload", data=export_payloads(synapse.mu, synapse.width, bits, group.name))
     isi.create_dataset("mu", data=synapse.mu.detach().cpu().numpy())
     isi.create_dataset("width", data=synapse.width.detach().cpu().numpy())
     isi.create_dataset("payload_fraction_bits", data=bits)
     isi.create_dataset("counter_start", data=depth)
 
 
-def export_payloads(mu, width, fraction_bits: int) -> np.ndarray:
+def export_payloads(mu, width, fraction_bits: int, where: str = "ISI layer") -> np.ndarray:
     """The gate's payloads (inputs, K + 1), int32, for phi = 0 .. K, computed
     as training computes them (float32 G of the float32 mu and width, then
     rounded); K is the last interval at which any payload is not 0: beyond
@@ -206,7 +208,7 @@ def export_payloads(mu, width, fraction_bits: int) -> np.ndarray:
     table, _ = isi_table(mu.detach().float().cpu(), width.detach().float().cpu(), longest)
     payload = payload_table(table, fraction_bits).numpy()
     if payload[:, -1].any():
-        raise ValueError(f"ISI payloads do not reach 0 by interval {longest}")   # the bound above is wrong
+        raise ValueError(f"{where}: ISI payloads do not reach 0 by interval {longest}")   # the bound above is wrong
     last = int(np.flatnonzero(payload.any(axis=0)).max(initial=0))
     return payload[:, :last + 1].astype(np.int32)
 
@@ -252,7 +254,7 @@ class _Gated:
     is one sample from its first step, where the gates restart."""
 
     def __init__(self, layer):
-        self.payload, self.counter_start = layer.gate_table(), layer.counter_start
+        self.payload, self.counter_start, self.name = layer.gate_table(), layer.counter_start, layer.name
 
     def __call__(self, x, steps: int):
         import torch   # the emulator's: it hands us tensors
@@ -260,11 +262,12 @@ class _Gated:
         from .isi_gate import gate_payloads
 
         if x.shape[0] != steps:
-            raise UnsupportedNetwork("an ISI gate is emulated only without history (no delays or recurrence "
-                                     "before it)")
+            raise UnsupportedNetwork(f"layer {self.name}: an ISI gate is emulated only in a network without "
+                                     f"delays or recurrence")
         spikes = x.reshape(steps, x.shape[1], -1).permute(1, 2, 0)   # (B, n, T), as the gate counts
         if (spikes.numel() and spikes.min() < 0) or (spikes > 1).any():
-            raise UnsupportedNetwork("graded spikes into an ISI gate are not modelled (the gate counts binary ones)")
+            raise UnsupportedNetwork(f"layer {self.name}: graded spikes into an ISI gate are not modelled (the "
+                                     f"gate counts binary ones)")
         table = torch.as_tensor(self.payload, device=x.device)
         payloads = gate_payloads(spikes, table, self.counter_start).permute(2, 0, 1).to(torch.float64)
         return self.compute(payloads.reshape(x.shape), steps, self.bound(int(self.payload.max(initial=0))))
@@ -294,24 +297,70 @@ class IsiConvSynapse(_Gated, ConvSynapse):
         return (super().compute(x, steps, bound) * 2.0 ** -self.fraction_bits).floor()
 
 
-@dataclass
-class IsiDenseLayer(DenseLayer):
-    """netx ``isi_dense``: a dense layer (``DenseLayer``'s fields and checks,
-    no delays or recurrence) behind ISI gates: ``payload`` (inputs, K + 1)
-    the graded payload each input sends at interval phi = 0 .. K,
-    ``payload_fraction_bits`` b (the synapse's sum is shifted right by b more
-    than a dense layer's), ``counter_start`` c (the count the gates start a
-    sample with); ``mu`` and ``width`` (steps) where they came from."""
+def message_bits(payload: np.ndarray) -> int:
+    """Message bits of the largest payload: a graded synapse's ``num_message_bits``."""
+    return max(1, int(np.max(payload, initial=0)).bit_length())
 
-    kind = "isi"
-    netx_types = (ISI_NETX_TYPE,)
-    lava_block = True
+
+@dataclass
+class _IsiGates:
+    """What an ISI layer adds to its dense or conv layer: the gates'
+    ``payload`` rows (phi = 0 .. K), ``payload_fraction_bits`` b (the
+    synapse's sum is shifted right by b more), ``counter_start`` c (the count
+    the gates start a sample with), and ``mu`` and ``width`` (steps) where
+    the payloads came from; and what that changes in counting, emulating,
+    NIR and placing. A class listed before its layer class."""
+
+    lava_block: ClassVar[bool] = True
+    synapse_class: ClassVar[type]   # the emulator's synapse
 
     payload: np.ndarray | None = None
     payload_fraction_bits: int = ISI["payload_fraction_bits"]
     counter_start: int = 0
     mu: np.ndarray | None = None
     width: np.ndarray | None = None
+
+    def gate_table(self) -> np.ndarray:
+        """The payload row of each input neuron (inputs, K + 1), in (C, H, W) order."""
+        raise NotImplementedError
+
+    @property
+    def payload_bits(self) -> int:
+        return message_bits(self.payload)
+
+    def synaptic_ops(self, incoming: np.ndarray, spikes: np.ndarray) -> int:
+        """A spike whose payload is 0 sends nothing: only payloads count."""
+        return super().synaptic_ops(_sent(self, incoming), spikes)
+
+    def emulator_synapses(self, graded: bool):
+        if graded:
+            raise UnsupportedNetwork(f"layer {self.name}: graded spikes into an ISI gate are not modelled "
+                                     f"(the gate counts binary spikes)")
+        return self.synapse_class(self), None
+
+    def nir_nodes(self, dt):
+        raise UnsupportedNetwork(f"layer {self.name}: NIR has no node for an ISI-modulated synapse")
+
+    def chip_use(self, spec, violate):
+        """The synapse's use, its largest input current scaled by the largest
+        payload over 2^b (a binary spike's 1), rounded up. The gates'
+        counters and tables live with the neurons before, and are not
+        counted yet."""
+        use = super().chip_use(spec, violate)
+        use.max_input_current = -((-use.max_input_current * int(self.payload.max(initial=0)))
+                                   >> self.payload_fraction_bits)
+        return use
+
+
+@dataclass
+class IsiDenseLayer(_IsiGates, DenseLayer):
+    """netx ``isi_dense``: a dense layer (``DenseLayer``'s fields and checks,
+    no delays or recurrence) behind ISI gates (``_IsiGates``), one row of
+    payloads per input neuron."""
+
+    kind = "isi"
+    netx_types = (ISI_NETX_TYPE,)
+    synapse_class = IsiSynapse
 
     @classmethod
     def read(cls, g, where, index, netx_type, prev_shape, any_neuron):
@@ -325,54 +374,20 @@ class IsiDenseLayer(DenseLayer):
     def name(self) -> str:
         return f"{self.kind}{self.index}"
 
-    @property
-    def payload_bits(self) -> int:
-        """Message bits of the largest payload (Lava's Dense ``num_message_bits``)."""
-        return max(1, int(self.payload.max(initial=0)).bit_length())
-
     def gate_table(self) -> np.ndarray:
-        """The payload row of each input neuron (inputs, K + 1)."""
         return self.payload
-
-    def synaptic_ops(self, incoming: np.ndarray, spikes: np.ndarray) -> int:
-        """A spike whose payload is 0 sends nothing: only payloads count."""
-        return super().synaptic_ops(_sent(self, incoming), spikes)
-
-    def emulator_synapses(self, graded: bool):
-        if graded:
-            raise UnsupportedNetwork(f"layer {self.name}: graded spikes into an ISI gate are not modelled "
-                                     f"(the gate counts binary spikes)")
-        return IsiSynapse(self), None
-
-    def nir_nodes(self, dt):
-        raise UnsupportedNetwork(f"layer {self.name}: NIR has no node for an ISI-modulated synapse")
-
-    def chip_use(self, spec, violate):
-        """The dense synapse of heights (the gates' counters and tables live
-        with the neurons before, and are not counted yet); its largest input
-        current scaled by the largest payload over 2^b (a binary spike's 1)."""
-        use = super().chip_use(spec, violate)
-        use.max_input_current = use.max_input_current * int(self.payload.max(initial=0)) >> self.payload_fraction_bits
-        return use
 
 
 @dataclass
-class IsiConvLayer(ConvLayer):
+class IsiConvLayer(_IsiGates, ConvLayer):
     """netx ``isi_conv``: a conv layer (``ConvLayer``'s fields and checks)
-    behind ISI gates, one row of payloads per input channel (every neuron of
-    a feature map shares it): ``payload`` (channels, K + 1),
-    ``payload_fraction_bits`` b (Lava's Conv sum is shifted right by b),
-    ``counter_start`` as for ``IsiDenseLayer``."""
+    behind ISI gates (``_IsiGates``), one row of payloads per input channel
+    (every neuron of a feature map shares it); Lava's Conv sum is shifted
+    right by b."""
 
     kind = "isi_conv"
     netx_types = (ISI_CONV_NETX_TYPE,)
-    lava_block = True
-
-    payload: np.ndarray | None = None
-    payload_fraction_bits: int = ISI["payload_fraction_bits"]
-    counter_start: int = 0
-    mu: np.ndarray | None = None
-    width: np.ndarray | None = None
+    synapse_class = IsiConvSynapse
 
     @classmethod
     def read(cls, g, where, index, netx_type, prev_shape, any_neuron):
@@ -383,24 +398,4 @@ class IsiConvLayer(ConvLayer):
         return layer
 
     def gate_table(self) -> np.ndarray:
-        """The payload row of each input neuron (C * H * W, K + 1), (C, H, W) order."""
         return np.repeat(self.payload, self.in_shape[1] * self.in_shape[2], axis=0)
-
-    def synaptic_ops(self, incoming: np.ndarray, spikes: np.ndarray) -> int:
-        """A spike whose payload is 0 sends nothing: only payloads count."""
-        return super().synaptic_ops(_sent(self, incoming), spikes)
-
-    def emulator_synapses(self, graded: bool):
-        if graded:
-            raise UnsupportedNetwork(f"layer {self.name}: graded spikes into an ISI gate are not modelled "
-                                     f"(the gate counts binary spikes)")
-        return IsiConvSynapse(self), None
-
-    def nir_nodes(self, dt):
-        raise UnsupportedNetwork(f"layer {self.name}: NIR has no node for an ISI-modulated synapse")
-
-    def chip_use(self, spec, violate):
-        """The conv's use; its largest input current scaled by the largest payload over 2^b."""
-        use = super().chip_use(spec, violate)
-        use.max_input_current = use.max_input_current * int(self.payload.max(initial=0)) >> self.payload_fraction_bits
-        return use

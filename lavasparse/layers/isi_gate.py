@@ -3,8 +3,8 @@ sends (``isi.py``). It counts the steps phi since its previous spike and,
 with each spike, sends the graded payload P[phi] = round(G(phi) * 2^b), G the
 Gaussian of its mean interval mu and width w. Training (``isi_synapse.py``),
 the export (``isi.py``) and the emulator's gate share these functions, so that
-the three compute the same integers; ``deploy/isi_lava.py`` is the same gate
-as a Lava process. Imported only where torch runs.
+the three compute the same integers; ``deploy/lava_blocks/isi.py`` is the
+same gate as a Lava process. Imported only where torch runs.
 """
 from __future__ import annotations
 

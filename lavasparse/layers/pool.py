@@ -50,7 +50,7 @@ class PoolSpec(LayerSpec):
     def check_exportable(self, name: str, block) -> None:
         """Nothing to check: the pool's one weight is fixed, never trained."""
 
-    def write_netx(self, group: h5py.Group, block, depth: int = 0) -> None:
+    def write_netx(self, group: h5py.Group, block, depth: int) -> None:
         channels, kernel = self.in_shape[0], self.kernel
         w = block.synapse.pre_hook_fx(block.synapse.weight, descale=True).detach().cpu().numpy()
         w = np.broadcast_to(w.reshape(w.shape[2:4]), (channels, 1, kernel, kernel)).copy()
