@@ -103,6 +103,7 @@ class Profile:
     footprint_bytes: int | None = None           # the SLAYER model's, when one was profiled
     engine: str | None = None                    # who computed the spikes (simulate/engines.py)
     cross_checked_on_lava: int | None = None     # samples checked identical on Lava
+    notes: tuple[str, ...] = ()                  # where a figure rests on more than the energy profile says
 
     @property
     def cores(self) -> int:
@@ -159,6 +160,8 @@ class Profile:
             d["engine"] = self.engine
         if self.cross_checked_on_lava is not None:
             d["cross_checked_on_lava"] = self.cross_checked_on_lava
+        if self.notes:
+            d["notes"] = list(self.notes)
         return d
 
     @classmethod
@@ -169,7 +172,7 @@ class Profile:
                    layers=tuple(LayerCost.from_dict(l) for l in d["layers"]),
                    inference_time_s=d["per_sample"]["inference_time_s"],
                    footprint_bytes=d["neurobench"].get("Footprint"), engine=d.get("engine"),
-                   cross_checked_on_lava=d.get("cross_checked_on_lava"))
+                   cross_checked_on_lava=d.get("cross_checked_on_lava"), notes=tuple(d.get("notes", ())))
 
 
 def profile_run(desc: NetDescription, inputs: np.ndarray, layer_spikes: list[np.ndarray],
@@ -208,5 +211,9 @@ def profile_run(desc: NetDescription, inputs: np.ndarray, layer_spikes: list[np.
             neuron_updates=updates, ann_macs=layer.ann_macs(),
             energy_dynamic_j=energy.dynamic_j(synops, count, updates),
             energy_static_j=energy.static_j(use.cores, inference_s) * n))
+    graded = [layer.name for layer in layers if layer.lava_block]
+    notes = (f"layers {', '.join(graded)}: their synaptic ops carry graded payloads (ISI gates), priced as "
+             f"binary ones: the energy profile has no figure for graded spikes (an estimate)",) if graded else ()
     return Profile(network=str(desc.path), samples=n, steps=steps, energy_profile=energy,
-                   input_spikes=int((inputs != 0).sum()), layers=tuple(costs), inference_time_s=inference_s)
+                   input_spikes=int((inputs != 0).sum()), layers=tuple(costs), inference_time_s=inference_s,
+                   notes=notes)

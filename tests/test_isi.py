@@ -166,6 +166,7 @@ def test_an_isi_network_is_saved_exported_and_runs_identically_in_torch_the_emul
     assert len(spikes) == 2 and spikes[0].spikes > 0 and spikes[1].spikes > 0   # something spiked in each layer
     assert ev.agreement.identical_spikes and ev.agreement.cross_checked_on_lava == 6
     assert ev.accuracy_target == ev.accuracy_float
+    assert "isi1, isi2" in ev.profile.notes[0] and "estimate" in ev.profile.notes[0]
     with h5py.File(ev.network, "r") as f:
         assert [f[f"layer/{i}/type"][0] for i in (1, 2)] == [b"isi_dense", b"isi_dense"]
         # the second layer's gates start one step on: training counts from the network's first step
@@ -320,7 +321,7 @@ def test_the_conv_synapse_is_the_dense_one_on_the_convs_matrix():
 def test_an_isi_conv_network_runs_identically_in_torch_the_emulator_and_lava(tmp_path):
     import h5py
 
-    from lavasparse.layers import IsiConfig, isi_arch
+    from lavasparse.layers import IsiConfig
     from lavasparse.pipeline import RunSettings
     from lavasparse.simulate.evaluate import evaluate_on_target
     from lavasparse.train.model import NetConfig

@@ -44,4 +44,6 @@ def run(a) -> int:
           f"({ps.ann_macs:,}); input spikes {prof.input_spikes / n:.1f} per inference")
     print(f"inference time {1e6 * ps.inference_time_s:.2f} us; NeuroBench: " +
           ", ".join(f"{k} {v:.4g}" for k, v in prof.neurobench.items()))
+    for note in prof.notes:
+        print(f"note: {note}")
     return 0
