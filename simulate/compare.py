@@ -95,7 +95,9 @@ def neurobench_table(rows: list[dict]) -> str:
 
 def plot_energy_accuracy(rows: list[dict], path: Path, log_energy: bool = False) -> None:
     """Energy per inference (dynamic and total) against accuracy on the target,
-    one point per run; ``log_energy`` for rows that differ by orders of magnitude."""
+    one point per run (a row averaged over seeds: its mean, with each seed's
+    total as a small dot, from ``per_seed``); ``log_energy`` for rows that
+    differ by orders of magnitude."""
     fig = Figure(figsize=(6.5, 4.5))   # no pyplot: no global backend, nothing left open
     ax = fig.subplots()
     for i, r in enumerate(rows):
@@ -105,9 +107,14 @@ def plot_energy_accuracy(rows: list[dict], path: Path, log_energy: bool = False)
                    facecolors="none", zorder=3)
         ax.plot([1e9 * r["energy_dynamic_per_sample_j"], 1e9 * r["energy_per_sample_j"]], [acc, acc],
                 color=f"C{i}", lw=1)
+        seeds = r.get("per_seed", [])
+        if seeds:
+            ax.scatter([1e9 * s["energy_per_sample_j"] for s in seeds],
+                       [100 * s["test_accuracy_target"] for s in seeds], color=f"C{i}", s=10, alpha=0.6, zorder=2)
     if log_energy:
         ax.set_xscale("log")
-    ax.set_xlabel("energy per inference (nJ): open = dynamic only, filled = dynamic + static")
+    ax.set_xlabel("energy per inference (nJ): open = dynamic only, filled = dynamic + static"
+                  + ("\n(small dots: each seed's total)" if any(r.get("per_seed") for r in rows) else ""))
     ax.set_ylabel("test accuracy on the target (%)")
     ax.set_title("energy against accuracy")
     ax.legend(fontsize=8)
