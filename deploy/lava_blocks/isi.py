@@ -91,6 +91,27 @@ class PyIsiGateModel(PyLoihiProcessModel):
         self.s_out.send(np.where(spiking, sent, 0).astype(np.int32))
 
 
+def _gate(kwargs: dict, payload: np.ndarray) -> IsiGate:
+    """The block's gate, from its keyword arguments (taken out of them)."""
+    return IsiGate(payload=payload, counter_start=kwargs.pop("counter_start"),
+                   reset_interval=kwargs.pop("gate_reset_interval"), reset_offset=kwargs.pop("gate_reset_offset"))
+
+
+def _wire(block: AbstractBlock, *stages) -> None:
+    """inp -> gate -> each stage (its (in port, out port)) -> neuron -> out;
+    then netx's own clean-up of the block's parameters."""
+    block.inp = InPort(shape=block.gate.s_in.shape)
+    block.out = OutPort(shape=block.neuron.s_out.shape)
+    block.inp.connect(block.gate.s_in)
+    sending = block.gate.s_out
+    for receiving, out in stages:
+        sending.connect(receiving)
+        sending = out
+    sending.connect(block.neuron.a_in)
+    block.neuron.s_out.connect(block.out)
+    block._clean()
+
+
 class IsiDense(AbstractBlock):
     """netx-style block of an ``isi_dense`` layer: gate -> Dense (graded
     input, ``num_message_bits`` the payloads' bits, weight_exp the heights'
@@ -98,23 +119,14 @@ class IsiDense(AbstractBlock):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        weight = kwargs.pop("weight")
         payload = np.asarray(kwargs.pop("payload"))
-        fraction_bits = kwargs.pop("payload_fraction_bits")
-        self.gate = IsiGate(payload=payload, counter_start=kwargs.pop("counter_start"),
-                            reset_interval=kwargs.pop("gate_reset_interval"),
-                            reset_offset=kwargs.pop("gate_reset_offset"))
-        self.synapse = DenseSynapse(weights=weight, weight_exp=kwargs.pop("weight_exponent") - fraction_bits,
+        self.gate = _gate(kwargs, payload)
+        self.synapse = DenseSynapse(weights=kwargs.pop("weight"),
+                                    weight_exp=kwargs.pop("weight_exponent") - kwargs.pop("payload_fraction_bits"),
                                     num_weight_bits=kwargs.pop("num_weight_bits"),
                                     num_message_bits=message_bits(payload))
         self.neuron = self._neuron(kwargs.pop("bias", None))
-        self.inp = InPort(shape=self.gate.s_in.shape)
-        self.out = OutPort(shape=self.neuron.s_out.shape)
-        self.inp.connect(self.gate.s_in)
-        self.gate.s_out.connect(self.synapse.s_in)
-        self.synapse.a_out.connect(self.neuron.a_in)
-        self.neuron.s_out.connect(self.out)
-        self._clean()
+        _wire(self, (self.synapse.s_in, self.synapse.a_out))
 
 
 @implements(proc=IsiDense, protocol=LoihiProtocol)
@@ -152,24 +164,14 @@ class IsiConv(AbstractBlock):
         super().__init__(**kwargs)
         input_shape = tuple(kwargs.pop("input_shape"))             # (x, y, channels)
         payload = np.asarray(kwargs.pop("payload"))                # (channels, K + 1)
-        per_neuron = np.broadcast_to(payload[None, None], (*input_shape[:2], *payload.shape))
-        self.gate = IsiGate(payload=per_neuron, counter_start=kwargs.pop("counter_start"),
-                            reset_interval=kwargs.pop("gate_reset_interval"),
-                            reset_offset=kwargs.pop("gate_reset_offset"))
+        self.gate = _gate(kwargs, np.broadcast_to(payload[None, None], (*input_shape[:2], *payload.shape)))
         self.synapse = ConvSynapse(input_shape=input_shape, weight=kwargs.pop("weight"), stride=kwargs.pop("stride"),
                                    padding=kwargs.pop("padding"), dilation=kwargs.pop("dilation"),
                                    groups=kwargs.pop("groups"),
                                    num_message_bits=message_bits(payload))
         self.shift = RightShift(shape=self.synapse.a_out.shape, bits=kwargs.pop("payload_fraction_bits"))
         self.neuron = self._neuron(kwargs.pop("bias", None))
-        self.inp = InPort(shape=self.gate.s_in.shape)
-        self.out = OutPort(shape=self.neuron.s_out.shape)
-        self.inp.connect(self.gate.s_in)
-        self.gate.s_out.connect(self.synapse.s_in)
-        self.synapse.a_out.connect(self.shift.a_in)
-        self.shift.a_out.connect(self.neuron.a_in)
-        self.neuron.s_out.connect(self.out)
-        self._clean()
+        _wire(self, (self.synapse.s_in, self.synapse.a_out), (self.shift.a_in, self.shift.a_out))
 
 
 @implements(proc=IsiConv, protocol=LoihiProtocol)

@@ -111,15 +111,53 @@ def isi_dense(spikes, weight, table, slope, rule, state_scale=None, exact_unit=N
     1 / exact_unit, so that the sum is exact (float64 where float32 could
     round)."""
     payload = IsiGateFunction.apply(spikes, table, slope, rule)
+    linear = lambda w, p: torch.einsum("ji,bit->bjt", w, p)   # noqa: E731
     if state_scale is None:
-        return torch.einsum("ji,bit->bjt", weight, payload)
-    bound = int(float(weight.detach().abs().sum(dim=1).max()) * exact_unit) + 1
-    z = torch.einsum("ji,bit->bjt", exact_float(weight, bound, "ISI dense layer"),
-                     exact_float(payload, bound, "ISI dense layer"))
-    return floor_to_state(z, state_scale).to(payload.dtype)
+        return linear(weight, payload)
+    return floor_to_state(_exact_sum(linear, weight, payload, exact_unit, "ISI dense layer"),
+                          state_scale).to(payload.dtype)
 
 
-class IsiDense(Dense):
+def _exact_sum(op, weight, payload, unit: int, what: str):
+    """op(weight, payload) (a dense or conv sum over the weight's axes 1..),
+    where every product is a whole number of 1 / ``unit``: in float32 where
+    its sums stay below 2^24 of those units, else float64 (``exact_float``)."""
+    bound = int(float(weight.detach().abs().sum(dim=tuple(range(1, weight.ndim))).max()) * unit) + 1
+    dtype = exact_float(payload, bound, what).dtype
+    return op(weight.to(dtype), payload.to(dtype))
+
+
+class _IsiSynapse:
+    """What the ISI dense and conv synapses share: the rule, mu and width
+    (buffers, saved with the weights; one per ``count`` ``what``), the
+    payload's fraction bits and the state scale, their tables, and the
+    weight through SLAYER's hook. Listed before SLAYER's synapse class."""
+
+    def _isi_setup(self, rule, mu, width, count: int, what: str, payload_fraction_bits, state_scale) -> None:
+        _check_isi(rule, mu, width, count, what, payload_fraction_bits, state_scale)
+        self.rule, self.payload_fraction_bits, self.state_scale = rule, payload_fraction_bits, state_scale
+        self.register_buffer("mu", mu.clone().float())
+        self.register_buffer("width", width.clone().float())
+
+    def _hooked_weight(self):
+        return self.weight if self._pre_hook_fx is None else self._pre_hook_fx(self.weight)
+
+    def _tables(self, dtype, steps: int):
+        """G (as the gates send it, when the forward is the target's) and
+        dG/dphi over phi = 0 .. steps, in ``dtype``."""
+        table, slope = isi_table(self.mu.to(dtype), self.width.to(dtype), steps)
+        if self.payload_fraction_bits is not None:
+            table = payload_table(table, self.payload_fraction_bits).to(dtype) / 2 ** self.payload_fraction_bits
+        return table, slope
+
+    @property
+    def _exact_unit(self) -> int:
+        """Heights are whole 1/state_scale's (SLAYER's 8-bit hook: even ones),
+        payloads whole 2^-b's: every product a whole 1/(state_scale 2^b)."""
+        return self.state_scale * 2 ** self.payload_fraction_bits
+
+
+class IsiDense(_IsiSynapse, Dense):
     """SLAYER's dense synapse (its weight = the heights h, its 8-bit
     quantisation hook, its export fields) whose spikes are modulated by
     their presynaptic intervals. ``mu`` and ``width`` (in steps, one per
@@ -136,25 +174,20 @@ class IsiDense(Dense):
                  weight_scale: float = 1, pre_hook_fx=None, payload_fraction_bits: int | None = None,
                  state_scale: int | None = None):
         super().__init__(in_neurons, out_neurons, weight_scale=weight_scale, pre_hook_fx=pre_hook_fx)
-        _check_isi(rule, mu, width, in_neurons, "input neuron", payload_fraction_bits, state_scale)
-        self.rule, self.payload_fraction_bits, self.state_scale = rule, payload_fraction_bits, state_scale
-        self.register_buffer("mu", mu.clone().float())
-        self.register_buffer("width", width.clone().float())
+        self._isi_setup(rule, mu, width, in_neurons, "input neuron", payload_fraction_bits, state_scale)
 
     def forward(self, x):
         if x.ndim != 3:
             raise ValueError(f"an ISI dense synapse takes (batch, neurons, time), got {tuple(x.shape)}")
-        weight = self.weight if self._pre_hook_fx is None else self._pre_hook_fx(self.weight)
+        weight = self._hooked_weight()
         weight = weight.reshape(weight.shape[0], -1)
-        table, slope = _tables(self.mu.to(x.dtype), self.width.to(x.dtype), x.shape[-1], self.payload_fraction_bits)
+        table, slope = self._tables(x.dtype, x.shape[-1])
         if self.payload_fraction_bits is None:
             return isi_dense(x, weight, table, slope, self.rule)
-        # heights are whole 1/state_scale's (SLAYER's 8-bit hook: even ones), payloads whole 2^-b's
-        return isi_dense(x, weight, table, slope, self.rule, self.state_scale,
-                         self.state_scale * 2 ** self.payload_fraction_bits)
+        return isi_dense(x, weight, table, slope, self.rule, self.state_scale, self._exact_unit)
 
 
-class IsiConv(Conv):
+class IsiConv(_IsiSynapse, Conv):
     """SLAYER's conv synapse (its weight = the heights h, its 8-bit hook)
     behind ISI gates: ``mu`` and ``width`` are one per input channel [A]
     (every neuron of a feature map shares its channel's Gaussian: the
@@ -168,37 +201,21 @@ class IsiConv(Conv):
                  payload_fraction_bits: int | None = None, state_scale: int | None = None):
         super().__init__(in_channels, out_channels, kernel, stride=stride, padding=padding, weight_scale=weight_scale,
                          pre_hook_fx=pre_hook_fx)
-        _check_isi(rule, mu, width, in_channels, "input channel", payload_fraction_bits, state_scale)
-        self.rule, self.payload_fraction_bits, self.state_scale = rule, payload_fraction_bits, state_scale
-        self.register_buffer("mu", mu.clone().float())
-        self.register_buffer("width", width.clone().float())
+        self._isi_setup(rule, mu, width, in_channels, "input channel", payload_fraction_bits, state_scale)
 
     def forward(self, x):
         if x.ndim != 5:
             raise ValueError(f"an ISI conv synapse takes (batch, channels, height, width, time), got {tuple(x.shape)}")
         n, c, h, w, steps = x.shape
-        table, slope = _tables(self.mu.to(x.dtype), self.width.to(x.dtype), steps, self.payload_fraction_bits)
+        table, slope = self._tables(x.dtype, steps)
         per_neuron = lambda t: t.repeat_interleave(h * w, dim=0)   # noqa: E731 - channel c's row for each of its pixels
         payload = IsiGateFunction.apply(x.reshape(n, c * h * w, steps), per_neuron(table), per_neuron(slope),
                                         self.rule).reshape(x.shape)
         if self.state_scale is None:
             return super().forward(payload)
-        weight = self.weight if self._pre_hook_fx is None else self._pre_hook_fx(self.weight)
-        # every product h G is a whole 1 / (state_scale * 2^b); the conv sums them exactly below 2^24 of those
-        bound = (int(float(weight.detach().abs().sum(dim=(1, 2, 3, 4)).max()) * self.state_scale
-                     * 2 ** self.payload_fraction_bits) + 1)
-        dtype = exact_float(payload, bound, "ISI conv layer").dtype
-        z = F.conv3d(payload.to(dtype), weight.to(dtype), None, self.stride, self.padding, self.dilation, self.groups)
+        conv = lambda w, p: F.conv3d(p, w, None, self.stride, self.padding, self.dilation, self.groups)   # noqa: E731
+        z = _exact_sum(conv, self._hooked_weight(), payload, self._exact_unit, "ISI conv layer")
         return floor_to_state(z, self.state_scale).to(x.dtype)
-
-
-def _tables(mu, width, steps, fraction_bits):
-    """G and dG/dphi over phi = 0 .. steps; G as the gates send it (in
-    2^-fraction_bits) when ``fraction_bits`` is given."""
-    table, slope = isi_table(mu, width, steps)
-    if fraction_bits is not None:
-        table = payload_table(table, fraction_bits).to(mu.dtype) / 2 ** fraction_bits
-    return table, slope
 
 
 def _check_isi(rule, mu, width, count, what, payload_fraction_bits, state_scale):
