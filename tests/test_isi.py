@@ -289,6 +289,8 @@ def test_fine_tuning_takes_the_isi_rule_and_refuses_a_synapse_the_weights_do_not
         _with_synapse_flags(isi_net, flags(synapse="cuba"))
     with pytest.raises(ValueError, match="has no ISI layers"):
         _with_synapse_flags(dense_net, flags(rule="bptt"))
+    conv_net = NetConfig(arch="1x8x8-c4k3i-10")   # an ISI conv is an ISI layer too
+    assert _with_synapse_flags(conv_net, flags(synapse="isi", rule="bptt")).isi.rule == "bptt"
 
 
 def test_the_conv_synapse_is_the_dense_one_on_the_convs_matrix():

@@ -6,7 +6,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from lavasparse.layers import IsiConfig, IsiDenseSpec
+from lavasparse.layers import IsiConfig
 from lavasparse.pipeline import RunSettings
 from lavasparse.train.model import parse_arch
 from lavasparse.train.trainer import TrainConfig, run_checkpoint, train
@@ -33,7 +33,7 @@ def _source_run(init_from: str) -> tuple[str, TrainConfig | None]:
 def _with_synapse_flags(net, a):
     """The source run's network, with ``--isi-rule`` applied to its ISI
     layers; ``--synapse`` must agree with the network the weights belong to."""
-    has_isi = any(isinstance(spec, IsiDenseSpec) for spec in parse_arch(net.arch))
+    has_isi = any(spec.synapse == "isi" for spec in parse_arch(net.arch))   # dense or conv
     if a.synapse is not None and (a.synapse == "isi") != has_isi:
         raise ValueError(f"--synapse {a.synapse} but --init-from {a.init_from} is a {net.arch} network")
     if a.isi_rule is not None:

@@ -316,6 +316,7 @@ class LayerSpec:
     prunable: ClassVar[bool] = False     # trained weights, one per synapse (pruning acts on them)
     classifier: ClassVar[bool] = False   # may end a network
     token: ClassVar[re.Pattern | None] = None   # its token in an architecture string
+    synapse: ClassVar[str] = "cuba"      # defaults.SYNAPSES: SLAYER's synapse, or 'isi' (ISI-modulated)
 
     out_shape: tuple[int, ...]
     in_shape: tuple[int, ...]

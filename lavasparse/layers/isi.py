@@ -110,6 +110,7 @@ class IsiDenseSpec(DenseSpec):
     """An ISI-modulated dense layer to train (token ``{neurons}i``)."""
 
     kind = "isi"
+    synapse = "isi"
     token = re.compile(r"([0-9]+)" + ISI_SUFFIX)
 
     @classmethod
@@ -143,6 +144,7 @@ class IsiConvSpec(ConvSpec):
     one per input channel."""
 
     kind = "isi_conv"
+    synapse = "isi"
     token = re.compile(ConvSpec.token.pattern + ISI_SUFFIX)
 
     @classmethod
