@@ -18,7 +18,9 @@ assumption where Intel publishes no detail):
     every input; an input layer's core one axon per neuron;
   - a neuron sends one output axon per core that holds a neuron it reaches:
     every core of a dense layer, the one or two cores whose rows its
-    kernel footprint touches in a conv.
+    kernel footprint touches in a conv;
+  - an ISI layer's gates (a counter per input neuron, a payload table per
+    row) are kept once, spread over the layer's cores beside its synapses.
 Each kind's rules live with the kind (``Layer.chip_use``, ``core_axons_in``,
 ``axons_out_reaching`` in ``lavasparse.layers``); this module splits layers
 over cores and checks the chip's limits.
@@ -69,6 +71,7 @@ class LayerUse:
     cores: int
     cores_by: str               # the limit that set the core count
     max_input_current: int      # largest |synaptic input| one step can bring (before << 6)
+    gate_memory_bits: int = 0   # ISI gates' counters and payload tables (included in memory_bits)
 
 
 @dataclass
@@ -114,7 +117,8 @@ def check_network(desc: NetDescription, spec: ChipSpec = LOIHI2) -> CheckReport:
                     "cannot be split across cores")
         layers.append(LayerUse(layer.name, layer.kind, layer.num_neurons, use.synapses_nonzero, use.synapses_dense,
                                use.weight_bits, use.weight_exponent, int(memory_bits), use.memory_encoding,
-                               int(axons_in), 0, use.max_delay, cores, cores_by, int(use.max_input_current)))
+                               int(axons_in), 0, use.max_delay, cores, cores_by, int(use.max_input_current),
+                               use.gate_memory_bits))
     for i, use in enumerate(layers[:-1]):
         use.axons_out = spiking[i + 1].axons_out_reaching(layers[i + 1].cores)
         neurons_per_core = math.ceil(use.neurons / use.cores)
@@ -172,20 +176,25 @@ def _check_neuron(layer: Layer, use: ChipUse, spec: ChipSpec, violate: Violate, 
 
 def _cores_of(layer: Layer, use: ChipUse, spec: ChipSpec, violate: Violate) -> tuple[int, str, float]:
     """The cores the layer takes, what sets their number (neurons, synapses
-    or synaptic memory), and the layer's synaptic memory over all of them
-    (bits): a shared conv kernel is stored once per core."""
+    or memory), and the layer's memory over all of them (bits): a shared
+    conv kernel is stored once per core, ISI gates once for the layer."""
+    per_core = spec.synaptic_memory_bits_per_core.value
+    shared = use.memory_encoding == "shared kernel"
+    if shared and use.memory_bits > per_core:
+        violate("synaptic_memory_bits_per_core", float(use.memory_bits), per_core,
+                "the conv kernel alone exceeds a core's memory")
+    if not shared:
+        by_memory = math.ceil((use.memory_bits + use.gate_memory_bits) / per_core)
+    elif use.gate_memory_bits and use.memory_bits < per_core:   # the gates fill what each kernel leaves
+        by_memory = math.ceil(use.gate_memory_bits / (per_core - use.memory_bits))
+    else:
+        by_memory = 1
     by = {"neurons": math.ceil(layer.num_neurons / spec.neurons_per_core.value),
           "synapses": math.ceil(use.synapses_nonzero / spec.synapses_per_core.value),
-          "synaptic memory": math.ceil(use.memory_bits / spec.synaptic_memory_bits_per_core.value)
-          if use.memory_encoding != "shared kernel" else 1}
+          "synaptic memory": by_memory}
     cores_by = max(by, key=by.get)
     cores = max(1, by[cores_by])
-    if use.memory_encoding != "shared kernel":
-        return cores, cores_by, use.memory_bits
-    if use.memory_bits > spec.synaptic_memory_bits_per_core.value:
-        violate("synaptic_memory_bits_per_core", float(use.memory_bits),
-                spec.synaptic_memory_bits_per_core.value, "the conv kernel alone exceeds a core's memory")
-    return cores, cores_by, use.memory_bits * cores
+    return cores, cores_by, use.memory_bits * (cores if shared else 1) + use.gate_memory_bits
 
 
 def format_report(r: CheckReport) -> str:
@@ -209,6 +218,8 @@ def format_report(r: CheckReport) -> str:
     else:
         lines.append("\nfits: no limit broken")
     lines += [f"warning: {w}" for w in r.warnings]
+    lines += [f"layer {l.name}: its memory includes {l.gate_memory_bits} bits of ISI gates (a counter per input "
+              f"neuron, a payload table per row), kept with the layer's synapses" for l in r.layers if l.gate_memory_bits]
     if r.assumptions:
         lines.append("these verdicts rest on assumptions (no public Loihi 2 figure):")
         lines += [f"  - {a}" for a in r.assumptions]

@@ -225,6 +225,44 @@ def test_the_reader_refuses_a_bad_isi_group_naming_the_field(tmp_path):
         read_network(write(tmp_path / "bad3.net", np.array([[0, 1], [0, 3]]), start=-2))
 
 
+def test_check_counts_the_gates_memory_with_the_layers(tmp_path):
+    """A counter up to K + 1 per input neuron and K + 1 payloads per row, in
+    the layer's memory and its core count (``deploy/resources.py``)."""
+    import dataclasses
+
+    import h5py
+
+    from lavasparse.deploy.loihi2 import LOIHI2
+    from lavasparse.deploy.resources import check_network, format_report
+    from lavasparse.export.netx_format import read_network
+    n_in, n_out, entries = 40, 3, 12
+    path = tmp_path / "isi.net"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("layer/0/type", (1,), "S10", [b"input"])
+        f.create_dataset("layer/0/shape", data=np.array([n_in]))
+        g = f.create_group("layer/1")
+        g.create_dataset("type", (1,), "S10", [b"isi_dense"])
+        g.create_dataset("shape", data=np.array([n_out]))
+        g.create_dataset("weight", data=np.ones((n_out, n_in)) * 2)
+        g.create_dataset("isi/payload", data=np.full((n_in, entries), 100))   # 7 bits each
+        g.create_dataset("isi/payload_fraction_bits", data=6)
+        g.create_dataset("isi/counter_start", data=0)
+    desc = read_network(path)
+    gates = n_in * 4 + n_in * entries * 7   # 12 entries: counters up to 12 take 4 bits
+    report = check_network(desc)
+    (use,) = report.layers
+    assert use.gate_memory_bits == gates
+    synapses_only = desc.spiking_layers[0].chip_use(LOIHI2, lambda *a: None).memory_bits
+    assert synapses_only > 0 and use.memory_bits == synapses_only + gates and use.cores == 1
+    assert report.totals["memory_bits"] == use.memory_bits
+    assert f"{gates} bits of ISI gates" in format_report(report)
+    # a core too small for synapses and gates together takes two
+    small = dataclasses.replace(LOIHI2, synaptic_memory_bits_per_core=dataclasses.replace(
+        LOIHI2.synaptic_memory_bits_per_core, value=synapses_only + gates - 1))
+    (use,) = check_network(desc, small).layers
+    assert use.cores == 2 and use.cores_by == "synaptic memory"
+
+
 def test_synapse_isi_makes_every_dense_and_conv_layer_isi_modulated():
     from lavasparse.layers import isi_arch
     from lavasparse.pipeline import RunSettings

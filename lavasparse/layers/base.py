@@ -51,6 +51,7 @@ class ChipUse:
     axons_in: int               # input axons, before the split over cores
     max_input_current: int      # largest |synaptic input| one step can bring (before << 6)
     max_delay: int              # steps, as the file asks (before netx's clamp)
+    gate_memory_bits: int = 0   # ISI gates' counters and payload tables, beside memory_bits
 
 
 def max_input_current(w: np.ndarray, exponent: int, axes: tuple[int, ...]) -> int:

@@ -345,12 +345,17 @@ class _IsiGates:
 
     def chip_use(self, spec, violate):
         """The synapse's use, its largest input current scaled by the largest
-        payload over 2^b (a binary spike's 1), rounded up. The gates'
-        counters and tables live with the neurons before, and are not
-        counted yet."""
+        payload over 2^b (a binary spike's 1), rounded up; and the gates'
+        memory: a counter up to K + 1 per input neuron, and K + 1 payloads of
+        ``payload_bits`` per payload row (an input neuron, or a conv input
+        channel). Where a compiler would keep them is not published: here,
+        in the memory of the layer's cores, beside its synapses."""
         use = super().chip_use(spec, violate)
         use.max_input_current = -((-use.max_input_current * int(self.payload.max(initial=0)))
-                                   >> self.payload_fraction_bits)
+                                  >> self.payload_fraction_bits)
+        rows, entries = self.payload.shape
+        use.gate_memory_bits = (int(np.prod(self.in_shape)) * entries.bit_length()
+                                + rows * entries * self.payload_bits)
         return use
 
 
