@@ -18,6 +18,11 @@ ENCODINGS = ("rate", "latency")
 SYNAPSES = ("cuba", "isi")       # a dense layer's synapse: SLAYER's, or ISI-modulated (Adams et al., IMSNN)
 DEFAULT_SYNAPSE = "cuba"
 ISI_RULES = ("bptt", "imsnn", "imsnnc")   # lavasparse/layers/isi_synapse.py: the ISI synapse's backward rules
+# The backward pass of dense and conv blocks (train/sparse_backward.py): SLAYER's, or SSGD's (Perez-Nieves &
+# Goodman), the surrogate gradient only where |v - theta| < ACTIVE_BAND * theta.
+BACKWARDS = ("dense", "sparse")
+DEFAULT_BACKWARD = "dense"
+ACTIVE_BAND = 0.5
 
 # What every training run starts from (RunSettings, TrainConfig, NetConfig and
 # the loss take these; DATASET_DEFAULTS below, then GENERIC_DEFAULTS, fill in

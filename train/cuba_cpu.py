@@ -90,7 +90,7 @@ if numba is not None:
 _threads_set_for: list[int] = []   # torch's thread count numba's pool was last sized to
 
 
-def _set_threads() -> None:
+def match_numba_threads() -> None:
     # numba's pool and torch's intra-op pool are separate: size numba's to torch's
     # (OMP_NUM_THREADS, or a Ray trial's one CPU) so that trials do not oversubscribe.
     wanted = torch.get_num_threads()
@@ -104,7 +104,7 @@ class LeakyIntegrator(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, decay, state, threshold, w_scale):
-        _set_threads()
+        match_numba_threads()
         decay_int = int(decay.detach().reshape(-1)[0].to(torch.int64))
         rows = x.detach().contiguous().reshape(-1, x.shape[-1])
         out = torch.empty_like(rows)
@@ -178,3 +178,17 @@ def cuba_neuron_forward(neuron, x: torch.Tensor) -> torch.Tensor:
     voltage = leaky_integrator(current, quantize(neuron.voltage_decay), neuron.voltage_state, neuron.s_scale,
                                neuron.threshold + neuron.threshold_eps)
     return neuron.spike(voltage)
+
+
+def neuron_voltage(neuron, x: torch.Tensor) -> torch.Tensor:
+    """A SLAYER ``cuba.Neuron``'s voltage (before each reset) for input ``x``,
+    without autograd: the compiled integrators where ``_fast_path_applies``,
+    else SLAYER's ``dynamics`` (its CUDA kernels on a GPU)."""
+    with torch.no_grad():
+        if not _fast_path_applies(neuron, x):
+            return neuron.dynamics(x)[1]
+        from lava.lib.dl.slayer.utils import quantize
+
+        current = leaky_integrator(x, quantize(neuron.current_decay), neuron.current_state, neuron.s_scale)
+        return leaky_integrator(current, quantize(neuron.voltage_decay), neuron.voltage_state, neuron.s_scale,
+                                neuron.threshold + neuron.threshold_eps)

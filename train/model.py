@@ -16,9 +16,11 @@ from dataclasses import asdict, dataclass, field
 import torch
 import torch.nn.functional as F
 
-from lavasparse.defaults import DATASET_DEFAULTS, DEFAULT_DATASET, NEURON, POOL_WEIGHT, WEIGHT_SCALE
+from lavasparse.defaults import (ACTIVE_BAND, BACKWARDS, DATASET_DEFAULTS, DEFAULT_BACKWARD, DEFAULT_DATASET, NEURON,
+                                 POOL_WEIGHT, WEIGHT_SCALE)
 from lavasparse.layers import SPEC_CLASSES, IsiConfig, LayerSpec
 from lavasparse.train.cuba_cpu import cuba_neuron_forward
+from lavasparse.train.sparse_backward import SparseCuba
 
 
 def parse_arch(arch: str) -> list[LayerSpec]:
@@ -74,8 +76,16 @@ class NetConfig:
     pool_weight: float = POOL_WEIGHT
     layer_neurons: tuple[NeuronConfig, ...] | None = None
     isi: IsiConfig | None = None   # the ISI-modulated layers' (``{n}i`` tokens); None: IsiConfig's defaults
+    # Dense and conv blocks' backward pass: SLAYER's ('dense') or only where |v - theta| < active_band *
+    # theta ('sparse', train/sparse_backward.py); it changes gradients, never the forward pass.
+    backward: str = DEFAULT_BACKWARD
+    active_band: float = ACTIVE_BAND
 
     def __post_init__(self):
+        if self.backward not in BACKWARDS:
+            raise ValueError(f"unknown backward {self.backward!r}: expected one of {BACKWARDS}")
+        if not self.active_band > 0:
+            raise ValueError(f"active_band must be positive (in thresholds), got {self.active_band}")
         if isinstance(self.neuron, dict):
             self.neuron = NeuronConfig(**self.neuron)
         if isinstance(self.isi, dict):
@@ -123,6 +133,9 @@ class SpikingNet(torch.nn.Module):
     On the CPU, each neuron's current and voltage go through SLAYER's
     integrators compiled (``train/cuba_cpu.py``: the same integers, no Python
     loop over time); ``compiled_cpu_dynamics = False`` runs SLAYER's own loop.
+    With ``backward='sparse'`` (``NetConfig``), dense and conv blocks that
+    qualify train with the sparse backward (``train/sparse_backward.py``)
+    while gradients are on: the same spikes, gradients only near threshold.
     """
 
     compiled_cpu_dynamics: bool = True
@@ -138,8 +151,13 @@ class SpikingNet(torch.nn.Module):
             for spec in self.specs)
         # SLAYER sizes its neurons on the first forward pass; do it now, so that a
         # new net can load a state or export itself straight away (no randomness used).
+        self.backward_mode = config.backward   # 'dense' or 'sparse'; ``gradient_cosine`` switches it for a batch
+        self.sparse: list[SparseCuba | None] = [None] * len(self.blocks)
         with torch.no_grad():
             self(torch.zeros(1, *self.specs[0].in_shape, 1))
+        # after the first pass: SLAYER's neurons know their shape
+        self.sparse = [SparseCuba(block, config.active_band) if spec.sparse_backward and SparseCuba.applies(block)
+                       else None for spec, block in zip(self.specs, self.blocks)]
 
     @property
     def num_spiking_layers(self) -> int:
@@ -154,16 +172,27 @@ class SpikingNet(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = F.pad(x, (0, self.num_spiking_layers - 1))
         spikes = []
-        for spec, block in zip(self.specs, self.blocks):
+        sparse = self.backward_mode == "sparse" and torch.is_grad_enabled()
+        for spec, block, sparse_block in zip(self.specs, self.blocks, self.sparse):
             if not spec.spiking:   # a flatten: a new shape, no neurons
                 x = block(x)
                 continue
             _only_synapse_and_neuron(block)
-            z = block.synapse(x)
-            s = cuba_neuron_forward(block.neuron, z) if self.compiled_cpu_dynamics else block.neuron(z)
+            if sparse and sparse_block is not None:
+                s = sparse_block.spikes(x)
+            else:
+                z = block.synapse(x)
+                s = cuba_neuron_forward(block.neuron, z) if self.compiled_cpu_dynamics else block.neuron(z)
             spikes.append(s)
             x = shift_one_step(s)
         return spikes
+
+    def active_fractions(self) -> list[float | None]:
+        """Per spiking layer, the share of neuron-steps in the sparse
+        backward's active set over the training passes since the last call
+        (None: the layer has no sparse backward, or no pass ran)."""
+        return [None if sb is None else sb.record.take()
+                for spec, sb in zip(self.specs, self.sparse) if spec.spiking]
 
     def layer_windows(self, steps: int) -> list[slice]:
         """For input length ``steps``: layer l's (1-based) window, [l - 1, steps + l - 2]."""

@@ -318,6 +318,7 @@ class LayerSpec:
     classifier: ClassVar[bool] = False   # may end a network
     token: ClassVar[re.Pattern | None] = None   # its token in an architecture string
     synapse: ClassVar[str] = "cuba"      # defaults.SYNAPSES: SLAYER's synapse, or 'isi' (ISI-modulated)
+    sparse_backward: ClassVar[bool] = False   # its SLAYER block may train with train/sparse_backward.py
 
     out_shape: tuple[int, ...]
     in_shape: tuple[int, ...]

@@ -238,6 +238,8 @@ class ConvSpec(LayerSpec):
     (padding kernel // 2 unless given): SLAYER's ``cuba.Conv``, written by
     SLAYER's own export."""
 
+    sparse_backward = True
+
     kind = "conv"
     prunable = True
     token = re.compile(r"c(\d+)k(\d+)(?:s(\d+))?(?:p(\d+))?")

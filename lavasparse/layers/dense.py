@@ -283,6 +283,8 @@ class DenseSpec(LayerSpec):
     """A dense layer to train (token: its number of neurons, e.g. ``500``):
     SLAYER's ``cuba.Dense``, written by SLAYER's own export."""
 
+    sparse_backward = True
+
     kind = "dense"
     prunable = True
     classifier = True

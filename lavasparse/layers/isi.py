@@ -109,6 +109,8 @@ def isi_arch(arch: str) -> str:
 class IsiDenseSpec(DenseSpec):
     """An ISI-modulated dense layer to train (token ``{neurons}i``)."""
 
+    sparse_backward = False   # the ISI synapse has its own backward (isi_synapse.py)
+
     kind = "isi"
     synapse = "isi"
     token = re.compile(r"([0-9]+)" + ISI_SUFFIX)
@@ -142,6 +144,8 @@ class IsiConvSpec(ConvSpec):
     """An ISI-modulated conv layer to train (token ``c{channels}k{kernel}[s..][p..]i``):
     SLAYER's ``cuba.Conv`` block with ``isi_synapse.IsiConv``, mu and width
     one per input channel."""
+
+    sparse_backward = False   # the ISI synapse has its own backward (isi_synapse.py)
 
     kind = "isi_conv"
     synapse = "isi"
