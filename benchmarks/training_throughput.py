@@ -17,12 +17,15 @@ median of the repeats.
 
 ``--dynamics`` prints instead, per network and step count, the forward,
 backward and whole training step (Adam included) in ms per batch with
-SLAYER's own CPU loop over time and with its integrators compiled
-(train/cuba_cpu.py, bit-identical), and the speed-up; on a GPU, SLAYER's CUDA
-kernels and the peak memory. The event-data row is N-MNIST-shaped
+SLAYER's own CPU loop over time, with its integrators compiled
+(train/cuba_cpu.py, bit-identical), and with the hidden layers' sparse
+backward on top (train/sparse_backward.py, ``--band``); on a GPU, SLAYER's
+CUDA kernels and the sparse backward, with the peak memory. Each path also
+shows the memory autograd keeps for the backward pass and, sparse, the
+hidden layers' active fraction. The event-data row is N-MNIST-shaped
 (2x34x34 input, 300 steps, 2% of the inputs spiking per step).
 
-  .venv/bin/python benchmarks/training_throughput.py --dynamics [--device cpu]
+  .venv/bin/python benchmarks/training_throughput.py --dynamics [--device cpu] [--band 0.5]
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ import json
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +43,7 @@ import torch
 from lavasparse.train.device import prepare_cuda_jit, resolve_device
 from lavasparse.train.encode import encode_images
 from lavasparse.simulate.energy import default_profile
-from lavasparse.defaults import COSTS
+from lavasparse.defaults import ACTIVE_BAND, COSTS
 from lavasparse.train.loss import SparsityLoss
 from lavasparse.train.model import NetConfig, SpikingNet
 from lavasparse.train.trainer import TrainConfig, train
@@ -121,28 +125,65 @@ DYNAMICS_ROWS = [("784-500-10", 16, 0.1), ("784-500-10", 100, 0.1), ("784-500-50
                  ("784-500-500-10", 100, 0.1), ("2x34x34-500-500-10", 300, 0.02)]
 
 
+@dataclass(frozen=True)
+class StepPath:
+    """One way to run a training step: the neuron dynamics (SLAYER's CPU
+    loop, or compiled) and the hidden blocks' backward (SLAYER's, or sparse)."""
+
+    label: str
+    compiled: bool
+    backward: str
+
+
+def dynamics_paths(device: torch.device, band: float) -> list[StepPath]:
+    if device.type == "cpu":
+        return [StepPath("slayer", False, "dense"), StepPath("compiled", True, "dense"),
+                StepPath(f"compiled + sparse backward (band {band:g})", True, "sparse")]
+    return [StepPath("slayer (CUDA)", False, "dense"), StepPath(f"sparse backward (band {band:g}, CUDA)", False, "sparse")]
+
+
+class SavedForBackward:
+    """Bytes of the tensors autograd keeps for the backward pass during a
+    forward (each storage once): the backward's memory, on any device."""
+
+    def __init__(self):
+        self.storages: dict[int, int] = {}
+
+    def pack(self, t: torch.Tensor):
+        st = t.untyped_storage()
+        self.storages[st.data_ptr()] = st.nbytes()
+        return t
+
+    @property
+    def mib(self) -> float:
+        return sum(self.storages.values()) / 2**20
+
+
 def measure_parts(arch: str, steps: int, rate: float, device: torch.device, batch: int, iters: int,
-                  repeats: int) -> dict:
-    """ms per batch of forward (with the loss), backward and the whole step,
-    median over ``repeats`` runs of ``iters`` batches, for each dynamics
-    path: SLAYER's loop and the compiled one on the CPU (alternating, so that
-    drift hits both), SLAYER's CUDA kernels on a GPU; and the GPU's peak
-    memory (MiB)."""
+                  repeats: int, band: float) -> dict:
+    """Per path (``dynamics_paths``): ms per batch of forward (with the
+    loss), backward and the whole step, median over ``repeats`` runs of
+    ``iters`` batches (paths alternate, so that drift hits all); the memory
+    kept for the backward (MiB, one batch); the hidden layers' mean active
+    fraction (sparse backward); and on a GPU the peak memory (MiB)."""
     torch.manual_seed(0)
-    net = SpikingNet(NetConfig(arch=arch, weight_scale=2.0)).to(device)
+    net = SpikingNet(NetConfig(arch=arch, weight_scale=2.0, active_band=band)).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     loss_fn = SparsityLoss().to(device)
     in_shape = net.specs[0].in_shape
     xs = [(torch.rand(batch, *in_shape, steps) < rate).float().to(device) for _ in range(iters)]
     ys = [torch.randint(0, 10, (batch,), device=device) for _ in range(iters)]
-    paths = ["slayer", "compiled"] if device.type == "cpu" else ["slayer (CUDA)"]
+    paths = dynamics_paths(device, band)
 
     def sync():
         if device.type == "cuda":
             torch.cuda.synchronize()
 
-    def run(path: str) -> tuple[float, float, float]:
-        net.compiled_cpu_dynamics = path == "compiled"
+    def use(path: StepPath):
+        net.compiled_cpu_dynamics, net.backward_mode = path.compiled, path.backward
+
+    def run(path: StepPath) -> tuple[float, float, float]:
+        use(path)
         fwd = bwd = total = 0.0
         for x, y in zip(xs, ys):
             sync()
@@ -160,24 +201,39 @@ def measure_parts(arch: str, steps: int, rate: float, device: torch.device, batc
             fwd, bwd, total = fwd + t1 - t0, bwd + t2 - t1, total + t3 - t0
         return tuple(1e3 * v / len(xs) for v in (fwd, bwd, total))
 
+    def saved_mib(path: StepPath) -> float:
+        use(path)
+        saved = SavedForBackward()
+        with torch.autograd.graph.saved_tensors_hooks(saved.pack, lambda t: t):
+            loss = loss_fn.class_loss(net.windowed(net(xs[0]), steps)[-1], ys[0]) / batch
+        del loss
+        return saved.mib
+
     for path in paths:   # warm-up: numba's or CUDA's compilation
         run(path)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
+    net.active_fractions()
     times = {path: [] for path in paths}
     for _ in range(repeats):
         for path in paths:
             times[path].append(run(path))
-    out = {path: tuple(statistics.median(t[i] for t in v) for i in range(3)) for path, v in times.items()}
+    fractions = [f for f in net.active_fractions() if f is not None]
+    out = {}
+    for path, v in times.items():
+        out[path.label] = {"ms": tuple(statistics.median(t[i] for t in v) for i in range(3)),
+                           "saved_mib": saved_mib(path),
+                           "active": statistics.mean(fractions) if path.backward == "sparse" and fractions else None}
     out["peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     return out
 
 
-def print_dynamics(devices: list[str], batch: int, iters: int, repeats: int) -> None:
+def print_dynamics(devices: list[str], batch: int, iters: int, repeats: int, band: float) -> None:
     print(f"\nbatch {batch}, {iters} batches per run, median of {repeats} runs; ms per batch; "
-          f"CPU: {torch.get_num_threads()} threads\n")
-    print("| device | network | steps | path | forward | backward | whole step | speed-up (step) | peak GPU MiB |")
-    print("|---|---|---:|---|---:|---:|---:|---:|---:|")
+          f"CPU: {torch.get_num_threads()} threads; random inputs and an untrained network (weight scale 2)\n")
+    print("| device | network | steps | path | forward | backward | whole step | step vs first path | "
+          "backward vs the one before | kept for backward (MiB) | active fraction (hidden) | peak GPU MiB |")
+    print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in devices:
         if name.startswith("cuda") and not torch.cuda.is_available():
             print(f"({name}: no GPU here, skipped)")
@@ -187,13 +243,18 @@ def print_dynamics(devices: list[str], batch: int, iters: int, repeats: int) -> 
             prepare_cuda_jit(device)
         label = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
         for arch, steps, rate in DYNAMICS_ROWS:
-            r = measure_parts(arch, steps, rate, device, batch, iters, repeats)
-            base = r.get("slayer")
-            for path, (f, b, t) in ((k, v) for k, v in r.items() if k != "peak_mib"):
-                up = f"{base[2] / t:.2f}x" if base and path != "slayer" else ""
-                mem = f"{r['peak_mib']:.0f}" if r["peak_mib"] is not None else "—"
-                print(f"| {label} | {arch} | {steps} | {path} | {f:.1f} | {b:.1f} | {t:.1f} | {up} | {mem} |",
-                      flush=True)
+            r = measure_parts(arch, steps, rate, device, batch, iters, repeats, band)
+            peak = r.pop("peak_mib")
+            first = prev = None
+            for path, m in r.items():
+                f, b, t = m["ms"]
+                step_up = f"{first[2] / t:.2f}x" if first else ""
+                back_up = f"{prev[1] / b:.2f}x" if prev else ""
+                active = f"{100 * m['active']:.1f}%" if m["active"] is not None else ""
+                mem = f"{peak:.0f}" if peak is not None else "—"
+                print(f"| {label} | {arch} | {steps} | {path} | {f:.1f} | {b:.1f} | {t:.1f} | {step_up} | {back_up} | "
+                      f"{m['saved_mib']:.1f} | {active} | {mem} |", flush=True)
+                first, prev = first or m["ms"], m["ms"]
 
 
 def main() -> int:
@@ -208,10 +269,13 @@ def main() -> int:
     p.add_argument("--epoch-images", type=int, default=6000,
                    help="also time one trainer epoch on this many MNIST training images (0: skip)")
     p.add_argument("--dynamics", action="store_true",
-                   help="time forward, backward and step with SLAYER's CPU loop and the compiled integrators")
+                   help="time forward, backward and step with SLAYER's CPU loop, the compiled integrators and "
+                        "the sparse backward")
+    p.add_argument("--band", type=float, default=ACTIVE_BAND,
+                   help=f"the sparse backward's active band, in thresholds (default {ACTIVE_BAND:g})")
     a = p.parse_args()
     if a.dynamics:
-        print_dynamics(a.device, a.batch, a.iters, a.repeats)
+        print_dynamics(a.device, a.batch, a.iters, a.repeats, a.band)
         return 0
     rows = []
     for name in a.device:

@@ -6,11 +6,11 @@ import importlib
 import signal
 import sys
 
-from lavasparse.defaults import (BATCH_SIZE, BISECT_STEPS, COSTS, CPUS_PER_TRIAL, CROSS_CHECK, DATASET_DEFAULTS,
+from lavasparse.defaults import (ACTIVE_BAND, BACKWARDS, BATCH_SIZE, BISECT_STEPS, COSTS, CPUS_PER_TRIAL, CROSS_CHECK, DATASET_DEFAULTS,
                                  DATASETS, DEFAULT_COST, DEFAULT_DATASET, DEFAULT_ENCODING, DEFAULT_ENGINE,
                                  DEFAULT_LAYOUT, DEFAULT_PROFILE, DEFAULT_SYNAPSE, DEVICE, ENCODINGS, ENERGY_ENCODING,
                                  ENERGY_INIT, ENERGY_SIGMA0, ENGINES, EPOCHS, EXECUTORS, GENERIC_DEFAULTS, GPU_SHARE,
-                                 INITS, ISI, ISI_RULES, LAYOUTS, MAX_RATE, NIR_DT, PAPER_SCHEDULES, SCHEDULES, SEED,
+                                 INITS, ISI, ISI_RULES, LAYOUTS, MAX_RATE, NEURON, NIR_DT, PAPER_SCHEDULES, SCHEDULES, SEED,
                                  SIGMA0_FACTOR, SIGMA0_LOW, SIGMA0_START, SPARSE_EPOCHS, SPARSE_INIT, STEPS,
                                  STUDY_EXECUTOR, SWEEP_EXECUTOR, SYNAPSES, VAL_TOLERANCE, WEIGHT_SCALE)
 from lavasparse.errors import CommandError
@@ -56,6 +56,15 @@ def _add_common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--false-rate", type=float, default=None,
                    help=f"output spikes per step the loss asks of the other classes "
                         f"(default {_per_dataset('false_rate')})")
+    p.add_argument("--backward", default=None, choices=BACKWARDS,
+                   help="dense and conv blocks' backward pass: SLAYER's (dense, default) or sparse spiking gradient "
+                        "descent, the surrogate gradient only near threshold (sparse; train/sparse_backward.py)")
+    p.add_argument("--active-band", type=float, default=None, metavar="B",
+                   help=f"with --backward sparse: neurons with |v - threshold| < B x threshold get a gradient "
+                        f"(default {ACTIVE_BAND:g})")
+    p.add_argument("--tau-grad", type=float, default=None,
+                   help=f"the surrogate gradient's width, SLAYER's tau_grad: it falls by e over 100 x tau_grad "
+                        f"thresholds (default {NEURON['tau_grad']:g})")
     p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--train-limit", type=int, default=None, help="use only the first N training samples")
     p.add_argument("--device", default=DEVICE, help="auto, cpu, cuda or cuda:N")

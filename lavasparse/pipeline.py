@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lavasparse.defaults import (BATCH_SIZE, CROSS_CHECK, DATASET_DEFAULTS, DEFAULT_COST, DEFAULT_DATASET,
-                                 DEFAULT_ENCODING, DEFAULT_ENGINE, DEFAULT_PROFILE, DEFAULT_SYNAPSE, DEVICE,
+from lavasparse.defaults import (ACTIVE_BAND, BACKWARDS, BATCH_SIZE, CROSS_CHECK, DATASET_DEFAULTS, DEFAULT_BACKWARD,
+                                 DEFAULT_COST, DEFAULT_DATASET, DEFAULT_ENCODING, DEFAULT_ENGINE, DEFAULT_PROFILE, DEFAULT_SYNAPSE, DEVICE,
                                  ENERGY_ENCODING, ENERGY_INIT, ENERGY_SIGMA0, EPOCHS, GENERIC_DEFAULTS, INITS, ISI,
-                                 ISI_RULES, MAX_RATE, PIPELINE_SCHEDULE, PIPELINE_SIGMA0, SEED, SPARSE_EPOCHS,
+                                 ISI_RULES, MAX_RATE, NEURON, PIPELINE_SCHEDULE, PIPELINE_SIGMA0, SEED, SPARSE_EPOCHS,
                                  SPARSE_INIT, STEPS, SYNAPSES, VAL_TOLERANCE, WEIGHT_SCALE)
 from lavasparse.fileio import write_json, write_npy
 from lavasparse.layers import IsiConfig, isi_arch
@@ -34,7 +34,7 @@ from lavasparse.simulate.energy import EnergyProfile
 from lavasparse.simulate.evaluate import evaluate_on_target
 from lavasparse.simulate.target_result import TargetEvaluation
 from lavasparse.train.encode import InputCode
-from lavasparse.train.model import NetConfig
+from lavasparse.train.model import NetConfig, NeuronConfig
 from lavasparse.train.selection import cheapest_passing, eligible_epochs, most_accurate
 from lavasparse.train.test_set import encode_test_set
 from lavasparse.train.trainer import TrainConfig, load_run_config, train
@@ -51,6 +51,9 @@ class RunSettings:
     weight_scale: float = WEIGHT_SCALE
     synapse: str = DEFAULT_SYNAPSE   # 'isi': every dense and conv layer ISI-modulated (lavasparse/layers/isi.py)
     isi_rule: str = ISI["rule"]
+    backward: str = DEFAULT_BACKWARD   # dense and conv blocks' backward: SLAYER's, or 'sparse' (train/sparse_backward.py)
+    active_band: float = ACTIVE_BAND   # the sparse backward's band, in thresholds
+    tau_grad: float = NEURON["tau_grad"]   # the surrogate gradient's width (SLAYER's tau_grad, in thresholds / 100)
     steps: int = STEPS
     max_rate: float = MAX_RATE
     epochs: int = EPOCHS
@@ -83,6 +86,8 @@ class RunSettings:
             raise ValueError(f"unknown synapse {self.synapse!r}: expected one of {SYNAPSES}")
         if self.isi_rule not in ISI_RULES:
             raise ValueError(f"unknown ISI rule {self.isi_rule!r}: expected one of {ISI_RULES}")
+        if self.backward not in BACKWARDS:
+            raise ValueError(f"unknown backward {self.backward!r}: expected one of {BACKWARDS}")
         if self.sparse_init not in INITS:
             raise ValueError(f"sparse_init must be one of {INITS}, got {self.sparse_init!r}")
         if self.data_dir is not None:
@@ -129,10 +134,14 @@ class RunSettings:
                            latency_window=self.latency_window)
 
     def net_config(self) -> NetConfig:
-        """The network every run trains: ``arch``, its dense and conv layers ISI-modulated with ``synapse='isi'``."""
+        """The network every run trains: ``arch``, its dense and conv layers
+        ISI-modulated with ``synapse='isi'``, its surrogate's width and its
+        blocks' backward pass."""
+        common = {"weight_scale": self.weight_scale, "neuron": NeuronConfig(tau_grad=self.tau_grad),
+                  "backward": self.backward, "active_band": self.active_band}
         if self.synapse == "isi":
-            return NetConfig(arch=isi_arch(self.arch), weight_scale=self.weight_scale, isi=IsiConfig(rule=self.isi_rule))
-        return NetConfig(arch=self.arch, weight_scale=self.weight_scale)
+            return NetConfig(arch=isi_arch(self.arch), isi=IsiConfig(rule=self.isi_rule), **common)
+        return NetConfig(arch=self.arch, **common)
 
     def test_input(self, encoding: str | None = None):
         """(test spikes (D*N, *in_shape, T) int8, labels (D*N,)) in ``encoding``

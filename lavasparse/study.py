@@ -43,7 +43,8 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from lavasparse.defaults import DEFAULT_COST, DEFAULT_ENCODING, DEFAULT_SYNAPSE, ISI, ISI_RULES, STUDY_EXECUTOR, SYNAPSES
+from lavasparse.defaults import (ACTIVE_BAND, BACKWARDS, DEFAULT_BACKWARD, DEFAULT_COST, DEFAULT_ENCODING, DEFAULT_SYNAPSE,
+                                 ISI, ISI_RULES, STUDY_EXECUTOR, SYNAPSES)
 from lavasparse.fileio import write_json, write_npy, write_text
 from lavasparse.pipeline import RunSettings
 from lavasparse.simulate.compare import plot_energy_accuracy, test_set_words
@@ -70,6 +71,9 @@ class Row:
     epochs: int | None = None   # None: the study's; the learning rate's cosine runs over a row's own epochs
     synapse: str = DEFAULT_SYNAPSE
     isi_rule: str = ISI["rule"]
+    backward: str = DEFAULT_BACKWARD   # SLAYER's backward, or 'sparse' (train/sparse_backward.py)
+    active_band: float = ACTIVE_BAND
+    tau_grad: float | None = None      # the surrogate's width; None: the study's
 
     @property
     def model(self) -> str:
@@ -86,6 +90,8 @@ class Row:
             raise ValueError(f"row {self.name!r}: unknown synapse {self.synapse!r}: expected one of {SYNAPSES}")
         if self.isi_rule not in ISI_RULES:
             raise ValueError(f"row {self.name!r}: unknown ISI rule {self.isi_rule!r}: expected one of {ISI_RULES}")
+        if self.backward not in BACKWARDS:
+            raise ValueError(f"row {self.name!r}: unknown backward {self.backward!r}: expected one of {BACKWARDS}")
 
     def epochs_of(self, study_epochs: int) -> int:
         """The epochs this row trains for in a study of ``study_epochs``."""
@@ -162,7 +168,9 @@ def _row_dir(out: Path, row: Row, seed: int | None = None) -> Path:
 
 
 def _spec(config: StudyConfig, out: Path, row: Row, seed: int | None) -> dict:
-    settings = replace(config, synapse=row.synapse, isi_rule=row.isi_rule, seed=config.seed if seed is None else seed)
+    settings = replace(config, synapse=row.synapse, isi_rule=row.isi_rule, backward=row.backward,
+                       active_band=row.active_band, tau_grad=config.tau_grad if row.tau_grad is None else row.tau_grad,
+                       seed=config.seed if seed is None else seed)
     train = settings.train_config(row.name, row.schedule, row.sigma0, None, row.encoding, row.cost, row.prune_density)
     train.keep_epochs = True   # each row is judged by an epoch chosen on validation
     train.epochs = row.epochs_of(config.epochs)
@@ -271,6 +279,8 @@ def _table_row(config: StudyConfig, row: Row, pick: dict, ev: TargetEvaluation) 
     return {"name": row.name, "model": row.model, "baseline": row.baseline, "encoding": row.encoding,
             "arch": replace(config, synapse=row.synapse).net_config().arch, "steps": config.steps,
             "synapse": row.synapse, "isi_rule": row.isi_rule if row.synapse == "isi" else None,
+            "backward": row.backward, "active_band": row.active_band if row.backward == "sparse" else None,
+            "tau_grad": config.tau_grad if row.tau_grad is None else row.tau_grad,
             "cost": row.cost if row.sigma0 > 0 else None, "schedule": row.schedule, "sigma0": row.sigma0,
             "prune_density": list(row.prune_density) if row.prune_density else None,
             "epoch": pick["epoch"], "iso_accuracy": pick["iso"], "val_accuracy": pick["val_accuracy"],

@@ -31,10 +31,14 @@ def test_integrator_states_and_gradients_are_slayers_bit_for_bit(decay, threshol
 
 
 @pytest.mark.parametrize("arch,steps", [("64-48-10", 16), ("1x8x8-c4k3-p2-32-10", 12)])
-def test_network_spikes_gradients_and_training_are_identical(arch, steps):
-    """Two copies of one network, SLAYER's loop and the compiled path: the same
-    spikes per layer, the same gradients, and after three Adam steps the same
-    weights."""
+def test_network_spikes_gradients_and_training_are_identical(arch, steps, monkeypatch):
+    """Two copies of one network, SLAYER's loop and the compiled path (its
+    dense synapses event-driven): the same spikes per layer, the same
+    gradients, and after three Adam steps the same weights."""
+    from lavasparse.train import event_synapse
+    events = []
+    original = event_synapse.event_dense_values
+    monkeypatch.setattr(event_synapse, "event_dense_values", lambda *a: events.append(1) or original(*a))
     torch.manual_seed(3)
     nets = [SpikingNet(NetConfig(arch=arch, weight_scale=2.0)) for _ in range(2)]
     nets[1].load_state_dict(nets[0].state_dict())
@@ -58,6 +62,35 @@ def test_network_spikes_gradients_and_training_are_identical(arch, steps):
     assert len(params[0]) == len(params[1])
     assert all(torch.equal(a, b) for a, b in zip(*params))
     assert any(not torch.equal(a, b) for a, b in zip(start, params[0]))   # training moved the weights
+    assert len(events) >= 3   # the dense synapses ran event-driven
+
+
+def test_the_event_driven_synapse_is_slayers_op_or_steps_aside():
+    """Binary inputs and 8-bit weights: SLAYER's values and gradients, bit
+    for bit; graded inputs fall back to SLAYER's conv; weights off any 2^-k
+    grid do not take the event path."""
+    from lavasparse.train.event_synapse import dense_synapse, event_dense_values, event_path_applies
+    torch.manual_seed(6)
+    net = SpikingNet(NetConfig(arch="40-30-10", weight_scale=2.0))
+    syn = net.blocks[0].synapse
+    with torch.no_grad():
+        syn.weight.mul_(30)   # weights well past the first grid steps, some clipped at 8 bits
+    w = syn._pre_hook_fx(syn.weight)
+    assert len(torch.unique(w)) > 20
+    for x in ((torch.rand(5, 40, 25) < 0.3).float(), torch.rand(5, 40, 25)):
+        ours_x = x.clone().requires_grad_()
+        ref_x = x.clone().requires_grad_()
+        ours, ref = dense_synapse(syn, ours_x), syn(ref_x)
+        assert ref.abs().sum() > 0 and torch.equal(ours, ref)
+        grad = torch.randn_like(ref)
+        syn.weight.grad = None
+        ours.backward(grad)
+        ours_w = syn.weight.grad.clone()
+        syn.weight.grad = None
+        ref.backward(grad)
+        assert torch.equal(ours_x.grad, ref_x.grad) and torch.equal(ours_w, syn.weight.grad)
+    assert event_dense_values(torch.rand(2, 40, 5) + 0.5, w) is None   # not binary
+    assert not event_path_applies(syn, x, w + 1e-3)   # not on a grid
 
 
 def test_without_numba_slayers_own_forward_runs(monkeypatch):

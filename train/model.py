@@ -20,6 +20,7 @@ from lavasparse.defaults import (ACTIVE_BAND, BACKWARDS, DATASET_DEFAULTS, DEFAU
                                  POOL_WEIGHT, WEIGHT_SCALE)
 from lavasparse.layers import SPEC_CLASSES, IsiConfig, LayerSpec
 from lavasparse.train.cuba_cpu import cuba_neuron_forward
+from lavasparse.train.event_synapse import dense_synapse
 from lavasparse.train.sparse_backward import SparseCuba
 
 
@@ -132,9 +133,11 @@ class SpikingNet(torch.nn.Module):
 
     On the CPU, each neuron's current and voltage go through SLAYER's
     integrators compiled (``train/cuba_cpu.py``: the same integers, no Python
-    loop over time); ``compiled_cpu_dynamics = False`` runs SLAYER's own loop.
-    With ``backward='sparse'`` (``NetConfig``), dense and conv blocks that
-    qualify train with the sparse backward (``train/sparse_backward.py``)
+    loop over time) and a dense synapse adds the weights of the inputs that
+    spiked (``train/event_synapse.py``: the same values);
+    ``compiled_cpu_dynamics = False`` runs SLAYER's own synapse and loop.
+    With ``backward='sparse'`` (``NetConfig``), hidden dense and conv blocks
+    that qualify train with the sparse backward (``train/sparse_backward.py``)
     while gradients are on: the same spikes, gradients only near threshold.
     """
 
@@ -155,9 +158,13 @@ class SpikingNet(torch.nn.Module):
         self.sparse: list[SparseCuba | None] = [None] * len(self.blocks)
         with torch.no_grad():
             self(torch.zeros(1, *self.specs[0].in_shape, 1))
-        # after the first pass: SLAYER's neurons know their shape
-        self.sparse = [SparseCuba(block, config.active_band) if spec.sparse_backward and SparseCuba.applies(block)
-                       else None for spec, block in zip(self.specs, self.blocks)]
+        # After the first pass (SLAYER's neurons know their shape). The output layer keeps SLAYER's backward:
+        # its neurons sit far below threshold for the wrong classes, where a band gives them no gradient and
+        # the network none at all (SSGD's own readout is a non-spiking integrator with a dense gradient).
+        last = len(self.specs) - 1
+        self.sparse = [SparseCuba(block, config.active_band)
+                       if spec.sparse_backward and i != last and SparseCuba.applies(block) else None
+                       for i, (spec, block) in enumerate(zip(self.specs, self.blocks))]
 
     @property
     def num_spiking_layers(self) -> int:
@@ -180,9 +187,10 @@ class SpikingNet(torch.nn.Module):
             _only_synapse_and_neuron(block)
             if sparse and sparse_block is not None:
                 s = sparse_block.spikes(x)
+            elif self.compiled_cpu_dynamics:
+                s = cuba_neuron_forward(block.neuron, dense_synapse(block.synapse, x))
             else:
-                z = block.synapse(x)
-                s = cuba_neuron_forward(block.neuron, z) if self.compiled_cpu_dynamics else block.neuron(z)
+                s = block.neuron(block.synapse(x))
             spikes.append(s)
             x = shift_one_step(s)
         return spikes

@@ -36,8 +36,9 @@ binary spikes), the active entries' positions and surrogate values; not the
 current and voltage that SLAYER's autograd keeps.
 
 The forward is SLAYER's: the block's synapse op (``F.conv3d`` with the
-synapse's arguments on the hooked weight), its integrators (compiled on the
-CPU, ``cuba_cpu``), and its spike test, so the spikes are identical.
+synapse's arguments on the hooked weight; event-driven for a dense layer on
+the CPU, ``event_synapse``, the same values), its integrators (compiled on
+the CPU, ``cuba_cpu``), and its spike test, so the spikes are identical.
 
 On the CPU the products and filters are numba kernels (torch's sparse
 matrix products are slower than its dense ones there at these sizes); on a
@@ -58,9 +59,11 @@ import torch
 import torch.nn.functional as F
 
 from lavasparse.train.cuba_cpu import match_numba_threads, neuron_voltage, numba
+from lavasparse.train.event_synapse import event_dense_values, event_path_applies
 
 _DECAY_ONE = 1 << 12   # SLAYER's decays are integers out of 4096
 _CHUNK_ENTRIES = 1 << 24   # im2col entries per chunk of the products (64 MiB in float32)
+_BLOCK = 64   # columns per thread's block in the compiled products
 
 
 @dataclass
@@ -146,75 +149,111 @@ class SparseCuba:
         return k, s, p
 
 
+def gradient_cosine(net, loss_of) -> list[float | None]:
+    """Per spiking layer of ``net`` (a train.model.SpikingNet), the cosine
+    between its weight gradient under the sparse backward and under SLAYER's
+    on the same batch (``loss_of()`` builds the batch's loss); None for a
+    layer without the sparse backward. Gradients are left cleared, and the
+    active fractions these passes recorded are dropped."""
+    grads = {}
+    mode = net.backward_mode
+    try:
+        for net.backward_mode in ("dense", "sparse"):
+            net.zero_grad()
+            loss_of().backward()
+            grads[net.backward_mode] = [None if sb is None or sb.block.synapse.weight.grad is None
+                                        else sb.block.synapse.weight.grad.detach().flatten().double()
+                                        for sb in net.sparse]
+    finally:
+        net.backward_mode = mode
+        net.zero_grad()
+        net.active_fractions()
+    out = []
+    for spec, dense, sparse in zip(net.specs, grads["dense"], grads["sparse"], strict=True):
+        if not spec.spiking:
+            continue
+        if dense is None or sparse is None:
+            out.append(None)
+            continue
+        norm = float(dense.norm() * sparse.norm())
+        # no dense gradient: undefined; a dense one the band lost entirely: 0
+        out.append(None if float(dense.norm()) == 0 else float(dense @ sparse) / norm if norm > 0 else 0.0)
+    return out
+
+
 class _SparseCubaFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, weight, layer: SparseCuba):
         dense = x.dim() == 3
         x5 = x.reshape(x.shape[0], x.shape[1], 1, 1, x.shape[2]) if dense else x
+        x8 = x5.to(torch.uint8)
+        binary = bool((x8 == x5).all())
         with torch.no_grad():
-            z = layer.synapse_forward(x5, weight)
+            z = (event_dense_values(x, weight) if dense and binary and event_path_applies(layer.block.synapse, x, weight)
+                 else None)   # SLAYER's values, event-driven
+            z = layer.synapse_forward(x5, weight) if z is None else z.unsqueeze(2).unsqueeze(2)
             voltage = neuron_voltage(layer.block.neuron, z.reshape(z.shape[0], -1, z.shape[-1]) if dense else z)
-        voltage = voltage.reshape(z.shape)
+        n, c_out, h_out, w_out, steps = z.shape
         theta = layer.threshold
         spikes = (voltage >= theta).to(x.dtype)
-        distance = (voltage - theta).abs().reshape(-1)
-        active = torch.nonzero(distance < layer.band * theta).squeeze(1)
+        distance = voltage.sub_(theta).abs_().reshape(-1)
+        active = torch.nonzero(distance < layer.band * theta).squeeze(1)   # in (n, o, h, w, t) order
         rho = layer.surrogate(distance[active])
+        # Each entry's im2col row (n, t, h, w) and output channel; the products run over them by row.
+        t = active % steps
+        rest = active // steps
+        pix = rest % (h_out * w_out)
+        rest = rest // (h_out * w_out)
+        o = rest % c_out
+        rows = ((rest // c_out) * steps + t) * (h_out * w_out) + pix
+        order = torch.argsort(rows * c_out + o)
         layer.record.active += int(active.numel())
         layer.record.total += int(distance.numel())
-        binary = bool(((x == 0) | (x == 1)).all())
-        ctx.layer, ctx.dense, ctx.binary, ctx.x_dtype = layer, dense, binary, x.dtype
-        ctx.z_shape, ctx.x5_shape = tuple(z.shape), tuple(x5.shape)
-        ctx.save_for_backward(x5.to(torch.int8) if binary else x5, weight, active, rho)
-        return spikes.reshape(*z.shape[:2], -1) if dense else spikes
+        ctx.layer, ctx.dense, ctx.binary, ctx.x_dtype, ctx.z_shape = layer, dense, binary, x.dtype, tuple(z.shape)
+        ctx.save_for_backward(x8 if binary else x5, weight, active[order], rows[order], o[order], rho[order])
+        return spikes.reshape(n, c_out, steps) if dense else spikes
 
     @staticmethod
     def backward(ctx, grad_spikes):
-        x5, weight, active, rho = ctx.saved_tensors
+        x5, weight, active, rows, cols, rho = ctx.saved_tensors
         layer: SparseCuba = ctx.layer
-        x5 = x5.to(ctx.x_dtype) if ctx.binary else x5
         dtype = grad_spikes.dtype
-        delta = grad_spikes.reshape(-1)[active] * rho.to(dtype)
+        x5 = x5.to(dtype)
         n, c_out, h_out, w_out, steps = ctx.z_shape
-        # active entry -> (im2col row, output channel); rows run over (n, t, h, w)
-        flat = active
-        t = flat % steps
-        flat = flat // steps
-        pix = flat % (h_out * w_out)
-        flat = flat // (h_out * w_out)
-        o = flat % c_out
-        b = flat // c_out
-        rows = (b * steps + t) * (h_out * w_out) + pix
-        order = torch.argsort(rows)
-        rows, cols, delta = rows[order], o[order], delta[order]
-        a, bdec = layer.decays()
+        delta = grad_spikes.reshape(-1)[active] * rho.to(dtype)
+        a, b = layer.decays()
         kernel, stride, padding = layer.im2col()
         need_x = ctx.needs_input_grad[0]
         c_in, h_in, w_in = x5.shape[1:4]
         w_mat = weight.reshape(c_out, -1).to(dtype)
-        # x~: the inputs filtered forward by kappa, as (N * T) images
-        x_tilde = _kappa_filter(x5.to(dtype), a, bdec, reverse=False).permute(0, 4, 1, 2, 3).reshape(
-            -1, c_in, h_in, w_in)
+        # x~: the inputs filtered forward by kappa, as (N * T) images (N, T, C, H, W)
+        x_tilde = _kappa_filter(x5.reshape(n, -1, steps), a, b, reverse=False, time_first=True)
+        x_tilde = x_tilde.reshape(n * steps, c_in, h_in, w_in)
         grad_w = torch.zeros_like(w_mat)
-        grad_x = torch.zeros_like(x_tilde) if need_x else None
+        images = x_tilde.shape[0]
         per_image = h_out * w_out * w_mat.shape[1]
         step = max(1, _CHUNK_ENTRIES // max(per_image, 1))
-        bounds = torch.searchsorted(rows, torch.arange(0, x_tilde.shape[0] + step, step, device=rows.device)
-                                    * (h_out * w_out))
-        for k, i0 in enumerate(range(0, x_tilde.shape[0], step)):
+        grad_x = (torch.zeros_like(x_tilde) if step < images else None) if need_x else None
+        bounds = torch.searchsorted(rows, torch.arange(0, images + step, step, device=rows.device) * (h_out * w_out))
+        for k, i0 in enumerate(range(0, images, step)):
             lo, hi = int(bounds[k]), int(bounds[k + 1])
+            i1 = min(i0 + step, images)
             if lo == hi:
                 continue
-            i1 = min(i0 + step, x_tilde.shape[0])
             cols_mat = _unfold(x_tilde[i0:i1], kernel, stride, padding)   # (images * L, C k k)
             u = _products(rows[lo:hi] - i0 * h_out * w_out, cols[lo:hi], delta[lo:hi], cols_mat, w_mat, grad_w,
                           need_x)
             if need_x:
-                grad_x[i0:i1] = _fold(u, i1 - i0, (c_in, h_in, w_in), (h_out, w_out), kernel, stride, padding)
+                folded = _fold(u, i1 - i0, (c_in, h_in, w_in), (h_out, w_out), kernel, stride, padding)
+                if grad_x is None:
+                    grad_x = folded
+                else:
+                    grad_x[i0:i1] = folded
         if need_x:
-            grad_x = grad_x.reshape(n, steps, c_in, h_in, w_in).permute(0, 2, 3, 4, 1)
-            grad_x = _kappa_filter(grad_x, a, bdec, reverse=True)
-            grad_x = grad_x.reshape(n, c_in, steps) if ctx.dense else grad_x
+            if grad_x is None:   # no active entry at all
+                grad_x = torch.zeros_like(x_tilde)
+            grad_x = _kappa_filter(grad_x.reshape(n, steps, -1), a, b, reverse=True, time_first=False)
+            grad_x = grad_x.reshape(n, c_in, steps) if ctx.dense else grad_x.reshape(n, c_in, h_in, w_in, steps)
         return grad_x, grad_w.reshape(weight.shape).to(weight.dtype), None
 
 
@@ -261,57 +300,86 @@ def _kappa(a: float, b: float, steps: int, dtype, device) -> torch.Tensor:
     return torch.as_tensor(k, dtype=dtype, device=device)
 
 
-def _kappa_filter(x: torch.Tensor, a: float, b: float, reverse: bool) -> torch.Tensor:
-    """x filtered along its last axis by kappa: forwards (sum over k <= t) or
-    backwards (sum over t' >= t), i.e. the current's and the voltage's filters
-    one after the other."""
-    steps = x.shape[-1]
-    rows = x.contiguous().reshape(-1, steps)
+def _kappa_filter(x: torch.Tensor, a: float, b: float, reverse: bool, time_first: bool) -> torch.Tensor:
+    """x filtered along time by kappa: forwards (sum over k <= t) or
+    backwards (sum over t' >= t), i.e. the current's and the voltage's
+    filters one after the other. ``time_first``: x is (N, P, T) and the
+    result (N, T, P); else x is (N, T, P) and the result (N, P, T)."""
     if numba is not None and x.device.type == "cpu":
         match_numba_threads()
-        out = torch.empty_like(rows)
-        _two_filters(rows.numpy(), a, b, reverse, out.numpy())
-        return out.reshape(x.shape)
+        src = x.contiguous()
+        out = torch.empty((src.shape[0], src.shape[2], src.shape[1]), dtype=x.dtype)
+        _two_filters(src.numpy(), a, b, reverse, time_first, out.numpy())
+        return out
+    steps = x.shape[2] if time_first else x.shape[1]
     kappa = _kappa(a, b, steps, x.dtype, x.device)
     idx = torch.arange(steps, device=x.device)
     lag = idx[:, None] - idx[None, :]   # t - k
     toeplitz = torch.where(lag >= 0, kappa[lag.clamp(min=0)], torch.zeros((), dtype=x.dtype, device=x.device))
-    out = rows @ toeplitz if reverse else rows @ toeplitz.T
-    return out.reshape(x.shape)
+    series = x if time_first else x.transpose(1, 2)   # (N, P, T)
+    out = series @ toeplitz if reverse else series @ toeplitz.T
+    return out.transpose(1, 2).contiguous() if time_first else out
 
 
 if numba is not None:
     @numba.njit(parallel=True, cache=True)
-    def _two_filters(x, a, b, reverse, out):   # pragma: no cover (compiled)
-        """out = x through y[t] = a y[t -/+ 1] + x[t], then the same with b."""
-        rows, steps = x.shape
+    def _two_filters(x, a, b, reverse, time_first, out):   # pragma: no cover (compiled)
+        """out = x through y[t] = a y[t -/+ 1] + x[t], then the same with b,
+        along time; x (N, P, T) and out (N, T, P) when ``time_first``, else
+        the other way round. Threads take blocks of P."""
+        n_all = x.shape[0]
+        p_all = x.shape[1] if time_first else x.shape[2]
+        steps = x.shape[2] if time_first else x.shape[1]
         fa = x.dtype.type(a)
         fb = x.dtype.type(b)
-        for m in numba.prange(rows):
-            cur = x.dtype.type(0)
-            volt = x.dtype.type(0)
+        width = 16
+        blocks = (p_all + width - 1) // width
+        for job in numba.prange(n_all * blocks):
+            m = job // blocks
+            lo = (job % blocks) * width
+            hi = min(lo + width, p_all)
+            cur = np.zeros(width, x.dtype)
+            volt = np.zeros(width, x.dtype)
             for i in range(steps):
                 t = steps - 1 - i if reverse else i
-                cur = fa * cur + x[m, t]
-                volt = fb * volt + cur
-                out[m, t] = volt
+                for p in range(lo, hi):
+                    v = x[m, p, t] if time_first else x[m, t, p]
+                    cur[p - lo] = fa * cur[p - lo] + v
+                    volt[p - lo] = fb * volt[p - lo] + cur[p - lo]
+                    if time_first:
+                        out[m, t, p] = volt[p - lo]
+                    else:
+                        out[m, p, t] = volt[p - lo]
 
-    @numba.njit(parallel=True, cache=True)
+    @numba.njit(parallel=True, cache=True, fastmath=True)
     def _sparse_products(rows, cols, delta, x_rows, w_mat, grad_w, u, need_x):   # pragma: no cover (compiled)
         """grad_w[o, :] += delta x_rows[r, :] and u[r, :] += delta w_mat[o, :]
-        for every entry (r, o, delta); threads split the columns, so no two
-        write the same place."""
+        for every entry (r, o, delta), entries sorted by r. Threads split the
+        columns into blocks, so no two write the same place and a block's
+        slices of grad_w and w_mat stay in cache; a row's slice of x_rows and
+        of u stays in registers while its entries pass."""
         width = x_rows.shape[1]
-        blocks = (width + 63) // 64
-        for blk in numba.prange(blocks):
-            lo = blk * 64
-            hi = min(lo + 64, width)
-            for e in range(delta.shape[0]):
+        count = delta.shape[0]
+        for blk in numba.prange((width + _BLOCK - 1) // _BLOCK):
+            lo = blk * _BLOCK
+            hi = min(lo + _BLOCK, width)
+            n = hi - lo
+            ur = np.zeros(_BLOCK, x_rows.dtype)
+            e = 0
+            while e < count:
                 r = rows[e]
-                o = cols[e]
-                d = delta[e]
-                for i in range(lo, hi):
-                    grad_w[o, i] += d * x_rows[r, i]
+                xr = x_rows[r, lo:hi]
+                ur[:] = 0
+                while e < count and rows[e] == r:
+                    o = cols[e]
+                    d = delta[e]
+                    g = grad_w[o, lo:hi]
+                    for i in range(n):
+                        g[i] += d * xr[i]
+                    if need_x:
+                        w = w_mat[o, lo:hi]
+                        for i in range(n):
+                            ur[i] += d * w[i]
+                    e += 1
                 if need_x:
-                    for i in range(lo, hi):
-                        u[r, i] += d * w_mat[o, i]
+                    u[r, lo:hi] = ur[:n]

@@ -36,6 +36,7 @@ from .loss import SparsityLoss, output_rates
 from .model import NetConfig, SpikingNet, parse_arch
 from .prune import PruneSchedule, apply_masks, current_masks, prune_to_density, surviving_density, synaptic_blocks
 from .schedules import SCHEDULES, sigma
+from .sparse_backward import gradient_cosine
 
 
 @dataclass
@@ -196,6 +197,7 @@ class _Run:
     best: dict | None = None
     records: list[dict] = field(default_factory=list)
     masks: list | None = None
+    gradient_cosine: list | None = None   # the sparse backward's, on the epoch's first batch
 
 
 def _train(config: TrainConfig, run_dir: Path, progress: bool) -> dict:
@@ -216,6 +218,9 @@ def _train(config: TrainConfig, run_dir: Path, progress: bool) -> dict:
         val = evaluate(run.model, val_set, config.steps, config.input_code, val_seed, device=device,
                        energy=config.energy, draws=config.val_draws)
         record = _epoch_record(run.model, epoch, s, sums / len(train_set), val, len(val_set), time.time() - t0)
+        if run.model.backward_mode == "sparse":
+            record["active_fraction"] = run.model.active_fractions()
+            record["gradient_cosine"] = run.gradient_cosine
         _commit_epoch(run, config, run_dir, epoch, record)
         if progress:
             print(f"[{config.name}] epoch {epoch:3d}/{config.epochs}  sigma={s:.2e}  "
@@ -309,11 +314,17 @@ def _train_epoch(run: _Run, config: TrainConfig, train_set, epoch: int, s: float
         seed = batch_seed(config.seed, epoch, b)
         x = encode_batch(train_set, idx, model.specs[0].in_shape, config.steps, seed, config.input_code).to(device)
         y = torch.as_tensor(train_set.labels[idx], device=device)
-        out = model.windowed(model(x), config.steps)
         rates = run.teacher.rates(train_set, idx, seed, x, config) if run.teacher else None
-        # The spike count alone (Allred et al.) needs no fan-out: skip it there.
-        loss, l_class, count, _ = (run.loss_fn(out, y, s, teacher_rates=rates) if config.cost == "spikes"
-                                   else run.loss_fn(out, y, s, model, x, teacher_rates=rates))
+
+        def batch_loss():
+            out = model.windowed(model(x), config.steps)
+            # The spike count alone (Allred et al.) needs no fan-out: skip it there.
+            return out, (run.loss_fn(out, y, s, teacher_rates=rates) if config.cost == "spikes"
+                         else run.loss_fn(out, y, s, model, x, teacher_rates=rates))
+
+        if b == 0 and model.backward_mode == "sparse":   # how far the sparse gradient is from SLAYER's
+            run.gradient_cosine = gradient_cosine(model, lambda: batch_loss()[1][0])
+        out, (loss, l_class, count, _) = batch_loss()
         run.optimizer.zero_grad()
         loss.backward()
         run.optimizer.step()

@@ -1,0 +1,112 @@
+"""SLAYER's dense synapse on the CPU, event-driven: the same values, less work.
+
+SLAYER computes a dense layer's synaptic input z[n, :, t] = W x[n, :, t] as
+a 1x1x1 ``conv3d`` over every input and step, spikes or not. With binary
+input spikes only the weights of the inputs that spiked are added, which is
+what a neuromorphic chip does: a tenth of the work or less at the input
+spike rates of our networks.
+
+The values are SLAYER's exactly, not nearly: SLAYER's 8-bit weights lie on a
+2^-k grid, so with binary inputs every partial sum is a multiple of 2^-k
+well inside float32's 24-bit mantissa and no sum rounds, in any order
+(``exact_sums`` checks the weights; an input that is not binary falls back
+to ``conv3d``). The backward pass is the op autograd runs for SLAYER's
+``conv3d`` (``aten::convolution_backward``, same arguments), so gradients,
+and training, are bit-identical too (``tests/test_cuba_cpu.py``).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lavasparse.train.cuba_cpu import match_numba_threads, numba
+
+
+def exact_sums(weight: torch.Tensor) -> bool:
+    """Whether every partial sum of binary inputs times ``weight`` (out,
+    in, ...) is exact in its float type: weights on a 2^-k grid (k <= 12)
+    and each output's sum of |w| inside the mantissa. SLAYER's 8-bit weights
+    are."""
+    w = weight.detach()
+    mantissa = 24 if w.dtype == torch.float32 else 53
+    for bits in range(13):
+        scaled = w * 2.0 ** bits
+        if torch.equal(scaled, scaled.round()):
+            return float(scaled.abs().reshape(w.shape[0], -1).sum(dim=1).max()) < 2.0 ** mantissa
+    return False
+
+
+def _conv_args(synapse) -> tuple:
+    return synapse.stride, synapse.padding, synapse.dilation, synapse.groups
+
+
+def event_path_applies(synapse, x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """SLAYER's own dense synapse (not a subclass with its own forward, such
+    as the ISI synapse; no bias) on a CPU float32 (N, C, T) input, with exact sums."""
+    from lava.lib.dl.slayer.synapse import Dense
+    return (type(synapse) is Dense and numba is not None and x.device.type == "cpu" and x.dtype == torch.float32 and x.dim() == 3
+            and weight.dtype == torch.float32 and tuple(weight.shape[2:]) == (1, 1, 1) and synapse.bias is None
+            and synapse.groups == 1 and exact_sums(weight))
+
+
+def event_dense_values(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor | None:
+    """z (N, out, T) for binary ``x`` (N, in, T), or None where ``x`` is not binary."""
+    match_numba_threads()
+    n, _, steps = x.shape
+    w_t = weight.detach().reshape(weight.shape[0], -1).t().contiguous()   # (in, out): one row per input
+    z_t = torch.zeros((n, steps, w_t.shape[1]), dtype=x.dtype)
+    if not _add_spiking_rows(x.detach().contiguous().numpy(), w_t.numpy(), z_t.numpy()):
+        return None
+    return z_t.transpose(1, 2).contiguous()
+
+
+class _EventDense(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight, synapse):
+        z = event_dense_values(x, weight)
+        x5 = x.reshape(x.shape[0], x.shape[1], 1, 1, x.shape[2])
+        if z is None:   # not binary: SLAYER's op
+            z = F.conv3d(x5, weight, None, *_conv_args(synapse)).reshape(x.shape[0], -1, x.shape[2])
+        ctx.conv_args = _conv_args(synapse)
+        ctx.save_for_backward(x5, weight)
+        return z
+
+    @staticmethod
+    def backward(ctx, grad_z):
+        x5, weight = ctx.saved_tensors
+        stride, padding, dilation, groups = ctx.conv_args
+        grad5 = grad_z.reshape(grad_z.shape[0], grad_z.shape[1], 1, 1, grad_z.shape[2])
+        grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
+            grad5, x5, weight, None, list(stride), list(padding), list(dilation), False, [0, 0, 0], groups,
+            [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False])
+        return (grad_x.reshape(grad_z.shape[0], -1, grad_z.shape[2]) if grad_x is not None else None), grad_w, None
+
+
+def dense_synapse(synapse, x: torch.Tensor) -> torch.Tensor:
+    """``synapse(x)`` for a SLAYER dense synapse, event-driven where
+    ``event_path_applies`` (the same values and gradients), else SLAYER's."""
+    weight = synapse.weight if synapse._pre_hook_fx is None else synapse._pre_hook_fx(synapse.weight)
+    if getattr(synapse, "weight_norm_enabled", False) or not event_path_applies(synapse, x, weight):
+        return synapse(x)
+    return _EventDense.apply(x, weight, synapse)
+
+
+if numba is not None:
+    @numba.njit(parallel=True, cache=True)
+    def _add_spiking_rows(x, w_t, z_t):   # pragma: no cover (compiled)
+        """z_t[n, t, :] += w_t[i, :] for every x[n, i, t] == 1, inputs in
+        ascending order; False if some x is neither 0 nor 1."""
+        batch, inputs, steps = x.shape
+        bad = np.zeros(batch, np.bool_)
+        for n in numba.prange(batch):
+            for i in range(inputs):
+                for t in range(steps):
+                    v = x[n, i, t]
+                    if v != 0:
+                        if v != 1:
+                            bad[n] = True
+                        else:
+                            for o in range(w_t.shape[1]):
+                                z_t[n, t, o] += w_t[i, o]
+        return not bad.any()
