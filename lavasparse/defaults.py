@@ -22,7 +22,7 @@ ISI_RULES = ("bptt", "imsnn", "imsnnc")   # lavasparse/layers/isi_synapse.py: th
 # Goodman), the surrogate gradient only where |v - theta| < ACTIVE_BAND * theta.
 BACKWARDS = ("dense", "sparse")
 DEFAULT_BACKWARD = "dense"
-ACTIVE_BAND = 0.5
+ACTIVE_BAND = 1.0
 
 # What every training run starts from (RunSettings, TrainConfig, NetConfig and
 # the loss take these; DATASET_DEFAULTS below, then GENERIC_DEFAULTS, fill in

@@ -142,3 +142,28 @@ def test_a_network_trains_with_the_same_spikes_and_near_gradients_in_float32():
         for a, b in zip(g_d, g_s):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     assert all(f == 1.0 for f in nets[1].active_fractions() if f is not None)
+
+
+def test_training_records_each_layers_active_fraction_and_gradient_cosine(tmp_path):
+    """``--backward sparse`` trains, and metrics.jsonl says per layer how much
+    of the network the band held and how far its gradient was from SLAYER's;
+    the output layer keeps SLAYER's backward (None)."""
+    import json
+
+    from lavasparse.pipeline import RunSettings
+    from lavasparse.train.trainer import train
+    settings = RunSettings(backward="sparse", active_band=0.5, tau_grad=0.02, epochs=2, train_limit=300, steps=16)
+    net = settings.net_config()
+    assert (net.backward, net.active_band, net.neuron.tau_grad) == ("sparse", 0.5, 0.02)
+    cfg = settings.train_config("sparse", "baseline", 0.0)
+    best = train(cfg, tmp_path / "run", progress=False)
+    assert best["val_accuracy"] > 0.3   # it learns: ten classes, chance is 0.1
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 2
+    for r in records:
+        active, cosine = r["active_fraction"], r["gradient_cosine"]
+        assert len(active) == len(cosine) == 3 and active[-1] is None and cosine[-1] is None
+        assert all(0 < a < 0.5 for a in active[:-1]), active
+        assert all(0 < c <= 1 for c in cosine[:-1]), cosine
+    with pytest.raises(ValueError, match="unknown backward"):
+        RunSettings(backward="fast")
