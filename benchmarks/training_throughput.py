@@ -167,7 +167,7 @@ def measure_parts(arch: str, steps: int, rate: float, device: torch.device, batc
     kept for the backward (MiB, one batch); the hidden layers' mean active
     fraction (sparse backward); and on a GPU the peak memory (MiB)."""
     torch.manual_seed(0)
-    net = SpikingNet(NetConfig(arch=arch, weight_scale=2.0, active_band=band)).to(device)
+    net = SpikingNet(NetConfig(arch=arch, weight_scale=2.0, backward="sparse", active_band=band)).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     loss_fn = SparsityLoss().to(device)
     in_shape = net.specs[0].in_shape

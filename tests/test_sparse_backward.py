@@ -167,3 +167,6 @@ def test_training_records_each_layers_active_fraction_and_gradient_cosine(tmp_pa
         assert all(0 < c <= 1 for c in cosine[:-1]), cosine
     with pytest.raises(ValueError, match="unknown backward"):
         RunSettings(backward="fast")
+    # a band means nothing to SLAYER's backward: two dense runs never differ by it (resuming compares configs)
+    assert RunSettings(active_band=0.3).net_config() == RunSettings(active_band=2.0).net_config()
+    assert RunSettings(active_band=0.3).net_config().active_band is None

@@ -80,12 +80,15 @@ class NetConfig:
     # Dense and conv blocks' backward pass: SLAYER's ('dense') or only where |v - theta| < active_band *
     # theta ('sparse', train/sparse_backward.py); it changes gradients, never the forward pass.
     backward: str = DEFAULT_BACKWARD
-    active_band: float = ACTIVE_BAND
+    active_band: float | None = None   # None: ACTIVE_BAND with the sparse backward; always None with the dense one
 
     def __post_init__(self):
         if self.backward not in BACKWARDS:
             raise ValueError(f"unknown backward {self.backward!r}: expected one of {BACKWARDS}")
-        if not self.active_band > 0:
+        # A band means nothing to SLAYER's backward: dropped, so that it never tells two dense runs apart.
+        self.active_band = None if self.backward == "dense" else ACTIVE_BAND if self.active_band is None \
+            else self.active_band
+        if self.active_band is not None and not self.active_band > 0:
             raise ValueError(f"active_band must be positive (in thresholds), got {self.active_band}")
         if isinstance(self.neuron, dict):
             self.neuron = NeuronConfig(**self.neuron)
@@ -162,7 +165,8 @@ class SpikingNet(torch.nn.Module):
         # its neurons sit far below threshold for the wrong classes, where a band gives them no gradient and
         # the network none at all (SSGD's own readout is a non-spiking integrator with a dense gradient).
         last = len(self.specs) - 1
-        self.sparse = [SparseCuba(block, config.active_band)
+        band = ACTIVE_BAND if config.active_band is None else config.active_band   # a dense net may switch for a batch
+        self.sparse = [SparseCuba(block, band)
                        if spec.sparse_backward and i != last and SparseCuba.applies(block) else None
                        for i, (spec, block) in enumerate(zip(self.specs, self.blocks))]
 
