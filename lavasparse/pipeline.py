@@ -52,7 +52,7 @@ class RunSettings:
     synapse: str = DEFAULT_SYNAPSE   # 'isi': every dense and conv layer ISI-modulated (lavasparse/layers/isi.py)
     isi_rule: str = ISI["rule"]
     backward: str = DEFAULT_BACKWARD   # dense and conv blocks' backward: SLAYER's, or 'sparse' (train/sparse_backward.py)
-    active_band: float = ACTIVE_BAND   # the sparse backward's band, in thresholds
+    active_band: float | None = None   # the sparse backward's band, in thresholds (None: ACTIVE_BAND; none if dense)
     tau_grad: float = NEURON["tau_grad"]   # the surrogate gradient's width (SLAYER's tau_grad, in thresholds / 100)
     steps: int = STEPS
     max_rate: float = MAX_RATE
@@ -88,6 +88,9 @@ class RunSettings:
             raise ValueError(f"unknown ISI rule {self.isi_rule!r}: expected one of {ISI_RULES}")
         if self.backward not in BACKWARDS:
             raise ValueError(f"unknown backward {self.backward!r}: expected one of {BACKWARDS}")
+        # a band means nothing to SLAYER's backward: dropped, so that settings never differ by it
+        self.active_band = None if self.backward == "dense" else ACTIVE_BAND if self.active_band is None \
+            else self.active_band
         if self.sparse_init not in INITS:
             raise ValueError(f"sparse_init must be one of {INITS}, got {self.sparse_init!r}")
         if self.data_dir is not None:

@@ -40,7 +40,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from lavasparse.defaults import (ACTIVE_BAND, BACKWARDS, DEFAULT_BACKWARD, DEFAULT_COST, DEFAULT_ENCODING, DEFAULT_SYNAPSE,
@@ -72,7 +72,7 @@ class Row:
     synapse: str = DEFAULT_SYNAPSE
     isi_rule: str = ISI["rule"]
     backward: str = DEFAULT_BACKWARD   # SLAYER's backward, or 'sparse' (train/sparse_backward.py)
-    active_band: float = ACTIVE_BAND
+    active_band: float | None = None   # the sparse backward's band; None: ACTIVE_BAND (none with SLAYER's)
     tau_grad: float | None = None      # the surrogate's width; None: the study's
 
     @property
@@ -92,6 +92,9 @@ class Row:
             raise ValueError(f"row {self.name!r}: unknown ISI rule {self.isi_rule!r}: expected one of {ISI_RULES}")
         if self.backward not in BACKWARDS:
             raise ValueError(f"row {self.name!r}: unknown backward {self.backward!r}: expected one of {BACKWARDS}")
+        # frozen: set through object's; a band means nothing to SLAYER's backward, so rows never differ by it
+        object.__setattr__(self, "active_band", None if self.backward == "dense" else
+                           ACTIVE_BAND if self.active_band is None else self.active_band)
 
     def epochs_of(self, study_epochs: int) -> int:
         """The epochs this row trains for in a study of ``study_epochs``."""
@@ -194,6 +197,15 @@ def choose_epoch(row: Row, epochs: list[dict], reference_accuracy: float | None)
     return {**most_accurate(cands), "iso": False}
 
 
+def _settings_of(saved: dict) -> dict:
+    """A study.json's settings but its rows and seeds, as this code reads
+    them: fields it lacks at their defaults, each setting canonical."""
+    names = {f.name for f in fields(StudyConfig)} - {"rows", "seeds"}
+    settings = {k: v for k, v in saved.items() if k in names}
+    config = StudyConfig(**settings, rows=saved["rows"])   # the rows only to build it: compared apart
+    return json.loads(json.dumps({k: v for k, v in asdict(config).items() if k in names}))
+
+
 def run_study(config: StudyConfig, out: str | Path, command: str | None = None, progress: bool = True) -> dict:
     """Train every row (resumable), evaluate each chosen epoch on the target,
     write tables.md and tables.json; returns the JSON document."""
@@ -203,9 +215,9 @@ def run_study(config: StudyConfig, out: str | Path, command: str | None = None, 
     saved = out / "study.json"
     if saved.exists():
         old = json.loads(saved.read_text())
-        # rows and seeds may be added (or a table made of some of them); every other setting must match
-        same = ({k: v for k, v in old.items() if k not in ("rows", "seeds")}
-                == {k: v for k, v in settings.items() if k not in ("rows", "seeds")})
+        # rows and seeds may be added (or a table made of some of them); every other setting must match,
+        # a setting saved before it existed holding its default
+        same = _settings_of(old) == _settings_of(settings)
         kept = {r.name: r for r in config.rows}
         # as Rows: a study saved before a Row field existed holds that field's default
         if not same or any(kept.get(r["name"], row) != row for r in old["rows"] for row in [Row.from_dict(r)]):
@@ -244,8 +256,9 @@ def run_study(config: StudyConfig, out: str | Path, command: str | None = None, 
             ev = kept[row.encoding].get(folder, f"epochs/{epoch:03d}", folder / f"eval-epoch{epoch:03d}",
                                         f"{_trial_name(row, seed)}, epoch {epoch}")
             epochs = row.epochs_of(config.epochs)
-            seed_rows.append({**_table_row(config, row, pick, ev), "seed": config.seed if seed is None else seed,
-                              "epochs": epochs, "trained_at_commit": result.get("commit")})
+            seed_rows.append({**_table_row(config, row, pick, ev), **_training_figures(folder, result, epochs),
+                              "seed": config.seed if seed is None else seed, "epochs": epochs,
+                              "trained_at_commit": result.get("commit")})
         base = next(r for r in seed_rows if r["baseline"])   # each seed against its own reference
         for r in seed_rows:
             r["energy_reduction_x"] = base["energy_per_sample_j"] / r["energy_per_sample_j"]
@@ -279,7 +292,7 @@ def _table_row(config: StudyConfig, row: Row, pick: dict, ev: TargetEvaluation) 
     return {"name": row.name, "model": row.model, "baseline": row.baseline, "encoding": row.encoding,
             "arch": replace(config, synapse=row.synapse).net_config().arch, "steps": config.steps,
             "synapse": row.synapse, "isi_rule": row.isi_rule if row.synapse == "isi" else None,
-            "backward": row.backward, "active_band": row.active_band if row.backward == "sparse" else None,
+            "backward": row.backward, "active_band": row.active_band,
             "tau_grad": config.tau_grad if row.tau_grad is None else row.tau_grad,
             "cost": row.cost if row.sigma0 > 0 else None, "schedule": row.schedule, "sigma0": row.sigma0,
             "prune_density": list(row.prune_density) if row.prune_density else None,
@@ -296,6 +309,20 @@ def _table_row(config: StudyConfig, row: Row, pick: dict, ev: TargetEvaluation) 
             "first_layer_density": first.density, "density_per_layer": [l.density for l in p.layers],
             "engine": ev.engine, "cross_checked_on_lava": ev.agreement.cross_checked_on_lava,
             "identical_to_slayer": ev.agreement.identical_spikes}
+
+
+def _training_figures(folder: Path, result: dict, epochs: int) -> dict:
+    """How the run trained: seconds per epoch (with the others running beside
+    it), and with the sparse backward each hidden layer's active fraction and
+    gradient cosine, averaged over the epochs (metrics.jsonl)."""
+    figures = {"train_seconds_per_epoch": result.get("train_seconds", 0.0) / epochs}
+    records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    for key in ("active_fraction", "gradient_cosine"):
+        per_epoch = [[v for v in r[key] if v is not None] for r in records if r.get(key)]
+        per_epoch = [v for v in per_epoch if v and len(v) == len(per_epoch[0])]
+        if per_epoch:
+            figures[key] = [statistics.fmean(column) for column in zip(*per_epoch)]
+    return figures
 
 
 # The figures whose spread over seeds the tables show.
@@ -373,6 +400,18 @@ def tables_markdown(doc: dict) -> str:
             f"| {100 * r['first_layer_density']:.1f}% | {1e9 * r['energy_dynamic_per_sample_j']:,.1f} "
             f"| {1e9 * r['energy_static_per_sample_j']:,.1f} | {_pm(r, 'energy_per_sample_j', 1e9, ',.1f')} "
             f"| {'-' if r['baseline'] else _times_less(r['energy_reduction_x'])} |")
+    trained = [r for r in doc["rows"] if "train_seconds_per_epoch" in r]
+    if any(r.get("backward", "dense") != "dense" or r.get("tau_grad") != trained[0].get("tau_grad") for r in trained):
+        lines += ["", "How each row trained (the sparse backward's figures per hidden layer, averaged over epochs; "
+                  "seconds per epoch with other trainings running beside it):", "",
+                  "| row | backward | active band (thresholds) | surrogate tau_grad | active fraction | "
+                  "gradient cosine (sparse vs SLAYER's) | s per epoch |", "|---|---|---:|---:|---|---|---:|"]
+        for r in trained:
+            band = f"{r['active_band']:g}" if r.get("active_band") is not None else "-"
+            active = ", ".join(f"{100 * v:.2f}%" for v in r.get("active_fraction", [])) or "-"
+            cosine = ", ".join(f"{v:.3f}" for v in r.get("gradient_cosine", [])) or "-"
+            lines.append(f"| {r['name']} | {r.get('backward', 'dense')} | {band} | {r.get('tau_grad', '-'):g} "
+                         f"| {active} | {cosine} | {r['train_seconds_per_epoch']:.1f} |")
     lines += ["", "![energy against accuracy](energy_accuracy.png)"]
     return "\n".join(lines) + "\n"
 
