@@ -183,6 +183,9 @@ def _cores_of(layer: Layer, use: ChipUse, spec: ChipSpec, violate: Violate) -> t
     if shared and use.memory_bits > per_core:
         violate("synaptic_memory_bits_per_core", float(use.memory_bits), per_core,
                 "the conv kernel alone exceeds a core's memory")
+    elif shared and use.gate_memory_bits and use.memory_bits == per_core:
+        violate("synaptic_memory_bits_per_core", float(use.memory_bits + use.gate_memory_bits), per_core,
+                "the conv kernel fills a core's memory: no room for the ISI gates")
     if not shared:
         by_memory = math.ceil((use.memory_bits + use.gate_memory_bits) / per_core)
     elif use.gate_memory_bits and use.memory_bits < per_core:   # the gates fill what each kernel leaves

@@ -56,12 +56,6 @@ def _add_common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--false-rate", type=float, default=None,
                    help=f"output spikes per step the loss asks of the other classes "
                         f"(default {_per_dataset('false_rate')})")
-    p.add_argument("--backward", default=None, choices=BACKWARDS,
-                   help="dense and conv blocks' backward pass: SLAYER's (dense, default) or sparse spiking gradient "
-                        "descent, the surrogate gradient only near threshold (sparse; train/sparse_backward.py)")
-    p.add_argument("--active-band", type=float, default=None, metavar="B",
-                   help=f"with --backward sparse: neurons with |v - threshold| < B x threshold get a gradient "
-                        f"(default {ACTIVE_BAND:g})")
     p.add_argument("--tau-grad", type=float, default=None,
                    help=f"the surrogate gradient's width, SLAYER's tau_grad: it falls by e over 100 x tau_grad "
                         f"thresholds (default {NEURON['tau_grad']:g})")
@@ -80,8 +74,19 @@ def _add_synapse_args(p: argparse.ArgumentParser) -> None:
                         f"its ablation (imsnnc) (default {ISI['rule']})")
 
 
+def _add_backward_args(p: argparse.ArgumentParser) -> None:
+    """The hidden blocks' backward pass (train, pipeline, sweep; a study's rows name their own)."""
+    p.add_argument("--backward", default=None, choices=BACKWARDS,
+                   help="dense and conv blocks' backward pass: SLAYER's (dense, default) or sparse spiking gradient "
+                        "descent, the surrogate gradient only near threshold (sparse; train/sparse_backward.py)")
+    p.add_argument("--active-band", type=float, default=None, metavar="B",
+                   help=f"with --backward sparse: neurons with |v - threshold| < B x threshold get a gradient "
+                        f"(default {ACTIVE_BAND:g})")
+
+
 def _add_train_args(p: argparse.ArgumentParser) -> None:
     _add_common_args(p)
+    _add_backward_args(p)
     p.add_argument("--schedule", default=None, choices=SCHEDULES)
     p.add_argument("--sigma0", type=float, default=None, nargs="+",
                    help="cost weight (per hidden spike, synaptic op or nJ); for pipeline, the spike-trained "
@@ -259,6 +264,7 @@ def _add_sweep(sub) -> None:
     sw.add_argument("--gpus-per-trial", type=float, default=None,
                     help=f"default {GPU_SHARE:g} when a GPU is there ({round(1 / GPU_SHARE)} trials per GPU), else 0")
     _add_common_args(sw)
+    _add_backward_args(sw)
 
 
 def _add_study(sub) -> None:

@@ -256,7 +256,7 @@ def run_study(config: StudyConfig, out: str | Path, command: str | None = None, 
             ev = kept[row.encoding].get(folder, f"epochs/{epoch:03d}", folder / f"eval-epoch{epoch:03d}",
                                         f"{_trial_name(row, seed)}, epoch {epoch}")
             epochs = row.epochs_of(config.epochs)
-            seed_rows.append({**_table_row(config, row, pick, ev), **_training_figures(folder, result, epochs),
+            seed_rows.append({**_table_row(config, row, pick, ev), **_training_figures(folder),
                               "seed": config.seed if seed is None else seed, "epochs": epochs,
                               "trained_at_commit": result.get("commit")})
         base = next(r for r in seed_rows if r["baseline"])   # each seed against its own reference
@@ -311,17 +311,18 @@ def _table_row(config: StudyConfig, row: Row, pick: dict, ev: TargetEvaluation) 
             "identical_to_slayer": ev.agreement.identical_spikes}
 
 
-def _training_figures(folder: Path, result: dict, epochs: int) -> dict:
-    """How the run trained: seconds per epoch (with the others running beside
-    it), and with the sparse backward each hidden layer's active fraction and
-    gradient cosine, averaged over the epochs (metrics.jsonl)."""
-    figures = {"train_seconds_per_epoch": result.get("train_seconds", 0.0) / epochs}
+def _training_figures(folder: Path) -> dict:
+    """How the run trained, from its metrics.jsonl: seconds per epoch (with
+    the others running beside it), and with the sparse backward each hidden
+    layer's active fraction and gradient cosine, averaged over the epochs
+    that have one."""
     records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    figures = {"train_seconds_per_epoch": statistics.fmean(r["seconds"] for r in records)}
     for key in ("active_fraction", "gradient_cosine"):
-        per_epoch = [[v for v in r[key] if v is not None] for r in records if r.get(key)]
-        per_epoch = [v for v in per_epoch if v and len(v) == len(per_epoch[0])]
-        if per_epoch:
-            figures[key] = [statistics.fmean(column) for column in zip(*per_epoch)]
+        layers = [r[key] for r in records if r.get(key)]
+        if layers and all(len(v) == len(layers[0]) for v in layers):
+            columns = [[v for v in column if v is not None] for column in zip(*layers)]
+            figures[key] = [statistics.fmean(c) for c in columns if c]   # hidden layers (the output has none)
     return figures
 
 
@@ -410,7 +411,8 @@ def tables_markdown(doc: dict) -> str:
             band = f"{r['active_band']:g}" if r.get("active_band") is not None else "-"
             active = ", ".join(f"{100 * v:.2f}%" for v in r.get("active_fraction", [])) or "-"
             cosine = ", ".join(f"{v:.3f}" for v in r.get("gradient_cosine", [])) or "-"
-            lines.append(f"| {r['name']} | {r.get('backward', 'dense')} | {band} | {r.get('tau_grad', '-'):g} "
+            tau = f"{r['tau_grad']:g}" if r.get("tau_grad") is not None else "-"
+            lines.append(f"| {r['name']} | {r.get('backward', 'dense')} | {band} | {tau} "
                          f"| {active} | {cosine} | {r['train_seconds_per_epoch']:.1f} |")
     lines += ["", "![energy against accuracy](energy_accuracy.png)"]
     return "\n".join(lines) + "\n"

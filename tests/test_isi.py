@@ -317,18 +317,19 @@ def test_the_quantised_forward_is_the_targets_integer_arithmetic():
 def test_fine_tuning_takes_the_isi_rule_and_refuses_a_synapse_the_weights_do_not_have():
     from types import SimpleNamespace
 
-    from lavasparse.commands.train import _with_synapse_flags
+    from lavasparse.commands.train import _with_net_flags
     from lavasparse.train.model import NetConfig
     isi_net, dense_net = NetConfig(arch="64-32i-10i"), NetConfig(arch="64-32-10")
-    flags = lambda synapse=None, rule=None: SimpleNamespace(synapse=synapse, isi_rule=rule, init_from="R")  # noqa: E731
-    assert _with_synapse_flags(isi_net, flags(rule="imsnnc")).isi.rule == "imsnnc"
-    assert _with_synapse_flags(isi_net, flags()) is isi_net
+    flags = lambda synapse=None, rule=None: SimpleNamespace(synapse=synapse, isi_rule=rule, init_from="R", backward=None,  # noqa: E731
+                                                              active_band=None, tau_grad=None)
+    assert _with_net_flags(isi_net, flags(rule="imsnnc")).isi.rule == "imsnnc"
+    assert _with_net_flags(isi_net, flags()) is isi_net
     with pytest.raises(ValueError, match="--synapse cuba but --init-from R is a 64-32i-10i network"):
-        _with_synapse_flags(isi_net, flags(synapse="cuba"))
+        _with_net_flags(isi_net, flags(synapse="cuba"))
     with pytest.raises(ValueError, match="has no ISI layers"):
-        _with_synapse_flags(dense_net, flags(rule="bptt"))
+        _with_net_flags(dense_net, flags(rule="bptt"))
     conv_net = NetConfig(arch="1x8x8-c4k3i-10")   # an ISI conv is an ISI layer too
-    assert _with_synapse_flags(conv_net, flags(synapse="isi", rule="bptt")).isi.rule == "bptt"
+    assert _with_net_flags(conv_net, flags(synapse="isi", rule="bptt")).isi.rule == "bptt"
 
 
 def test_the_conv_synapse_is_the_dense_one_on_the_convs_matrix():

@@ -95,6 +95,7 @@ def test_a_band_gives_the_dense_gradient_of_the_truncated_surrogate(kind, band):
 @pytest.mark.parametrize("kind", list(CASES))
 def test_the_torch_path_equals_the_compiled_one(kind, monkeypatch):
     """Without numba (and on a GPU): torch's sparse products and kappa's Toeplitz matrix."""
+    pytest.importorskip("numba", reason="the compiled path needs numba: without it both sides are torch's")
     block, x = _block(kind, 3)
     upstream = torch.randn_like(_slayer(block)(x))
     compiled = _gradients(block, x, upstream, SparseCuba(block, 0.5).spikes)
@@ -170,3 +171,21 @@ def test_training_records_each_layers_active_fraction_and_gradient_cosine(tmp_pa
     # a band means nothing to SLAYER's backward: two dense runs never differ by it (resuming compares configs)
     assert RunSettings(active_band=0.3).net_config() == RunSettings(active_band=2.0).net_config()
     assert RunSettings(active_band=0.3).net_config().active_band is None
+
+
+def test_fine_tuning_takes_the_backward_flags():
+    """``train --init-from RUN --backward sparse``: the source run's network
+    with the sparse backward, its band and surrogate width (an imported
+    network's layers each take the width)."""
+    from argparse import Namespace
+
+    from lavasparse.commands.train import _with_net_flags
+    from lavasparse.train.model import NeuronConfig
+    source = NetConfig(arch="64-32-10", layer_neurons=(NeuronConfig(threshold=1.0), NeuronConfig(threshold=2.0)))
+    flags = Namespace(synapse=None, isi_rule=None, init_from="RUN", backward="sparse", active_band=0.3, tau_grad=0.01)
+    net = _with_net_flags(source, flags)
+    assert (net.backward, net.active_band, net.neuron.tau_grad) == ("sparse", 0.3, 0.01)
+    assert [(n.threshold, n.tau_grad) for n in net.layer_neurons] == [(1.0, 0.01), (2.0, 0.01)]
+    unchanged = _with_net_flags(source, Namespace(synapse=None, isi_rule=None, init_from="RUN", backward=None,
+                                                  active_band=None, tau_grad=None))
+    assert unchanged == source

@@ -32,8 +32,10 @@ active entries times the fan-in, against every neuron and step times the
 fan-in for SLAYER's backward, plus two filters over the inputs.
 
 What is saved for the backward: the input (one byte per entry when it is
-binary spikes), the active entries' positions and surrogate values; not the
-current and voltage that SLAYER's autograd keeps.
+binary spikes) and, per active entry, its position and surrogate value (8
+bytes); SLAYER's autograd keeps the current and voltage of every neuron and
+step (8 bytes each), so the saving holds while under about 100% are active
+(``benchmarks/training_throughput.py`` measures it).
 
 The forward is SLAYER's: the block's synapse op (``F.conv3d`` with the
 synapse's arguments on the hooked weight; event-driven for a dense layer on
@@ -95,7 +97,10 @@ class SparseCuba:
         """Whether the sparse backward can stand in for SLAYER's on ``block``
         (see the module doc); else SLAYER's own path runs."""
         n, syn = block.neuron, block.synapse
-        conv_args = tuple(syn.dilation) == (1, 1, 1) and syn.groups == 1 and getattr(syn, "bias", None) is None
+        square = syn.kernel_size[0] == syn.kernel_size[1] and syn.stride[0] == syn.stride[1] \
+            and syn.padding[0] == syn.padding[1]
+        conv_args = square and tuple(syn.dilation) == (1, 1, 1) and syn.groups == 1 \
+            and getattr(syn, "bias", None) is None
         return (conv_args and not n.graded_spike and n.norm is None and not n.persistent_state and n.drop is None
                 and not n.requires_grad and n.shared_param is not False and n.current_decay.numel() == 1
                 and n.voltage_decay.numel() == 1 and not syn.weight_norm_enabled
@@ -141,12 +146,8 @@ class SparseCuba:
 
     def im2col(self) -> tuple[int, int, int]:
         """(kernel, stride, padding) in H and W; a dense layer is a 1x1 conv on a 1x1 image."""
-        syn = self.block.synapse
-        k, s, p = syn.kernel_size[0], syn.stride[0], syn.padding[0]
-        if not (syn.kernel_size[0] == syn.kernel_size[1] and syn.stride[0] == syn.stride[1]
-                and syn.padding[0] == syn.padding[1]):
-            raise ValueError("the sparse backward takes square kernels, strides and paddings")
-        return k, s, p
+        syn = self.block.synapse   # square (``applies``)
+        return syn.kernel_size[0], syn.stride[0], syn.padding[0]
 
 
 def gradient_cosine(net, loss_of) -> list[float | None]:
@@ -199,27 +200,27 @@ class _SparseCubaFunction(torch.autograd.Function):
         distance = voltage.sub_(theta).abs_().reshape(-1)
         active = torch.nonzero(distance < layer.band * theta).squeeze(1)   # in (n, o, h, w, t) order
         rho = layer.surrogate(distance[active])
-        # Each entry's im2col row (n, t, h, w) and output channel; the products run over them by row.
-        t = active % steps
-        rest = active // steps
-        pix = rest % (h_out * w_out)
-        rest = rest // (h_out * w_out)
-        o = rest % c_out
-        rows = ((rest // c_out) * steps + t) * (h_out * w_out) + pix
+        # The products run over the entries by im2col row (n, t, h, w): sorted so once, here.
+        rows, o = _row_and_channel(active, z.shape)
         order = torch.argsort(rows * c_out + o)
         layer.record.active += int(active.numel())
         layer.record.total += int(distance.numel())
         ctx.layer, ctx.dense, ctx.binary, ctx.x_dtype, ctx.z_shape = layer, dense, binary, x.dtype, tuple(z.shape)
-        ctx.save_for_backward(x8 if binary else x5, weight, active[order], rows[order], o[order], rho[order])
+        # Kept: the input (a byte per entry when binary), and per active entry its index (4 bytes where it
+        # fits) and rho, where SLAYER's autograd keeps the current and the voltage of every neuron and step.
+        index_type = torch.int32 if distance.numel() < 2**31 else torch.int64
+        ctx.save_for_backward(x8 if binary else x5, weight, active[order].to(index_type), rho[order])
         return spikes.reshape(n, c_out, steps) if dense else spikes
 
     @staticmethod
     def backward(ctx, grad_spikes):
-        x5, weight, active, rows, cols, rho = ctx.saved_tensors
+        x5, weight, active, rho = ctx.saved_tensors
         layer: SparseCuba = ctx.layer
         dtype = grad_spikes.dtype
         x5 = x5.to(dtype)
         n, c_out, h_out, w_out, steps = ctx.z_shape
+        active = active.to(torch.int64)
+        rows, cols = _row_and_channel(active, ctx.z_shape)   # sorted by row (the forward's order)
         delta = grad_spikes.reshape(-1)[active] * rho.to(dtype)
         a, b = layer.decays()
         kernel, stride, padding = layer.im2col()
@@ -255,6 +256,17 @@ class _SparseCubaFunction(torch.autograd.Function):
             grad_x = _kappa_filter(grad_x.reshape(n, steps, -1), a, b, reverse=True, time_first=False)
             grad_x = grad_x.reshape(n, c_in, steps) if ctx.dense else grad_x.reshape(n, c_in, h_in, w_in, steps)
         return grad_x, grad_w.reshape(weight.shape).to(weight.dtype), None
+
+
+def _row_and_channel(active: torch.Tensor, z_shape) -> tuple[torch.Tensor, torch.Tensor]:
+    """For flat indices into z (N, C, H, W, T): each entry's im2col row
+    ((n T + t) H W + h W + w) and output channel."""
+    _, c_out, h_out, w_out, steps = z_shape
+    t = active % steps
+    rest = active // steps
+    pix = rest % (h_out * w_out)
+    rest = rest // (h_out * w_out)
+    return ((rest // c_out) * steps + t) * (h_out * w_out) + pix, rest % c_out
 
 
 def _unfold(images: torch.Tensor, kernel: int, stride: int, padding: int) -> torch.Tensor:

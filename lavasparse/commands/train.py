@@ -30,9 +30,18 @@ def _source_run(init_from: str) -> tuple[str, TrainConfig | None]:
     return str(path), None
 
 
-def _with_synapse_flags(net, a):
+def _with_net_flags(net, a):
     """The source run's network, with ``--isi-rule`` applied to its ISI
-    layers; ``--synapse`` must agree with the network the weights belong to."""
+    layers and the backward flags (``--backward``, ``--active-band``,
+    ``--tau-grad``) to every layer; ``--synapse`` must agree with the network
+    the weights belong to."""
+    if a.backward is not None or a.active_band is not None:
+        net = replace(net, backward=a.backward or net.backward,
+                      active_band=a.active_band if a.active_band is not None else net.active_band)
+    if a.tau_grad is not None:   # an imported network has a neuron per layer: each takes the width
+        net = replace(net, neuron=replace(net.neuron, tau_grad=a.tau_grad),
+                      layer_neurons=None if net.layer_neurons is None else
+                      tuple(replace(n, tau_grad=a.tau_grad) for n in net.layer_neurons))
     has_isi = any(spec.synapse == "isi" for spec in parse_arch(net.arch))   # dense or conv
     if a.synapse is not None and (a.synapse == "isi") != has_isi:
         raise ValueError(f"--synapse {a.synapse} but --init-from {a.init_from} is a {net.arch} network")
@@ -58,7 +67,7 @@ def run(a) -> int:
                                                a.sigma0[0] if a.sigma0 else 0.0, init_from=checkpoint,
                                                cost=a.cost, prune_density=a.prune_density)
     if source is not None:   # a run folder's network is what its weights belong to (an imported one: a neuron per layer)
-        cfg = replace(cfg, net=_with_synapse_flags(source.net, a))
+        cfg = replace(cfg, net=_with_net_flags(source.net, a))
     download_if_asked(a)
     best = train(cfg, a.out)
     print(json.dumps(best, indent=2))
