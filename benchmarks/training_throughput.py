@@ -34,19 +34,20 @@ import json
 import statistics
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from lavasparse.train.device import prepare_cuda_jit, resolve_device
-from lavasparse.train.encode import encode_images
+from lavasparse.train.encode import encode_batch, encode_images
 from lavasparse.simulate.energy import default_profile
 from lavasparse.defaults import ACTIVE_BAND, COSTS
 from lavasparse.train.loss import SparsityLoss
-from lavasparse.train.model import NetConfig, SpikingNet
-from lavasparse.train.trainer import TrainConfig, train
+from lavasparse.train.model import NetConfig, SpikingNet, parse_arch
+from lavasparse.train.data import load_dataset
+from lavasparse.train.trainer import TrainConfig, load_run_config, run_checkpoint, train
 
 
 def images(n: int, data_dir: Path) -> tuple[np.ndarray, np.ndarray, str]:
@@ -159,19 +160,44 @@ class SavedForBackward:
         return sum(self.storages.values()) / 2**20
 
 
+@dataclass(frozen=True)
+class Trained:
+    """A trained run to time instead of a random network: its weights, and
+    its own input code on the dataset's training images."""
+
+    run_dir: Path
+
+    def load(self, band: float) -> tuple[SpikingNet, TrainConfig]:
+        config, checkpoint = run_checkpoint(self.run_dir)
+        net = SpikingNet(replace(config.net, backward="sparse", active_band=band))
+        net.load_state_dict(torch.load(checkpoint, map_location="cpu")["model"])
+        return net.train(), config
+
+    def inputs(self, config: TrainConfig, steps: int, batch: int, iters: int) -> list[torch.Tensor]:
+        train_set, _ = load_dataset(config.dataset, config.data_dir)
+        in_shape = parse_arch(config.net.arch)[0].in_shape
+        return [encode_batch(train_set, np.arange(i * batch, (i + 1) * batch), in_shape, steps, i,
+                             config.input_code) for i in range(iters)]
+
+
 def measure_parts(arch: str, steps: int, rate: float, device: torch.device, batch: int, iters: int,
-                  repeats: int, band: float) -> dict:
+                  repeats: int, band: float, trained: Trained | None = None) -> dict:
     """Per path (``dynamics_paths``): ms per batch of forward (with the
     loss), backward and the whole step, median over ``repeats`` runs of
     ``iters`` batches (paths alternate, so that drift hits all); the memory
     kept for the backward (MiB, one batch); the hidden layers' mean active
     fraction (sparse backward); and on a GPU the peak memory (MiB)."""
     torch.manual_seed(0)
-    net = SpikingNet(NetConfig(arch=arch, weight_scale=2.0, backward="sparse", active_band=band)).to(device)
+    if trained is None:
+        net = SpikingNet(NetConfig(arch=arch, weight_scale=2.0, backward="sparse", active_band=band)).to(device)
+        in_shape = net.specs[0].in_shape
+        xs = [(torch.rand(batch, *in_shape, steps) < rate).float().to(device) for _ in range(iters)]
+    else:
+        net, config = trained.load(band)
+        net = net.to(device)
+        xs = [x.float().to(device) for x in trained.inputs(config, steps, batch, iters)]
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     loss_fn = SparsityLoss().to(device)
-    in_shape = net.specs[0].in_shape
-    xs = [(torch.rand(batch, *in_shape, steps) < rate).float().to(device) for _ in range(iters)]
     ys = [torch.randint(0, 10, (batch,), device=device) for _ in range(iters)]
     paths = dynamics_paths(device, band)
 
@@ -228,9 +254,17 @@ def measure_parts(arch: str, steps: int, rate: float, device: torch.device, batc
     return out
 
 
-def print_dynamics(devices: list[str], batch: int, iters: int, repeats: int, band: float) -> None:
+def print_dynamics(devices: list[str], batch: int, iters: int, repeats: int, band: float,
+                   trained: Trained | None = None) -> None:
+    rows = DYNAMICS_ROWS
+    if trained is None:
+        what = "random inputs and an untrained network (weight scale 2)"
+    else:
+        arch = load_run_config(trained.run_dir).net.arch
+        rows = [(arch, 16, None), (arch, 100, None)]
+        what = f"the trained network of {trained.run_dir} on its own input code (training images)"
     print(f"\nbatch {batch}, {iters} batches per run, median of {repeats} runs; ms per batch; "
-          f"CPU: {torch.get_num_threads()} threads; random inputs and an untrained network (weight scale 2)\n")
+          f"CPU: {torch.get_num_threads()} threads; {what}\n")
     print("| device | network | steps | path | forward | backward | whole step | step vs first path | "
           "backward vs the one before | kept for backward (MiB) | active fraction (hidden) | peak GPU MiB |")
     print("|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -242,8 +276,8 @@ def print_dynamics(devices: list[str], batch: int, iters: int, repeats: int, ban
         if device.type == "cuda":
             prepare_cuda_jit(device)
         label = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
-        for arch, steps, rate in DYNAMICS_ROWS:
-            r = measure_parts(arch, steps, rate, device, batch, iters, repeats, band)
+        for arch, steps, rate in rows:
+            r = measure_parts(arch, steps, rate, device, batch, iters, repeats, band, trained)
             peak = r.pop("peak_mib")
             first = prev = None
             for path, m in r.items():
@@ -271,11 +305,14 @@ def main() -> int:
     p.add_argument("--dynamics", action="store_true",
                    help="time forward, backward and step with SLAYER's CPU loop, the compiled integrators and "
                         "the sparse backward")
+    p.add_argument("--weights", default=None, metavar="RUN",
+                   help="with --dynamics: time this trained run folder's network (its best checkpoint) on its own "
+                        "input code at 16 and 100 steps, instead of random networks and inputs")
     p.add_argument("--band", type=float, default=ACTIVE_BAND,
                    help=f"the sparse backward's active band, in thresholds (default {ACTIVE_BAND:g})")
     a = p.parse_args()
     if a.dynamics:
-        print_dynamics(a.device, a.batch, a.iters, a.repeats, a.band)
+        print_dynamics(a.device, a.batch, a.iters, a.repeats, a.band, Trained(Path(a.weights)) if a.weights else None)
         return 0
     rows = []
     for name in a.device:
