@@ -120,3 +120,19 @@ def test_a_neuron_with_a_forward_hook_runs_through_its_module():
     out = net((torch.rand(4, 64, 10) < 0.3).float())
     handle.remove()
     assert len(seen) == 1 and out[0].sum() > 0 and torch.equal(seen[0], out[0])
+
+
+@pytest.mark.parametrize("backward", ["dense", "sparse"])
+def test_a_synapse_with_a_forward_hook_runs_through_its_module(backward):
+    """A forward hook on a dense synapse (NeuroBench counts synaptic ops with
+    them) fires: the event-driven synapse, and the sparse backward, step aside."""
+    torch.manual_seed(5)
+    net = SpikingNet(NetConfig(arch="64-32-10", weight_scale=2.0, backward=backward))
+    x = (torch.rand(4, 64, 10) < 0.3).float()
+    expected = net(x)
+    seen = []
+    handle = net.blocks[0].synapse.register_forward_hook(lambda mod, inp, out: seen.append(out))
+    out = net(x)
+    handle.remove()
+    assert len(seen) == 1 and out[0].sum() > 0
+    assert len(out) == len(expected) and all(torch.equal(a, b) for a, b in zip(out, expected))

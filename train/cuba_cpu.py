@@ -148,7 +148,7 @@ def leaky_integrator(x: torch.Tensor, decay: torch.Tensor, state: torch.Tensor, 
     return LeakyIntegrator.apply(x, decay, state, threshold, w_scale)
 
 
-def _has_hooks(module: torch.nn.Module) -> bool:
+def has_forward_hooks(module: torch.nn.Module) -> bool:
     """Forward hooks on ``module`` or on every module (NeuroBench records a
     neuron's activations with them): the compiled path does not call the
     module, so they would never fire."""
@@ -159,7 +159,7 @@ def _has_hooks(module: torch.nn.Module) -> bool:
 
 
 def _fast_path_applies(neuron, x: torch.Tensor) -> bool:
-    return (numba is not None and not _has_hooks(neuron) and x.device.type == "cpu" and x.dtype == torch.float32 and neuron.shape is not None
+    return (numba is not None and not has_forward_hooks(neuron) and x.device.type == "cpu" and x.dtype == torch.float32 and neuron.shape is not None
             and tuple(x.shape[1:-1]) == tuple(neuron.shape) and neuron.shared_param is not False
             and neuron.current_decay.numel() == 1 and neuron.voltage_decay.numel() == 1
             and neuron.norm is None and not neuron.persistent_state and not neuron.debug)

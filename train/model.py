@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from lavasparse.defaults import (ACTIVE_BAND, BACKWARDS, DATASET_DEFAULTS, DEFAULT_BACKWARD, DEFAULT_DATASET, NEURON,
                                  POOL_WEIGHT, WEIGHT_SCALE)
 from lavasparse.layers import SPEC_CLASSES, IsiConfig, LayerSpec
-from lavasparse.train.cuba_cpu import cuba_neuron_forward
+from lavasparse.train.cuba_cpu import cuba_neuron_forward, has_forward_hooks
 from lavasparse.train.event_synapse import dense_synapse
 from lavasparse.train.sparse_backward import SparseCuba
 
@@ -118,6 +118,12 @@ def _only_synapse_and_neuron(block) -> None:
                              f"synapse and neuron only, and the file would hold what training never saw")
 
 
+def hooked(block) -> bool:
+    """Forward hooks on the block's synapse or neuron (or on every module):
+    they must fire, so the block runs as SLAYER's modules."""
+    return has_forward_hooks(block.synapse) or has_forward_hooks(block.neuron)
+
+
 def shift_one_step(spikes: torch.Tensor) -> torch.Tensor:
     """Delay by one time step (the last axis): the one-step latency that every
     synaptic layer has on Loihi and in Lava (a Dense or Conv process sends at t
@@ -189,7 +195,7 @@ class SpikingNet(torch.nn.Module):
                 x = block(x)
                 continue
             _only_synapse_and_neuron(block)
-            if sparse and sparse_block is not None:
+            if sparse and sparse_block is not None and not hooked(block):
                 s = sparse_block.spikes(x)
             elif self.compiled_cpu_dynamics:
                 s = cuba_neuron_forward(block.neuron, dense_synapse(block.synapse, x))

@@ -48,9 +48,10 @@ GPU, or without numba, torch's sparse products and a Toeplitz matrix of
 kappa.
 
 A block qualifies where its neuron is a plain CUBA neuron (binary spikes,
-one decay per layer, decays not learnt, no norm, no persistent state, no
-hooks) and its synapse has no dilation or groups; any other block, and any
-block with gradients off, runs SLAYER's own forward and backward.
+one decay per layer, decays not learnt, no norm, no persistent state) and
+its synapse a square kernel without dilation or groups; any other block, a
+block with forward hooks (``SpikingNet`` checks at each pass) and any block
+with gradients off runs SLAYER's own forward and backward.
 """
 from __future__ import annotations
 
@@ -103,8 +104,7 @@ class SparseCuba:
             and getattr(syn, "bias", None) is None
         return (conv_args and not n.graded_spike and n.norm is None and not n.persistent_state and n.drop is None
                 and not n.requires_grad and n.shared_param is not False and n.current_decay.numel() == 1
-                and n.voltage_decay.numel() == 1 and not syn.weight_norm_enabled
-                and not (n._forward_hooks or n._forward_pre_hooks))
+                and n.voltage_decay.numel() == 1 and not syn.weight_norm_enabled)
 
     def spikes(self, x: torch.Tensor) -> torch.Tensor:
         """The block's spikes for input ``x`` (N, C, T) or (N, C, H, W, T),
