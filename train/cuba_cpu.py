@@ -25,7 +25,8 @@ checks that, and equal training trajectories):
 ``cuba_neuron_forward(neuron, x)`` is a SLAYER ``cuba.Neuron``'s forward
 with these two integrators where they apply: on the CPU, a neuron with one
 decay for all its neurons, no normalisation, no persistent state (every
-block lavasparse builds) and no forward hooks. Anything else, the GPU included, goes through
+block lavasparse builds; ``SpikingNet`` runs a block with forward hooks as
+SLAYER's modules, so that they fire). Anything else, the GPU included, goes through
 SLAYER's own forward: its CUDA kernels stay. SLAYER is not patched: the
 neuron's ``spike`` and its surrogate gradient are SLAYER's, called as its
 forward calls them.
@@ -148,18 +149,8 @@ def leaky_integrator(x: torch.Tensor, decay: torch.Tensor, state: torch.Tensor, 
     return LeakyIntegrator.apply(x, decay, state, threshold, w_scale)
 
 
-def has_forward_hooks(module: torch.nn.Module) -> bool:
-    """Forward hooks on ``module`` or on every module (NeuroBench records a
-    neuron's activations with them): the compiled path does not call the
-    module, so they would never fire."""
-    from torch.nn.modules import module as nn_module
-
-    return bool(module._forward_hooks or module._forward_pre_hooks or nn_module._global_forward_hooks
-                or nn_module._global_forward_pre_hooks)
-
-
 def _fast_path_applies(neuron, x: torch.Tensor) -> bool:
-    return (numba is not None and not has_forward_hooks(neuron) and x.device.type == "cpu" and x.dtype == torch.float32 and neuron.shape is not None
+    return (numba is not None and x.device.type == "cpu" and x.dtype == torch.float32 and neuron.shape is not None
             and tuple(x.shape[1:-1]) == tuple(neuron.shape) and neuron.shared_param is not False
             and neuron.current_decay.numel() == 1 and neuron.voltage_decay.numel() == 1
             and neuron.norm is None and not neuron.persistent_state and not neuron.debug)

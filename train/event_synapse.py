@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lavasparse.train.cuba_cpu import has_forward_hooks, match_numba_threads, numba
+from lavasparse.train.cuba_cpu import match_numba_threads, numba
 
 
 def exact_sums(weight: torch.Tensor) -> bool:
@@ -85,10 +85,10 @@ class _EventDense(torch.autograd.Function):
 
 def dense_synapse(synapse, x: torch.Tensor) -> torch.Tensor:
     """``synapse(x)`` for a SLAYER dense synapse, event-driven where
-    ``event_path_applies`` (the same values and gradients) and nothing hooks
-    the module, else SLAYER's."""
-    # A module with forward hooks (NeuroBench counts synaptic ops with them) is called as a module.
-    if has_forward_hooks(synapse) or getattr(synapse, "weight_norm_enabled", False):
+    ``event_path_applies`` (the same values and gradients), else SLAYER's.
+    It does not call the module: ``SpikingNet`` runs a hooked block as
+    SLAYER's modules."""
+    if getattr(synapse, "weight_norm_enabled", False):
         return synapse(x)
     weight = synapse.weight if synapse._pre_hook_fx is None else synapse._pre_hook_fx(synapse.weight)
     if not event_path_applies(synapse, x, weight):

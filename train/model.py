@@ -15,11 +15,12 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
+from torch.nn.modules import module as nn_module
 
 from lavasparse.defaults import (ACTIVE_BAND, BACKWARDS, DATASET_DEFAULTS, DEFAULT_BACKWARD, DEFAULT_DATASET, NEURON,
                                  POOL_WEIGHT, WEIGHT_SCALE)
 from lavasparse.layers import SPEC_CLASSES, IsiConfig, LayerSpec
-from lavasparse.train.cuba_cpu import cuba_neuron_forward, has_forward_hooks
+from lavasparse.train.cuba_cpu import cuba_neuron_forward
 from lavasparse.train.event_synapse import dense_synapse
 from lavasparse.train.sparse_backward import SparseCuba
 
@@ -119,9 +120,12 @@ def _only_synapse_and_neuron(block) -> None:
 
 
 def hooked(block) -> bool:
-    """Forward hooks on the block's synapse or neuron (or on every module):
-    they must fire, so the block runs as SLAYER's modules."""
-    return has_forward_hooks(block.synapse) or has_forward_hooks(block.neuron)
+    """Forward hooks on the block's synapse or neuron, or on every module
+    (NeuroBench records activations and counts synaptic ops with them). The
+    fast paths (compiled integrators, event-driven synapse, sparse backward)
+    do not call the modules, so such a block runs as SLAYER's modules."""
+    return any(m._forward_hooks or m._forward_pre_hooks for m in (block.synapse, block.neuron)) \
+        or bool(nn_module._global_forward_hooks or nn_module._global_forward_pre_hooks)
 
 
 def shift_one_step(spikes: torch.Tensor) -> torch.Tensor:
@@ -195,7 +199,9 @@ class SpikingNet(torch.nn.Module):
                 x = block(x)
                 continue
             _only_synapse_and_neuron(block)
-            if sparse and sparse_block is not None and not hooked(block):
+            if hooked(block):   # the hooks must fire: SLAYER's modules
+                s = block.neuron(block.synapse(x))
+            elif sparse and sparse_block is not None:
                 s = sparse_block.spikes(x)
             elif self.compiled_cpu_dynamics:
                 s = cuba_neuron_forward(block.neuron, dense_synapse(block.synapse, x))
