@@ -18,7 +18,7 @@ median of the repeats.
 ``--dynamics`` prints instead, per network and step count, the forward,
 backward and whole training step (Adam included) in ms per batch with
 SLAYER's own CPU loop over time, with its integrators compiled
-(train/cuba_cpu.py, bit-identical), and with the hidden layers' sparse
+(train/cuba_cpu.py and train/event_synapse.py: the same spikes; gradients to float32 rounding), and with the hidden layers' sparse
 backward on top (train/sparse_backward.py, ``--band``); on a GPU, SLAYER's
 CUDA kernels and the sparse backward, with the peak memory. Each path also
 shows the memory autograd keeps for the backward pass and, sparse, the
