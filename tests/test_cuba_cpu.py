@@ -157,3 +157,20 @@ def test_a_synapse_with_a_forward_hook_runs_through_its_module(backward):
     handle.remove()
     assert len(seen) == 1 and out[0].sum() > 0
     assert len(out) == len(expected) and all(torch.equal(a, b) for a, b in zip(out, expected))
+
+
+def test_the_compiled_path_keeps_torchs_thread_count():
+    """Starting numba's thread pool sets torch's thread count to every core:
+    a study trial given one thread must keep one after the compiled path
+    ran (a fresh process, since the pool starts once per process)."""
+    import subprocess
+    import sys
+
+    code = ("import torch; torch.set_num_threads(1)\n"
+            "from lavasparse.train.model import NetConfig, SpikingNet\n"
+            "net = SpikingNet(NetConfig(arch='20-10-5'))\n"
+            "out = net((torch.rand(2, 20, 8) < 0.3).float())\n"
+            "print('threads', torch.get_num_threads())")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "threads 1" in result.stdout.splitlines()

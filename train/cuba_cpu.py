@@ -131,6 +131,11 @@ def match_numba_threads() -> None:
     wanted = torch.get_num_threads()
     if _threads_set_for != [wanted]:
         numba.set_num_threads(max(1, min(wanted, numba.config.NUMBA_NUM_THREADS)))
+        # The first call starts numba's OpenMP pool, sized to every core, and that start also sets
+        # torch's thread count to it (torch 2.3's bundled libgomp; measured: 1 -> 2 on this machine):
+        # a trial given one thread would then run torch on two. Give torch its count back.
+        if torch.get_num_threads() != wanted:
+            torch.set_num_threads(wanted)
         _threads_set_for[:] = [wanted]
 
 
