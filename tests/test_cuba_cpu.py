@@ -1,6 +1,7 @@
-"""The compiled CPU path of SLAYER's CUBA integrators (train/cuba_cpu.py)
-against SLAYER's own Python loop: bit-identical states, spikes and
-gradients, and the same training trajectory."""
+"""The compiled CPU path (train/cuba_cpu.py, train/event_synapse.py) against
+SLAYER's own Python loop and ops: the neuron's states, spikes and gradients
+bit for bit, the event synapse's values bit for bit and gradients to float32
+rounding, and the same spikes over a few training steps."""
 import pytest
 import torch
 
@@ -162,7 +163,9 @@ def test_a_synapse_with_a_forward_hook_runs_through_its_module(backward):
 def test_the_compiled_path_keeps_torchs_thread_count():
     """Starting numba's thread pool sets torch's thread count to every core:
     a study trial given one thread must keep one after the compiled path
-    ran (a fresh process, since the pool starts once per process)."""
+    ran (a fresh process, since the pool starts once per process). It can
+    catch the bug only where there are two cores or more and numba's
+    threading layer is OpenMP (this project's machines)."""
     import subprocess
     import sys
 

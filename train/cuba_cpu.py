@@ -14,15 +14,16 @@ compiled pass over each neuron's time series, and its backward (SLAYER's
 surrogate, then both integrators backwards) another, neurons in parallel,
 with the same integer and float32 arithmetic in the same order, so states,
 spikes and gradients are bit-identical to SLAYER's (``tests/test_cuba_cpu.py``
-checks that, and equal training trajectories):
+checks that; a network's training keeps SLAYER's spikes, its dense synapses'
+gradients being SLAYER's to float32 rounding, ``train/event_synapse.py``):
 
-    forward, per neuron, with c and v the states in int64 on the w_scale (1 << 6) scale:
-        c, v = (current_state * w_scale), (voltage_state * w_scale)   truncated
-        every step t:  c = trunc_toward_zero(c * (4096 - current_decay) / 4096) + trunc(w_scale * x[t])   (float32 product)
-                       current[t] = float32(c) / w_scale
-                       v = trunc_toward_zero(v * (4096 - voltage_decay) / 4096) + trunc(w_scale * current[t])
-                       voltage[t] = float32(v) / w_scale
-                       v = 0 where v >= threshold * w_scale   (SLAYER compares in double)
+    forward, per neuron, with c and v the states in int64 on the s_scale (1 << 12) scale:
+        c, v = (current_state * s_scale), (voltage_state * s_scale)   truncated
+        every step t:  c = trunc_toward_zero(c * (4096 - current_decay) / 4096) + trunc(s_scale * x[t])   (float32 product)
+                       current[t] = float32(c) / s_scale
+                       v = trunc_toward_zero(v * (4096 - voltage_decay) / 4096) + trunc(s_scale * current[t])
+                       voltage[t] = float32(v) / s_scale
+                       v = 0 where v >= theta * s_scale      (SLAYER compares in double)
                        spike[t] = voltage[t] >= theta          (theta = threshold + threshold_eps, float32)
     backward (the reset is not differentiated, as in SLAYER), float32:
         dv[t] = (scale_rho / 2 / tau_rho * exp(-|voltage[t] - theta| / tau_rho)) * dspike[t]
@@ -65,9 +66,9 @@ if numba is not None:
     @numba.njit(parallel=True, cache=True)
     def _neuron_forward(x, current0, voltage0, keep_c, keep_v, w_scale, reset_at, theta, tau, out, spikes):   # pragma: no cover
         """x, out, spikes: (N, M, T) float32, any strides (a dense synapse's
-        input comes time-major); current0, voltage0: (N, M) float32 start
-        states; keep_*: 4096 - decay; ``reset_at`` (float64, on the w_scale
-        scale; inf: no reset); ``theta``, ``tau`` float32. ``out``: the
+        output, this neuron's input, comes time-major); current0, voltage0:
+        (N, M) float32 start states; keep_*: 4096 - decay; ``reset_at``
+        (float64, on the s_scale scale; inf: no reset); ``theta``, ``tau`` float32. ``out``: the
         voltage where ``tau`` <= 0, else the surrogate's exponent
         -|voltage - theta| / tau. Neurons go in blocks of ``_ROWS_AT_ONCE``
         (see the backward)."""
@@ -180,7 +181,7 @@ def _neurons(t: torch.Tensor) -> torch.Tensor:
 
 def _forward(neuron, x: torch.Tensor, k: _Constants, exponent: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """(the voltage before each reset, or with ``exponent`` the surrogate's
-    exponent, laid out as ``x``; the spikes, contiguous), shaped like ``x``."""
+    exponent, laid out as ``x``; the spikes, contiguous), both (N, M, T)."""
     match_numba_threads()
     x3 = _neurons(x.detach())
     out, spikes = torch.empty_like(x3), torch.empty(x3.shape, dtype=x3.dtype)

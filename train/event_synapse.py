@@ -110,7 +110,9 @@ class _EventDense(torch.autograd.Function):
 
 def dense_synapse(synapse, x: torch.Tensor) -> torch.Tensor:
     """``synapse(x)`` for a SLAYER dense synapse, event-driven where
-    ``event_path_applies`` (the same values and gradients), else SLAYER's.
+    ``event_path_applies`` (the same values; gradients to float32
+    rounding), else SLAYER's. The values come as a time-major view made
+    inside an autograd function: not to be changed in place.
     It does not call the module: ``SpikingNet`` runs a hooked block as
     SLAYER's modules."""
     if getattr(synapse, "weight_norm_enabled", False):
