@@ -24,6 +24,7 @@ import torch
 from lavasparse.defaults import COSTS
 
 from .energy_weights import EnergyWeights
+from .event_synapse import count_events
 
 
 # Width of the gate's gradient, in quantisation steps (SLAYER's 2 / w_scale =
@@ -92,8 +93,10 @@ class _StraightThroughGate(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (weight,) = ctx.saved_tensors
-        soft = torch.tanh(weight.abs() / ctx.width)
-        return (grad * (1 - soft * soft)) / ctx.width * weight.sgn(), None, None
+        # (grad * (1 - soft * soft)) / width * sgn(w), in place: the same floats (products commute
+        # exactly, 1 + -x is 1 - x), a quarter of the time (measured, 784x500 weights, one thread)
+        soft = weight.abs().div_(ctx.width).tanh_()
+        return soft.square_().neg_().add_(1).mul_(grad).div_(ctx.width).mul_(weight.sgn()), None, None
 
 
 def surviving_synapses(block) -> torch.Tensor:
@@ -129,8 +132,7 @@ def inference_cost(net, x: torch.Tensor, layer_spikes: list[torch.Tensor]) -> In
             continue
         # Events that reach this layer in its window: a non-zero entry is one spike.
         events = incoming.reshape(incoming.shape[0], *spec.in_shape, -1)
-        counts = (torch.count_nonzero(events, dim=-1).to(x.dtype) if not events.requires_grad
-                  else events.sum(dim=-1))
+        counts = count_events(events) if not events.requires_grad else events.sum(dim=-1)
         fan = block_fanout(spec, block)
         synops.append((counts * fan).reshape(events.shape[0], -1).sum(dim=1))
         out = next(spiking)

@@ -108,6 +108,20 @@ class _EventDense(torch.autograd.Function):
         return grad_x, grad_w, None
 
 
+def count_events(x: torch.Tensor) -> torch.Tensor:
+    """The non-zero entries of ``x`` (N, ..., T) along time, per neuron, in
+    ``x``'s dtype: ``torch.count_nonzero(x, dim=-1)``, compiled on the CPU
+    (torch's turns the mask into int64 first: a third of the cost terms'
+    time per training step, measured on 784-500-10 at one thread)."""
+    if numba is None or x.device.type != "cpu" or x.requires_grad or x.dtype != torch.float32:
+        return torch.count_nonzero(x, dim=-1).to(x.dtype)
+    match_numba_threads()
+    rows = x.detach().reshape(-1, x.shape[-1])
+    counts = torch.empty(rows.shape[0], dtype=x.dtype)
+    _count_nonzero_rows(rows.numpy(), counts.numpy())
+    return counts.reshape(x.shape[:-1])
+
+
 def dense_synapse(synapse, x: torch.Tensor) -> torch.Tensor:
     """``synapse(x)`` for a SLAYER dense synapse, event-driven where
     ``event_path_applies`` (the same values; gradients to float32
@@ -158,3 +172,11 @@ if numba is not None:
                         for o in range(outputs):
                             row[o] += dz_t[n, t, o]
             out[i, :] = row
+
+    @numba.njit(parallel=True, cache=True)
+    def _count_nonzero_rows(rows, counts):   # pragma: no cover (compiled)
+        for r in numba.prange(rows.shape[0]):
+            c = 0
+            for t in range(rows.shape[1]):
+                c += rows[r, t] != 0
+            counts[r] = c
