@@ -180,11 +180,15 @@ def _neurons(t: torch.Tensor) -> torch.Tensor:
 
 
 def _forward(neuron, x: torch.Tensor, k: _Constants, exponent: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(the voltage before each reset, or with ``exponent`` the surrogate's
-    exponent, laid out as ``x``; the spikes, contiguous), both (N, M, T)."""
+    """(the voltage before each reset, contiguous, or with ``exponent`` the
+    surrogate's exponent, laid out as ``x``; the spikes, contiguous), both
+    (N, M, T)."""
     match_numba_threads()
     x3 = _neurons(x.detach())
-    out, spikes = torch.empty_like(x3), torch.empty(x3.shape, dtype=x3.dtype)
+    # The exponent in x's layout (the input gradient is made in it, which a dense synapse's backward wants
+    # time-major); the voltage, which the sparse backward reads flat, and the spikes contiguous.
+    out = torch.empty_like(x3) if exponent else torch.empty(x3.shape, dtype=x3.dtype)
+    spikes = torch.empty(x3.shape, dtype=x3.dtype)
     _neuron_forward(x3.numpy(), _start_state(neuron.current_state, x), _start_state(neuron.voltage_state, x),
                     (1 << _DECAY_SHIFT) - k.current_decay, (1 << _DECAY_SHIFT) - k.voltage_decay, k.w_scale,
                     k.reset_at, k.theta, k.tau if exponent else np.float32(0), out.numpy(), spikes.numpy())
