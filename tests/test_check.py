@@ -151,7 +151,7 @@ def test_recurrent_weight_format_from_both_matrices(tmp_net):
     the description's bits and exponent, the chip mapping's and the emulator's
     weights all follow from both matrices, not the input weights alone."""
     from lavasparse.export.netx_format import describe
-    from lavasparse.layers.netx_weights import netx_optimize_weight_bits, netx_weight_mapping
+    from lavasparse.layers.netx_weights import lava_dense_weights, netx_optimize_weight_bits
 
     _, path = tmp_net("20-8-4", steps=6)
     w_rec = np.full((8, 8), 2000)          # far larger than any input weight: sets the exponent
@@ -162,13 +162,13 @@ def test_recurrent_weight_format_from_both_matrices(tmp_net):
     desc = read_network(path)
     layer = desc.spiking_layers[0]
     _, bits, exponent, _ = netx_optimize_weight_bits(np.hstack([layer.weight, w_rec]))
-    _, input_alone_exponent = netx_weight_mapping(layer.weight)
+    _, _, input_alone_exponent = lava_dense_weights(layer.weight)
     assert exponent != input_alone_exponent   # the case where the two rules differ
     row = next(r for r in describe(desc) if r["name"] == layer.name)
     use = next(u for u in check_network(desc).layers if u.name == layer.name)
     assert (row["weight_bits"], row["weight_exponent"]) == (bits, exponent)
     assert (use.weight_bits, use.weight_exponent) == (bits, exponent)
-    w, w_rec_eff, exp = netx_weight_mapping(layer.weight, w_rec)
+    w, w_rec_eff, exp = lava_dense_weights(layer.weight, w_rec)
     ff, rec = layer.emulator_synapses(graded=False)
     assert exp == exponent and ff.exponent == rec.exponent == exponent
     assert np.array_equal(ff.weights[0], w) and np.array_equal(rec.weights[0], w_rec_eff)

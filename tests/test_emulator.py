@@ -13,7 +13,7 @@ from conftest import assert_same_spikes, make_net, random_spikes, slayer_spikes
 from lavasparse.deploy.lava_runner import run_on_lava
 from lavasparse.export.netx_export import export_netx
 from lavasparse.export.netx_format import read_network
-from lavasparse.layers.netx_weights import netx_weight_mapping
+from lavasparse.layers.netx_weights import lava_dense_weights
 from lavasparse.simulate.emulator import Emulator, UnsupportedNetwork
 
 # More examples than CI's, for a long local run: LAVASPARSE_PROPERTY_EXAMPLES=500
@@ -191,14 +191,15 @@ def test_weight_mapping_matches_netx():
     for style in ("even8", "odd", "small", "inhibitory"):
         for _ in range(20):
             w = _weights(rng, (5, 7), style)
-            ours, exp = netx_weight_mapping(w)
+            ours, none, exp = lava_dense_weights(w)
+            assert none is None
             ref, bits, ref_exp, _ = optimize_weight_bits(w.copy())
             sign = determine_sign_mode(ref)
             ref = truncate_weights(clip_weights(ref, sign, num_bits=8), sign, bits)
             assert exp == ref_exp and np.array_equal(ours, ref)
             # A recurrent layer: netx optimises both matrices together; Lava clips each by its own sign.
             w_rec = _weights(rng, (5, 5), style)
-            ours, ours_rec, exp = netx_weight_mapping(w, w_rec)
+            ours, ours_rec, exp = lava_dense_weights(w, w_rec)
             both, bits, ref_exp, _ = optimize_weight_bits(np.hstack([w, w_rec]))
             for mine, part in ((ours, both[:, :7]), (ours_rec, both[:, 7:])):
                 sign = determine_sign_mode(part)

@@ -26,7 +26,7 @@ from .base import (ChipUse, Layer, LayerSpec, Synapse, UnsupportedNetwork, Viola
 from .flatten import FlattenSpec
 from .netx_fields import (MAX_ABS_WEIGHT, MAX_DELAY, NetFileError, child, declared_shape, numbers, read_origin,
                           read_shape, required, whole_in_range)
-from .netx_weights import WeightFormat, lava_weights, netx_needs_clipping, netx_optimize_weight_bits
+from .netx_weights import WeightFormat, lava_dense_weights, netx_needs_clipping, netx_scaled
 from .neuron import netx_default_dense_neuron
 
 DELAY_BITS = 6   # synaptic memory per synapse of a layer with delays (our mapping's assumption)
@@ -122,15 +122,9 @@ class DenseLayer(Layer):
 
     @functools.cached_property
     def _netx_scaled(self) -> tuple[np.ndarray, int, int, str]:
-        """netx's ``optimize_weight_bits`` at load, worked out once for the
-        emulator, the chip mapping and the description: the scaled weights
-        (out, in [+ out]), bits, exponent and sign mode. A recurrent layer's
-        two matrices are optimised side by side, as netx does."""
-        both = np.hstack(self._matrices())
-        if not both.any():
-            return both, 0, 0, "excitatory"
-        scaled, bits, exponent, sign = netx_optimize_weight_bits(both)
-        return scaled, int(bits), int(exponent), sign
+        """netx's ``optimize_weight_bits`` at load (``netx_scaled``), worked
+        out once for the emulator, the chip mapping and the description."""
+        return netx_scaled(*self._matrices())
 
     def nir_nodes(self, dt):
         """``Linear`` (the weights Lava's Dense applies, after netx's scaling
@@ -147,9 +141,9 @@ class DenseLayer(Layer):
     @functools.cached_property
     def _lava_weights(self) -> tuple[np.ndarray, np.ndarray | None, int]:
         """The weights Lava's Dense applies (input, recurrent or None) and
-        their exponent: netx's scaling, then Lava's clipping and truncation."""
-        scaled, bits, exponent, _ = self._netx_scaled
-        return (*lava_weights(scaled, bits, self.weight.shape[1]), exponent)
+        their exponent (``lava_dense_weights``, the function the tests compare
+        with netx's and Lava's own)."""
+        return lava_dense_weights(*self._matrices())
 
     def weight_format(self) -> WeightFormat | None:
         """Through netx's own ``optimize_weight_bits``, the rule it applies at load."""

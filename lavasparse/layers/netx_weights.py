@@ -52,19 +52,25 @@ def netx_optimize_weight_bits(weight: np.ndarray) -> tuple[np.ndarray, int, int,
     return w.astype(np.int64), num_weight_bits, -scale_bits, sign
 
 
-def netx_weight_mapping(weight: np.ndarray, weight_rec: np.ndarray | None = None):
-    """Dense weights as Lava's fixed-point Dense uses them after netx's
-    ``optimize_weight_bits`` and Lava's ``clip_weights``/``truncate_weights``.
-    Returns (effective integer weights, weight exponent), or, with recurrent
-    weights (optimised together with the input weights, as netx does),
-    (input weights, recurrent weights, exponent)."""
-    weight = np.asarray(weight).astype(np.int64)
-    if weight_rec is None:
-        w, bits, exponent, _ = netx_optimize_weight_bits(weight)
-        return lava_clip_truncate(w, bits), exponent
-    both, bits, exponent, _ = netx_optimize_weight_bits(np.hstack([weight, np.asarray(weight_rec).astype(np.int64)]))
-    w, w_rec = lava_weights(both, bits, weight.shape[1])
-    return w, w_rec, exponent
+def netx_scaled(weight: np.ndarray, weight_rec: np.ndarray | None = None) -> tuple[np.ndarray, int, int, str]:
+    """netx's ``optimize_weight_bits`` at load for a dense layer: (scaled
+    weights (out, in [+ out]), bits, exponent, sign mode). A recurrent
+    layer's two matrices are optimised side by side, as netx does; an
+    all-zero layer keeps its zeros (netx would divide by zero)."""
+    both = np.hstack([np.asarray(m).astype(np.int64) for m in (weight, weight_rec) if m is not None])
+    if not both.any():
+        return both, 0, 0, "excitatory"
+    scaled, bits, exponent, sign = netx_optimize_weight_bits(both)
+    return scaled, int(bits), int(exponent), sign
+
+
+def lava_dense_weights(weight: np.ndarray, weight_rec: np.ndarray | None = None
+                       ) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """The weights Lava's fixed-point Dense applies for a netx dense layer
+    (input, recurrent or None) and their exponent: netx's scaling at load
+    (``netx_scaled``), then Lava's ``clip_weights``/``truncate_weights``."""
+    scaled, bits, exponent, _ = netx_scaled(weight, weight_rec)
+    return (*lava_weights(scaled, bits, np.asarray(weight).shape[1]), exponent)
 
 
 def lava_weights(scaled: np.ndarray, bits: int, n_in: int) -> tuple[np.ndarray, np.ndarray | None]:
