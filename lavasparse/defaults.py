@@ -24,6 +24,13 @@ BACKWARDS = ("dense", "sparse")
 DEFAULT_BACKWARD = "dense"
 ACTIVE_BAND = 1.0
 
+
+def active_band_of(backward: str, band: float | None) -> float | None:
+    """The band a run with ``backward`` trains with: None with SLAYER's
+    backward (a band means nothing there, so it never tells two runs apart),
+    else ``band`` or ACTIVE_BAND."""
+    return None if backward == "dense" else ACTIVE_BAND if band is None else band
+
 # What every training run starts from (RunSettings, TrainConfig, NetConfig and
 # the loss take these; DATASET_DEFAULTS below, then GENERIC_DEFAULTS, fill in
 # what differs per dataset).

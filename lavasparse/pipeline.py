@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lavasparse.defaults import (ACTIVE_BAND, BACKWARDS, BATCH_SIZE, CROSS_CHECK, DATASET_DEFAULTS, DEFAULT_BACKWARD,
+from lavasparse.defaults import (BACKWARDS, active_band_of, BATCH_SIZE, CROSS_CHECK, DATASET_DEFAULTS, DEFAULT_BACKWARD,
                                  DEFAULT_COST, DEFAULT_DATASET, DEFAULT_ENCODING, DEFAULT_ENGINE, DEFAULT_PROFILE, DEFAULT_SYNAPSE, DEVICE,
                                  ENERGY_ENCODING, ENERGY_INIT, ENERGY_SIGMA0, EPOCHS, GENERIC_DEFAULTS, INITS, ISI,
                                  ISI_RULES, MAX_RATE, NEURON, PIPELINE_SCHEDULE, PIPELINE_SIGMA0, SEED, SPARSE_EPOCHS,
@@ -89,8 +89,7 @@ class RunSettings:
         if self.backward not in BACKWARDS:
             raise ValueError(f"unknown backward {self.backward!r}: expected one of {BACKWARDS}")
         # a band means nothing to SLAYER's backward: dropped, so that settings never differ by it
-        self.active_band = None if self.backward == "dense" else ACTIVE_BAND if self.active_band is None \
-            else self.active_band
+        self.active_band = active_band_of(self.backward, self.active_band)
         if self.sparse_init not in INITS:
             raise ValueError(f"sparse_init must be one of {INITS}, got {self.sparse_init!r}")
         if self.data_dir is not None:

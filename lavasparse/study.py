@@ -43,8 +43,8 @@ import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from lavasparse.defaults import (ACTIVE_BAND, BACKWARDS, DEFAULT_BACKWARD, DEFAULT_COST, DEFAULT_ENCODING, DEFAULT_SYNAPSE,
-                                 ISI, ISI_RULES, STUDY_EXECUTOR, SYNAPSES)
+from lavasparse.defaults import (BACKWARDS, DEFAULT_BACKWARD, DEFAULT_COST, DEFAULT_ENCODING, DEFAULT_SYNAPSE,
+                                 ISI, ISI_RULES, STUDY_EXECUTOR, SYNAPSES, active_band_of)
 from lavasparse.fileio import write_json, write_npy, write_text
 from lavasparse.pipeline import RunSettings
 from lavasparse.simulate.compare import plot_energy_accuracy, test_set_words
@@ -92,9 +92,7 @@ class Row:
             raise ValueError(f"row {self.name!r}: unknown ISI rule {self.isi_rule!r}: expected one of {ISI_RULES}")
         if self.backward not in BACKWARDS:
             raise ValueError(f"row {self.name!r}: unknown backward {self.backward!r}: expected one of {BACKWARDS}")
-        # frozen: set through object's; a band means nothing to SLAYER's backward, so rows never differ by it
-        object.__setattr__(self, "active_band", None if self.backward == "dense" else
-                           ACTIVE_BAND if self.active_band is None else self.active_band)
+        object.__setattr__(self, "active_band", active_band_of(self.backward, self.active_band))   # frozen
 
     def epochs_of(self, study_epochs: int) -> int:
         """The epochs this row trains for in a study of ``study_epochs``."""

@@ -63,6 +63,20 @@ if numba is not None:
         sign = p >> 63   # -1 or 0
         return ((((p ^ sign) - sign) >> _DECAY_SHIFT) ^ sign) - sign
 
+    @numba.njit(inline="always")
+    def neuron_blocks(batch, neurons):   # pragma: no cover (compiled)
+        """How many jobs the kernels split (N, M, ...) neurons into: blocks of
+        ``_ROWS_AT_ONCE`` neurons of one sample, whose chains over time the
+        CPU overlaps (one neuron alone waits on each multiply-add)."""
+        return batch * ((neurons + _ROWS_AT_ONCE - 1) // _ROWS_AT_ONCE)
+
+    @numba.njit(inline="always")
+    def neuron_block(job, neurons):   # pragma: no cover (compiled)
+        """Job ``job``'s (sample, first neuron, end) (see ``neuron_blocks``)."""
+        per_sample = (neurons + _ROWS_AT_ONCE - 1) // _ROWS_AT_ONCE
+        lo = (job % per_sample) * _ROWS_AT_ONCE
+        return job // per_sample, lo, min(lo + _ROWS_AT_ONCE, neurons)
+
     @numba.njit(parallel=True, cache=True)
     def _neuron_forward(x, current0, voltage0, keep_c, keep_v, w_scale, reset_at, theta, tau, out, spikes):   # pragma: no cover
         """x, out, spikes: (N, M, T) float32, any strides (a dense synapse's
@@ -74,12 +88,9 @@ if numba is not None:
         (see the backward)."""
         ws = np.float32(w_scale)
         batch, neurons, steps = x.shape
-        per_sample = (neurons + _ROWS_AT_ONCE - 1) // _ROWS_AT_ONCE
         exponent = tau > 0
-        for block in numba.prange(batch * per_sample):
-            n = block // per_sample
-            lo = (block % per_sample) * _ROWS_AT_ONCE
-            hi = min(lo + _ROWS_AT_ONCE, neurons)
+        for job in numba.prange(neuron_blocks(batch, neurons)):
+            n, lo, hi = neuron_block(job, neurons)
             c = np.empty(_ROWS_AT_ONCE, np.int64)
             v = np.empty(_ROWS_AT_ONCE, np.int64)
             for m in range(lo, hi):
@@ -102,11 +113,8 @@ if numba is not None:
         Each neuron is a chain of dependent multiply-adds; neurons go in
         blocks so that the CPU overlaps the chains."""
         batch, neurons, steps = grad_spikes.shape
-        per_sample = (neurons + _ROWS_AT_ONCE - 1) // _ROWS_AT_ONCE
-        for block in numba.prange(batch * per_sample):
-            n = block // per_sample
-            lo = (block % per_sample) * _ROWS_AT_ONCE
-            hi = min(lo + _ROWS_AT_ONCE, neurons)
+        for job in numba.prange(neuron_blocks(batch, neurons)):
+            n, lo, hi = neuron_block(job, neurons)
             gv = np.zeros(_ROWS_AT_ONCE, np.float32)
             gc = np.zeros(_ROWS_AT_ONCE, np.float32)
             for m in range(lo, hi):   # SLAYER's first step back is the gradient itself (no 0 * keep term)
@@ -122,6 +130,9 @@ if numba is not None:
                     gc[m - lo] = h
                     grad_in[n, m, t] = h
 
+
+else:   # no compiled kernels, nor their blocks
+    neuron_block = neuron_blocks = None
 
 _threads_set_for: list[int] = []   # torch's thread count numba's pool was last sized to
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch.nn.modules import module as nn_module
 
 from lavasparse.defaults import (ACTIVE_BAND, BACKWARDS, DATASET_DEFAULTS, DEFAULT_BACKWARD, DEFAULT_DATASET, NEURON,
-                                 POOL_WEIGHT, WEIGHT_SCALE)
+                                 POOL_WEIGHT, WEIGHT_SCALE, active_band_of)
 from lavasparse.layers import SPEC_CLASSES, IsiConfig, LayerSpec
 from lavasparse.train.cuba_cpu import cuba_neuron_forward
 from lavasparse.train.event_synapse import dense_synapse
@@ -86,9 +86,7 @@ class NetConfig:
     def __post_init__(self):
         if self.backward not in BACKWARDS:
             raise ValueError(f"unknown backward {self.backward!r}: expected one of {BACKWARDS}")
-        # A band means nothing to SLAYER's backward: dropped, so that it never tells two dense runs apart.
-        self.active_band = None if self.backward == "dense" else ACTIVE_BAND if self.active_band is None \
-            else self.active_band
+        self.active_band = active_band_of(self.backward, self.active_band)
         if self.active_band is not None and not self.active_band > 0:
             raise ValueError(f"active_band must be positive (in thresholds), got {self.active_band}")
         if isinstance(self.neuron, dict):

@@ -61,7 +61,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lavasparse.train.cuba_cpu import match_numba_threads, neuron_voltage, numba
+from lavasparse.train.cuba_cpu import match_numba_threads, neuron_block, neuron_blocks, neuron_voltage, numba
 from lavasparse.train.event_synapse import event_dense_values, event_path_applies
 
 _DECAY_ONE = 1 << 12   # SLAYER's decays are integers out of 4096
@@ -338,20 +338,16 @@ if numba is not None:
     def _two_filters(x, a, b, reverse, time_first, out):   # pragma: no cover (compiled)
         """out = x through y[t] = a y[t -/+ 1] + x[t], then the same with b,
         along time; x (N, P, T) and out (N, T, P) when ``time_first``, else
-        the other way round. Threads take blocks of P."""
+        the other way round. Threads take blocks of P (``neuron_blocks``)."""
         n_all = x.shape[0]
         p_all = x.shape[1] if time_first else x.shape[2]
         steps = x.shape[2] if time_first else x.shape[1]
         fa = x.dtype.type(a)
         fb = x.dtype.type(b)
-        width = 16
-        blocks = (p_all + width - 1) // width
-        for job in numba.prange(n_all * blocks):
-            m = job // blocks
-            lo = (job % blocks) * width
-            hi = min(lo + width, p_all)
-            cur = np.zeros(width, x.dtype)
-            volt = np.zeros(width, x.dtype)
+        for job in numba.prange(neuron_blocks(n_all, p_all)):
+            m, lo, hi = neuron_block(job, p_all)
+            cur = np.zeros(hi - lo, x.dtype)
+            volt = np.zeros(hi - lo, x.dtype)
             for i in range(steps):
                 t = steps - 1 - i if reverse else i
                 for p in range(lo, hi):
