@@ -12,9 +12,11 @@ from lavasparse.export.netx_format import read_network
 from lavasparse.simulate.emulator import Emulator
 from lavasparse.simulate.energy import default_profile
 from lavasparse.simulate.profile import profile_run
-from lavasparse.train.cost import block_fanout, inference_cost
+from lavasparse.train.cost import _gate_gradient_torch, block_fanout, gate_gradient, inference_cost, nonzero_mask
 from lavasparse.train.encode import InputCode, encode_images, latency_encode
+from lavasparse.train.event_synapse import count_events
 from lavasparse.train.prune import prune_to_density, surviving_density, synaptic_blocks
+from lavasparse.train.quantised import exported_weight
 
 
 def _estimate_and_profile(net, x: np.ndarray, path):
@@ -85,6 +87,45 @@ def test_fanout_gate_gradient_pushes_small_weights_to_zero():
     nonzero = w != 0
     assert nonzero.any() and (g[nonzero] != 0).all()
     assert (torch.sign(g[nonzero]) == torch.sign(w[nonzero])).all()   # descent shrinks |w|
+
+
+def test_gate_gradient_is_tanhs_derivative_and_the_same_floats_on_every_path():
+    # weights from 0 to 40 gate widths, both signs, and the zeros, for a 5-D conv weight and a dense one
+    torch.manual_seed(3)
+    width = 4 * 2.0 / 64
+    for shape in [(50, 78), (6, 3, 3, 3, 1)]:
+        w = torch.randn(shape) * 1.5
+        w.view(-1)[:4] = torch.tensor([0.0, -0.0, 40 * width, -1e-30])
+        row = torch.randn(1, *shape[1:])
+        got = gate_gradient(w, row.expand(shape), width)
+        wd, gd = w.double(), row.double().expand(shape)
+        truth = gd / torch.cosh(wd.abs() / width) ** 2 / width * wd.sgn()   # sech^2: exact in float64
+        assert got.shape == w.shape and got.dtype == torch.float32
+        x = w.abs() / width
+        assert (x > 9).any() and (x < 1).any() and (got[x > 9] != 0).any()   # the tail that 1 - tanh^2 loses
+        assert torch.allclose(got.double(), truth, rtol=1e-6, atol=1e-36)   # atol: float32 subnormals
+        # the compiled CPU passes give the torch chain's floats, for a broadcast row and a full gradient
+        assert torch.equal(got, _gate_gradient_torch(w, row.expand(shape), width))
+        full = torch.randn(shape)
+        assert torch.equal(gate_gradient(w, full, width), _gate_gradient_torch(w, full, width))
+
+
+def test_the_cost_terms_helpers_read_windows_and_remembered_weights():
+    net = make_net("16-8-4", weight_scale=2.0)
+    x = torch.as_tensor(random_spikes((3, 16, 7), p=0.4), dtype=torch.float32)
+    spikes = net(x)
+    assert len(spikes) == 2 and spikes[0].sum() > 0
+    window = net.windowed(spikes, 7)[0].detach()     # a view of the neuron's time-major spikes
+    assert not window.is_contiguous()
+    assert torch.equal(count_events(window), torch.count_nonzero(window, dim=-1).float())
+    syn = net.blocks[0].synapse
+    assert torch.equal(exported_weight(syn), syn.pre_hook_fx(syn.weight).detach())   # as the forward left it
+    with torch.no_grad():
+        syn.weight.mul_(3.0)                        # any in-place change: the remembered values are stale
+    assert torch.equal(exported_weight(syn), syn.pre_hook_fx(syn.weight).detach())
+    q = exported_weight(syn)
+    assert (q == 0).any() and (q != 0).any()
+    assert torch.equal(nonzero_mask(q), (q != 0).float())
 
 
 def test_latency_code():

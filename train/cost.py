@@ -19,12 +19,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from lavasparse.defaults import COSTS
 
+from .cuba_cpu import match_numba_threads, numba
 from .energy_weights import EnergyWeights
 from .event_synapse import count_events
+from .quantised import exported_weight
 
 
 # Width of the gate's gradient, in quantisation steps (SLAYER's 2 / w_scale =
@@ -78,11 +81,10 @@ class InferenceCost:
 
 
 class _StraightThroughGate(torch.autograd.Function):
-    """Forward: the hard mask as given. Backward: the gradient of
-    tanh(|w| / width), in the order autograd computes it for
-    ``hard + soft - soft.detach()`` (so training is unchanged), but without
-    the forward tanh, which the value never needed (measured: the gate was
-    most of the synops cost's time per training step on a CPU)."""
+    """Forward: the hard mask as given. Backward: the gradient of the smooth
+    gate tanh(|w| / width) (``gate_gradient``), without the forward tanh,
+    which the value never needed (measured: the gate was most of the synops
+    cost's time per training step on a CPU)."""
 
     @staticmethod
     def forward(ctx, weight: torch.Tensor, hard: torch.Tensor, width: float) -> torch.Tensor:
@@ -93,18 +95,64 @@ class _StraightThroughGate(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         (weight,) = ctx.saved_tensors
-        # (grad * (1 - soft * soft)) / width * sgn(w), in place: the same floats (products commute
-        # exactly, 1 + -x is 1 - x), a quarter of the time (measured, 784x500 weights, one thread)
-        soft = weight.abs().div_(ctx.width).tanh_()
-        return soft.square_().neg_().add_(1).mul_(grad).div_(ctx.width).mul_(weight.sgn()), None, None
+        return gate_gradient(weight, grad, ctx.width), None, None
+
+
+def gate_gradient(weight: torch.Tensor, grad: torch.Tensor, width: float) -> torch.Tensor:
+    """grad times d tanh(|w| / width) / dw = grad * sech^2(x) / width * sgn(w)
+    with x = |w| / width, and sech^2(x) = 4e / (1 + e)^2, e = exp(-2x).
+
+    Why not 1 - tanh(x)^2, autograd's form: torch's tanh takes 2.5x its exp
+    on a CPU (1.06 against 0.41 ms for 784x500 weights at one thread, a
+    third of what the cost term added to a training step), and 1 - tanh^2
+    cancels to 0 for x above 9 where this form keeps the tail. The two
+    agree to a few float32 roundings (``tests/test_cost.py``).
+
+    On the CPU the arithmetic around torch's exp is two compiled passes, with
+    the same float32 operations in the same order as the torch ops used
+    elsewhere (so every device computes the same floats); the gradient it
+    receives is a row of fan-out gradients broadcast over the outputs, which
+    the pass reads as a row."""
+    if numba is None or weight.device.type != "cpu" or weight.dtype != torch.float32 or grad.dtype != torch.float32:
+        return _gate_gradient_torch(weight, grad, width)
+    match_numba_threads()
+    w = weight.detach().reshape(weight.shape[0], -1).contiguous()
+    width32 = np.float32(width)
+    out = torch.empty_like(w)
+    _minus_twice_scaled_magnitude(w.numpy(), width32, out.numpy())
+    out.exp_()   # torch's own exp: vectorised, where numba's is a libm call per entry
+    grad = grad.expand_as(weight).reshape(w.shape)
+    # A row of fan-out gradients broadcast over the outputs: read the row.
+    rows = grad[:1].contiguous() if grad.stride(0) == 0 else grad.contiguous()
+    _gate_rows(out.numpy(), rows.numpy(), w.numpy(), width32)
+    return out.reshape(weight.shape)
+
+
+def _gate_gradient_torch(weight: torch.Tensor, grad: torch.Tensor, width: float) -> torch.Tensor:
+    """``gate_gradient`` in torch's ops (any device), the order the compiled passes follow."""
+    e = weight.abs().div_(width).mul_(-2).exp_()
+    sech2 = e.add(1).square_().reciprocal_().mul_(e.mul_(4))
+    return sech2.mul_(grad).div_(width).mul_(weight.sgn())
+
+
+def nonzero_mask(values: torch.Tensor) -> torch.Tensor:
+    """1.0 where ``values`` is non-zero, else 0.0, in its dtype: one
+    compiled pass on the CPU (torch's compare-then-convert is two, a tenth
+    of the cost term's time per step on 784-500-10)."""
+    if numba is None or values.device.type != "cpu" or values.dtype != torch.float32:
+        return (values != 0).to(values.dtype)
+    match_numba_threads()
+    flat = values.reshape(values.shape[0], -1).contiguous()
+    mask = torch.empty_like(flat)
+    _nonzero_rows(flat.numpy(), mask.numpy())
+    return mask.reshape(values.shape)
 
 
 def surviving_synapses(block) -> torch.Tensor:
     """1.0 for every synapse of a SLAYER block whose weight exports non-zero,
     0.0 elsewhere, shaped like the weight; gradient of tanh(|w| / width)."""
     weight = block.synapse.weight
-    with torch.no_grad():
-        hard = (block.synapse.pre_hook_fx(weight) != 0).to(weight.dtype)
+    hard = nonzero_mask(exported_weight(block.synapse))
     if not (weight.requires_grad and torch.is_grad_enabled()):
         return hard
     return _StraightThroughGate.apply(weight, hard, GATE_WIDTH_STEPS * 2.0 / block.neuron.w_scale)
@@ -117,6 +165,21 @@ def block_fanout(spec, block) -> torch.Tensor:
     return spec.block_fanout(surviving_synapses(block))
 
 
+def _per_sample(t: torch.Tensor) -> torch.Tensor:
+    """Sum over every dim but the batch, in place: a layer's window of
+    spikes is not contiguous, and flattening it first would copy it (half
+    the cost term's forward time, measured on 784-500-10). Spike counts
+    and synop counts are integers, exact in float32 in any order."""
+    return t.sum(dim=tuple(range(1, t.dim())))
+
+
+def _window_counts(spikes: torch.Tensor) -> torch.Tensor:
+    """Each neuron's spikes in the window (a non-zero entry is one spike),
+    (B, *shape): computed once per layer, for its spike count and the next
+    layer's synops, so that its gradient reaches the spikes as one tensor."""
+    return spikes.sum(dim=-1) if spikes.requires_grad else count_events(spikes)
+
+
 def inference_cost(net, x: torch.Tensor, layer_spikes: list[torch.Tensor]) -> InferenceCost:
     """The counts of one batch: ``x`` the input spikes (B, *in_shape, T) and
     ``layer_spikes`` every spiking layer's spikes cut to its window
@@ -126,17 +189,48 @@ def inference_cost(net, x: torch.Tensor, layer_spikes: list[torch.Tensor]) -> In
         raise ValueError(f"{len(layer_spikes)} spike tensors for {net.num_spiking_layers} spiking layers")
     steps = x.shape[-1]
     spikes, synops, neurons = [], [], []
-    incoming, spiking = x, iter(layer_spikes)
+    counts, spiking = _window_counts(x), iter(layer_spikes)
     for spec, block in zip(net.specs, net.blocks):
         if not spec.spiking:
             continue
-        # Events that reach this layer in its window: a non-zero entry is one spike.
-        events = incoming.reshape(incoming.shape[0], *spec.in_shape, -1)
-        counts = count_events(events) if not events.requires_grad else events.sum(dim=-1)
+        # Each spike that reaches this layer costs one op per surviving synapse it leaves by.
         fan = block_fanout(spec, block)
-        synops.append((counts * fan).reshape(events.shape[0], -1).sum(dim=1))
-        out = next(spiking)
-        spikes.append(out.reshape(out.shape[0], -1).sum(dim=1))
+        synops.append(_per_sample(counts.reshape(counts.shape[0], *spec.in_shape) * fan))
+        counts = _window_counts(next(spiking))
+        spikes.append(_per_sample(counts))
         neurons.append(int(torch.tensor(spec.out_shape).prod()))
-        incoming = out
     return InferenceCost(torch.stack(spikes, dim=1), torch.stack(synops, dim=1), neurons, steps)
+
+
+if numba is not None:
+    @numba.njit(parallel=True, cache=True)
+    def _nonzero_rows(values, out):   # pragma: no cover (compiled)
+        one, zero = np.float32(1.0), np.float32(0.0)
+        for o in numba.prange(values.shape[0]):
+            for i in range(values.shape[1]):
+                out[o, i] = one if values[o, i] != zero else zero
+
+    @numba.njit(parallel=True, cache=True)
+    def _minus_twice_scaled_magnitude(weight, width, out):   # pragma: no cover (compiled)
+        """out = -2 (|w| / width), float32, rounded as torch's abs().div_().mul_(-2)."""
+        minus_two = np.float32(-2.0)
+        for o in numba.prange(weight.shape[0]):
+            for i in range(weight.shape[1]):
+                out[o, i] = (abs(weight[o, i]) / width) * minus_two
+
+    @numba.njit(parallel=True, cache=True)
+    def _gate_rows(e, grad, weight, width):   # pragma: no cover (compiled)
+        """e[o, i] <- (grad * (4e / (1 + e)^2)) / width * sgn(w), float32
+        throughout, each operation rounded as the torch chain in
+        ``gate_gradient`` rounds it; ``grad`` has one row per output, or one
+        row for all."""
+        one, zero, four = np.float32(1.0), np.float32(0.0), np.float32(4.0)
+        for o in numba.prange(e.shape[0]):
+            g = grad[o] if grad.shape[0] > 1 else grad[0]
+            for i in range(e.shape[1]):
+                v = e[o, i]
+                q = v + one
+                sech2 = (one / (q * q)) * (v * four)
+                w = weight[o, i]
+                sign = one if w > zero else (-one if w < zero else zero)
+                e[o, i] = ((sech2 * g[i]) / width) * sign

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from lavasparse.train.cuba_cpu import match_numba_threads, numba
+from lavasparse.train.quantised import forward_weight
 
 
 def exact_sums(weight: torch.Tensor) -> bool:
@@ -112,12 +113,14 @@ def count_events(x: torch.Tensor) -> torch.Tensor:
     """The non-zero entries of ``x`` (N, ..., T) along time, per neuron, in
     ``x``'s dtype: ``torch.count_nonzero(x, dim=-1)``, compiled on the CPU
     (torch's turns the mask into int64 first: a third of the cost terms'
-    time per training step, measured on 784-500-10 at one thread)."""
-    if numba is None or x.device.type != "cpu" or x.requires_grad or x.dtype != torch.float32:
+    time per training step, measured on 784-500-10 at one thread). Reads
+    ``x`` in place, whatever its strides (a layer's window of the compiled
+    neuron's time-major spikes is not contiguous)."""
+    if numba is None or x.device.type != "cpu" or x.requires_grad or x.dtype != torch.float32 or x.dim() < 2:
         return torch.count_nonzero(x, dim=-1).to(x.dtype)
     match_numba_threads()
-    rows = x.detach().reshape(-1, x.shape[-1])
-    counts = torch.empty(rows.shape[0], dtype=x.dtype)
+    rows = x.detach().reshape(x.shape[0], -1, x.shape[-1])   # a view for a window of either layout
+    counts = torch.empty(rows.shape[:2], dtype=x.dtype)
     _count_nonzero_rows(rows.numpy(), counts.numpy())
     return counts.reshape(x.shape[:-1])
 
@@ -131,7 +134,7 @@ def dense_synapse(synapse, x: torch.Tensor) -> torch.Tensor:
     SLAYER's modules."""
     if getattr(synapse, "weight_norm_enabled", False):
         return synapse(x)
-    weight = synapse.weight if synapse._pre_hook_fx is None else synapse._pre_hook_fx(synapse.weight)
+    weight = forward_weight(synapse)
     if not event_path_applies(synapse, x, weight):
         return synapse(x)
     return _EventDense.apply(x, weight, synapse)
@@ -175,8 +178,10 @@ if numba is not None:
 
     @numba.njit(parallel=True, cache=True)
     def _count_nonzero_rows(rows, counts):   # pragma: no cover (compiled)
-        for r in numba.prange(rows.shape[0]):
-            c = 0
-            for t in range(rows.shape[1]):
-                c += rows[r, t] != 0
-            counts[r] = c
+        """counts[n, m] = the non-zero entries of rows[n, m, :]."""
+        for n in numba.prange(rows.shape[0]):
+            for m in range(rows.shape[1]):
+                c = 0
+                for t in range(rows.shape[2]):
+                    c += rows[n, m, t] != 0
+                counts[n, m] = c

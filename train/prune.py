@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .quantised import exported_weight
+
 
 # The ramp, as shares of the run's epochs: pruning starts after the first
 # sixth (the network has learnt something to keep) and reaches the target by
@@ -55,7 +57,7 @@ def synaptic_blocks(net) -> list:
 def surviving_density(block) -> float:
     """Share of the block's synapses whose weight exports non-zero."""
     with torch.no_grad():
-        return float((block.synapse.pre_hook_fx(block.synapse.weight) != 0).float().mean())
+        return float((exported_weight(block.synapse) != 0).float().mean())
 
 
 @torch.no_grad()
@@ -74,7 +76,7 @@ def prune_to_density(net, density: tuple[float, ...]) -> list[torch.Tensor]:
         if not 0.0 < d <= 1.0:
             raise ValueError(f"density must lie in (0, 1], got {d}")
         w = block.synapse.weight
-        alive = block.synapse.pre_hook_fx(w) != 0
+        alive = exported_weight(block.synapse) != 0
         keep = round(d * w.numel())
         if int(alive.sum()) > keep:
             score = torch.where(alive, w.abs(), torch.zeros_like(w)).flatten()

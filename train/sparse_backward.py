@@ -63,6 +63,7 @@ import torch.nn.functional as F
 
 from lavasparse.train.cuba_cpu import match_numba_threads, neuron_block, neuron_blocks, neuron_voltage, numba
 from lavasparse.train.event_synapse import event_dense_values, event_path_applies
+from lavasparse.train.quantised import forward_weight
 
 _DECAY_ONE = 1 << 12   # SLAYER's decays are integers out of 4096
 _CHUNK_ENTRIES = 1 << 24   # im2col entries per chunk of the products (64 MiB in float32)
@@ -110,8 +111,7 @@ class SparseCuba:
         """The block's spikes for input ``x`` (N, C, T) or (N, C, H, W, T),
         with the sparse backward."""
         syn = self.block.synapse
-        weight = syn.weight if syn._pre_hook_fx is None else syn._pre_hook_fx(syn.weight)
-        return _SparseCubaFunction.apply(x, weight, self)
+        return _SparseCubaFunction.apply(x, forward_weight(syn), self)
 
     # ---- the pieces the autograd function uses ----------------------------------------------
 
