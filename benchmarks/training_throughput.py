@@ -60,7 +60,48 @@ def images(n: int, data_dir: Path) -> tuple[np.ndarray, np.ndarray, str]:
     return (rng.random((n, 1, 28, 28)) * 0.27).astype(np.float32), rng.integers(0, 10, n), "random images"
 
 
+def step_ms(net, opt, xs, ys, loss_of, device: torch.device) -> tuple[float, float, float]:
+    """ms per batch, averaged over the batches: the forward with the loss
+    (``loss_of(input spikes, labels)``), the backward, and the whole step
+    with the optimiser's."""
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    fwd = bwd = total = 0.0
+    for x, y in zip(xs, ys):
+        sync()
+        t0 = time.perf_counter()
+        loss = loss_of(x, y)
+        sync()
+        t1 = time.perf_counter()
+        opt.zero_grad()
+        loss.backward()
+        sync()
+        t2 = time.perf_counter()
+        opt.step()
+        sync()
+        t3 = time.perf_counter()
+        fwd, bwd, total = fwd + t1 - t0, bwd + t2 - t1, total + t3 - t0
+    return tuple(1e3 * v / len(xs) for v in (fwd, bwd, total))
+
+
+def rotated_medians(variants: list, run, repeats: int) -> dict:
+    """``run(variant)`` once each to warm up (numba's or CUDA's compilation),
+    then ``repeats`` rounds through the variants in turn, so that drift in
+    the machine's speed hits all; per variant, the median of each of the
+    tuple ``run`` returns."""
+    for v in variants:
+        run(v)
+    times = {v: [] for v in variants}
+    for _ in range(repeats):
+        for v in variants:
+            times[v].append(run(v))
+    return {v: tuple(statistics.median(t[i] for t in ts) for i in range(len(ts[0]))) for v, ts in times.items()}
+
+
 def measure(arch: str, device: torch.device, batch: int, steps: int, iters: int, repeats: int, data_dir: Path):
+    """Samples per second of whole training steps, per cost (None: the class loss alone)."""
     if device.type == "cuda":
         prepare_cuda_jit(device)
     torch.manual_seed(0)
@@ -72,31 +113,18 @@ def measure(arch: str, device: torch.device, batch: int, steps: int, iters: int,
     xs = [encode_images(imgs[i * batch:(i + 1) * batch], in_shape, steps, seed=i).to(device) for i in range(iters)]
     ys = [torch.as_tensor(labels[i * batch:(i + 1) * batch], device=device) for i in range(iters)]
 
-    def run(cost: str | None) -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for x, y in zip(xs, ys):
+    def run(cost: str | None) -> tuple[float]:
+        def loss_of(x, y):
             out = net.windowed(net(x), steps)
             if cost is None:   # the class loss alone: no cost in the graph
-                loss = losses["spikes"].class_loss(out[-1], y) / y.shape[0]
-            elif cost == "spikes":   # as the trainer calls it: no fan-out needed
-                loss = losses[cost](out, y, 1e-5)[0]
-            else:
-                loss = losses[cost](out, y, 1e-7, net, x)[0]
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return batch * iters / (time.perf_counter() - t0)
+                return losses["spikes"].class_loss(out[-1], y) / y.shape[0]
+            if cost == "spikes":   # as the trainer calls it: no fan-out needed
+                return losses[cost](out, y, 1e-5)[0]
+            return losses[cost](out, y, 1e-7, net, x)[0]
 
-    run(None)   # warm-up (and the CUDA JIT build)
-    times = {c: [] for c in (None, *COSTS)}
-    for _ in range(repeats):
-        for c in times:
-            times[c].append(run(c))
-    return {c: statistics.median(v) for c, v in times.items()}, source
+        return (1e3 * batch / step_ms(net, opt, xs, ys, loss_of, device)[2],)
+
+    return {c: v[0] for c, v in rotated_medians([None, *COSTS], run, repeats).items()}, source
 
 
 def measure_epochs(arch: str, device: str, images: int, repeats: int, data_dir: Path) -> dict:
@@ -201,55 +229,33 @@ def measure_parts(arch: str, steps: int, rate: float, device: torch.device, batc
     ys = [torch.randint(0, 10, (batch,), device=device) for _ in range(iters)]
     paths = dynamics_paths(device, band)
 
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+    def loss_of(x, y):
+        return loss_fn.class_loss(net.windowed(net(x), steps)[-1], y) / batch
 
     def use(path: StepPath):
         net.compiled_cpu_dynamics, net.backward_mode = path.compiled, path.backward
 
     def run(path: StepPath) -> tuple[float, float, float]:
         use(path)
-        fwd = bwd = total = 0.0
-        for x, y in zip(xs, ys):
-            sync()
-            t0 = time.perf_counter()
-            loss = loss_fn.class_loss(net.windowed(net(x), steps)[-1], y) / batch
-            sync()
-            t1 = time.perf_counter()
-            opt.zero_grad()
-            loss.backward()
-            sync()
-            t2 = time.perf_counter()
-            opt.step()
-            sync()
-            t3 = time.perf_counter()
-            fwd, bwd, total = fwd + t1 - t0, bwd + t2 - t1, total + t3 - t0
-        return tuple(1e3 * v / len(xs) for v in (fwd, bwd, total))
+        return step_ms(net, opt, xs, ys, loss_of, device)
 
     def saved_mib(path: StepPath) -> float:
         use(path)
         saved = SavedForBackward()
         with torch.autograd.graph.saved_tensors_hooks(saved.pack, lambda t: t):
-            loss = loss_fn.class_loss(net.windowed(net(xs[0]), steps)[-1], ys[0]) / batch
+            loss = loss_of(xs[0], ys[0])
         del loss
         return saved.mib
 
-    for path in paths:   # warm-up: numba's or CUDA's compilation
-        run(path)
     if device.type == "cuda":
+        run(paths[0])   # the CUDA JIT's build, before the peak is measured
         torch.cuda.reset_peak_memory_stats(device)
     net.active_fractions()
-    times = {path: [] for path in paths}
-    for _ in range(repeats):
-        for path in paths:
-            times[path].append(run(path))
+    times = rotated_medians(paths, run, repeats)
     fractions = [f for f in net.active_fractions() if f is not None]
-    out = {}
-    for path, v in times.items():
-        out[path.label] = {"ms": tuple(statistics.median(t[i] for t in v) for i in range(3)),
-                           "saved_mib": saved_mib(path),
-                           "active": statistics.mean(fractions) if path.backward == "sparse" and fractions else None}
+    out = {path.label: {"ms": ms, "saved_mib": saved_mib(path),
+                        "active": statistics.mean(fractions) if path.backward == "sparse" and fractions else None}
+           for path, ms in times.items()}
     out["peak_mib"] = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None
     return out
 
