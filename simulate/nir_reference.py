@@ -21,6 +21,9 @@ import numpy as np
 import torch
 
 from lavasparse.deploy.lava_runner import predict
+from lavasparse.export.netx_format import NetDescription
+
+from .engines import run_target
 
 
 def snntorch_layer_spikes(graph_or_path, inputs: np.ndarray, progress: bool = False) -> list[np.ndarray]:
@@ -167,3 +170,16 @@ def agreement(names: list[str], target: list[np.ndarray], reference: list[np.nda
     return ReaderAgreement(layers, float((pa == pb).mean()),
                            None if labels is None else float((pa == labels).mean()),
                            None if labels is None else float((pb == labels).mean()))
+
+
+def target_against_snntorch(desc: NetDescription, nir_path, inputs: np.ndarray, labels: np.ndarray | None = None,
+                            progress: bool = False) -> ReaderAgreement:
+    """The network ``desc`` on the target (the emulator, bit-exact to Lava)
+    against snnTorch's reading of its NIR file ``nir_path``, on the same
+    input spikes (N, *input_shape, T): the fidelity report of an import, and
+    how the tests and the agreement benchmark judge our NIR export."""
+    target = run_target(desc, inputs, "emulator", progress=progress)
+    if not all(s.sum() > 0 for s in target.spikes):
+        silent = [n for n, s in zip(target.layer_names, target.spikes) if s.sum() == 0]
+        raise ValueError(f"{desc.path}: layers {silent} never spiked on the target: nothing to compare")
+    return agreement(target.layer_names, target.spikes, snntorch_layer_spikes(nir_path, inputs, progress), labels)

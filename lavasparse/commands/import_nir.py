@@ -8,8 +8,7 @@ from pathlib import Path
 from lavasparse.export.netx_format import describe
 from lavasparse.export.nir_import import import_nir
 from lavasparse.fileio import write_json, write_text
-from lavasparse.simulate.engines import run_target
-from lavasparse.simulate.nir_reference import agreement, snntorch_layer_spikes
+from lavasparse.simulate.nir_reference import target_against_snntorch
 from lavasparse.train.test_set import encode_test_set
 
 from .export import print_layers
@@ -30,8 +29,7 @@ def run(a) -> int:
         return 0
     x, labels = encode_test_set(a.dataset, a.data_dir, imported.config.net.arch, a.steps, imported.config.seed,
                                 imported.config.input_code, limit=a.fidelity_samples)
-    target = run_target(desc, x, "emulator", progress=True)
-    report = agreement(target.layer_names, target.spikes, snntorch_layer_spikes(a.nir, x, progress=True), labels)
+    report = target_against_snntorch(desc, a.nir, x, labels, progress=True)
     text = (f"# Fidelity of the import of {a.nir}\n\n{len(labels)} {a.dataset} test images, {a.encoding}-coded, "
             f"{a.steps} steps: the target (emulator, bit-exact to Lava) against snnTorch's float reading of "
             f"the NIR file (import_from_nir).\n\n{report.table()}")
