@@ -103,12 +103,10 @@ def _neuron(layer: Layer, device) -> _Neuron:
     bias = None
     if layer.bias is not None:
         b = np.asarray(layer.bias).astype(np.int64)
-        if len(layer.shape) == 1 or tuple(b.shape) == tuple(layer.shape):
+        try:   # the reader keeps it broadcastable: one value, per channel (C, 1, 1) or per neuron
             full = np.broadcast_to(b, layer.shape)
-        elif b.shape == (layer.shape[0],):        # channel-wise (netx: the last of x, y, z)
-            full = np.broadcast_to(b[:, None, None], layer.shape)
-        else:
-            raise UnsupportedNetwork(f"layer {layer.name}: bias of shape {b.shape} does not fit {layer.shape}")
+        except ValueError:
+            raise UnsupportedNetwork(f"layer {layer.name}: bias of shape {b.shape} does not fit {layer.shape}") from None
         # netx casts bias_mant to int32 and Lava uses bias_exp = 6.
         bias = torch.as_tensor((full.astype(np.int32).astype(np.int64) << 6).reshape(-1), device=device)
     return _Neuron(int(n.i_decay), int(n.v_decay), int(n.v_th_mant), bias)

@@ -159,6 +159,8 @@ def test_emulator_identical_to_lava(tmp_path_factory, net, steps, n):
     path = tmp_path_factory.mktemp("emu") / "net.net"
     write_network(path, seed, in_shape, input_neuron, style, layers, bias)
     desc = read_network(path)
+    for layer in desc.layers:   # as read: broadcastable to the layer's (C, H, W) or (N,)
+        assert layer.bias is None or np.broadcast_shapes(np.shape(layer.bias), layer.shape) == tuple(layer.shape)
     x = (rng.random((n, *in_shape, steps)) < 0.5).astype(np.int32)
     if input_neuron or graded:
         x = x * rng.integers(1, 120, x.shape)  # input currents or graded payloads, not only spikes

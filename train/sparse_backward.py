@@ -121,7 +121,10 @@ class SparseCuba:
         return float(n.threshold + n.threshold_eps)
 
     def surrogate(self, distance: torch.Tensor) -> torch.Tensor:
-        """SLAYER's rho at |v - theta| = ``distance`` (binary spikes)."""
+        """SLAYER's rho at |v - theta| = ``distance`` (binary spikes), with
+        its constants in Python floats, so that they take ``distance``'s dtype
+        (the float64 tests match SLAYER's float64 network; the compiled
+        kernels' ``cuba_cpu._Constants`` are float32 only)."""
         from lava.lib.dl.slayer.neuron.cuba import SCALE_RHO_MULT, TAU_RHO_MULT
         n = self.block.neuron
         tau, scale = n.tau_rho * TAU_RHO_MULT, n.scale_rho * SCALE_RHO_MULT

@@ -197,6 +197,8 @@ class Layer:
                        "Lava's LIF holds bias_mant in an int16; netx truncates fractions silently")
         if b.ndim == 3:      # per neuron, (W, H, C) -> (C, H, W)
             b = b.transpose(2, 1, 0)
+        elif b.ndim == 1 and len(self.shape) == 3 and len(b) == self.shape[0] != 1:
+            b = b[:, None, None]   # one per channel: broadcast over (H, W), as netx applies it
         self.bias = b
 
     # ---- What it is -----------------------------------------------------------------------
@@ -273,10 +275,7 @@ class Layer:
 
     def nir_neuron(self, dt: float) -> tuple[str, object]:
         """(name, node) of the layer's neurons (see ``Neuron.nir_node``)."""
-        bias = self.bias
-        if bias is not None and np.ndim(bias) == 1 and len(self.shape) == 3 and len(bias) == self.shape[0]:
-            bias = np.asarray(bias)[:, None, None]   # one per channel
-        return f"{self.name}_neuron", self.neuron.nir_node(self.shape, dt, bias, f"layer {self.name}/neuron")
+        return f"{self.name}_neuron", self.neuron.nir_node(self.shape, dt, self.bias, f"layer {self.name}/neuron")
 
     # ---- Placing on a chip ----------------------------------------------------------------
 
