@@ -87,8 +87,10 @@ def test_network_spikes_gradients_and_training_agree(arch, steps, monkeypatch):
 def test_the_event_driven_synapse_is_slayers_op_or_steps_aside():
     """Binary inputs and 8-bit weights: SLAYER's values, bit for bit, and its
     gradients to float32 rounding; graded inputs fall back to SLAYER's conv
-    (bit for bit); weights off any 2^-k grid do not take the event path."""
-    from lavasparse.train.event_synapse import dense_synapse, event_dense_values, event_path_applies
+    (bit for bit); weights off any 2^-k grid do not take the event path.
+    Each with the input as read (delay 0), delayed by a step or two, and
+    padded for later layers, as SpikingNet.forward asks for it."""
+    from lavasparse.train.event_synapse import delayed, dense_synapse, event_dense_values, event_path_applies
     torch.manual_seed(6)
     net = SpikingNet(NetConfig(arch="40-30-10", weight_scale=2.0))
     syn = net.blocks[0].synapse
@@ -96,10 +98,13 @@ def test_the_event_driven_synapse_is_slayers_op_or_steps_aside():
         syn.weight.mul_(30)   # weights well past the first grid steps, some clipped at 8 bits
     w = syn._pre_hook_fx(syn.weight)
     assert len(torch.unique(w)) > 20
-    for x in ((torch.rand(5, 40, 25) < 0.3).float(), torch.rand(5, 40, 25)):
+    cases = [(x, delay, steps) for x in ((torch.rand(5, 40, 25) < 0.3).float(), torch.rand(5, 40, 25))
+             for delay, steps in ((0, 25), (1, 25), (2, 25), (0, 28), (1, 27))]
+    for x, delay, steps in cases:
         ours_x = x.clone().requires_grad_()
         ref_x = x.clone().requires_grad_()
-        ours, ref = dense_synapse(syn, ours_x), syn(ref_x)
+        ours, ref = dense_synapse(syn, ours_x, delay, steps), syn(delayed(ref_x, delay, steps))
+        assert ours.shape == ref.shape == (5, 30, steps)
         assert ref.abs().sum() > 0 and torch.equal(ours, ref)
         grad = torch.randn_like(ref)
         syn.weight.grad = None
@@ -109,6 +114,9 @@ def test_the_event_driven_synapse_is_slayers_op_or_steps_aside():
         ref.backward(grad)
         ref_w = syn.weight.grad
         assert ref_x.grad.abs().sum() > 0 and ref_w.abs().sum() > 0
+        assert ours_x.grad.shape == x.shape
+        if delay:   # the last steps reach no output: no gradient, on both
+            assert ref_x.grad[..., steps - delay:].abs().sum() == 0 == ours_x.grad[..., steps - delay:].abs().sum()
         for ours_g, ref_g in ((ours_x.grad, ref_x.grad), (ours_w, ref_w)):
             assert torch.allclose(ours_g, ref_g, rtol=1e-5, atol=1e-6 * float(ref_g.abs().max()))
             if not torch.equal(x, x.round()):   # graded: SLAYER's own op

@@ -5,7 +5,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings, strategies as st
 
 from lavasparse.layers import ConvLayer, DenseLayer, synaptic_ops
-from lavasparse.train.model import parse_arch, shift_one_step
+from lavasparse.train.event_synapse import delayed
+from lavasparse.train.model import parse_arch
 
 
 def test_parse_arch_shapes():
@@ -33,9 +34,11 @@ def test_a_block_with_a_delay_or_mask_is_refused():
         net(torch.zeros(1, 8, 4))
 
 
-def test_shift_one_step():
-    x = torch.arange(5.0).reshape(1, 5)
-    assert shift_one_step(x).tolist() == [[0, 0, 1, 2, 3]]
+def test_delayed():
+    x = torch.arange(1.0, 6.0).reshape(1, 5)
+    assert delayed(x, 1, 5).tolist() == [[0, 1, 2, 3, 4]]                 # the one-step latency of a synapse
+    assert delayed(x, 0, 7).tolist() == [[1, 2, 3, 4, 5, 0, 0]]           # the input, padded for the last layer
+    assert delayed(x, 2, 4).tolist() == [[0, 0, 1, 2]]
 
 
 def brute_force_fanout(layer: ConvLayer) -> np.ndarray:

@@ -60,26 +60,42 @@ def event_path_applies(synapse, x: torch.Tensor, weight: torch.Tensor) -> bool:
             and synapse.groups == 1 and exact_sums(weight))
 
 
-def event_dense_values(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor | None:
-    """z (N, out, T) for binary ``x`` (N, in, T), or None where ``x`` is not binary."""
+def event_dense_values(x: torch.Tensor, weight: torch.Tensor, delay: int = 0,
+                       steps: int | None = None) -> torch.Tensor | None:
+    """z (N, out, ``steps``) with z[..., t] = W x[..., t - delay] (0 where
+    t - delay falls outside x's steps) for binary ``x`` (N, in, T), or None
+    where ``x`` is not binary. ``steps`` defaults to T."""
     match_numba_threads()
-    n, _, steps = x.shape
+    n = x.shape[0]
+    steps = x.shape[2] if steps is None else steps
     w_t = weight.detach().reshape(weight.shape[0], -1).t().contiguous()   # (in, out): one row per input
     z_t = torch.zeros((n, steps, w_t.shape[1]), dtype=x.dtype)
-    if not _add_spiking_rows(x.detach().contiguous().numpy(), w_t.numpy(), z_t.numpy()):
+    if not _add_spiking_rows(x.detach().contiguous().numpy(), w_t.numpy(), z_t.numpy(), delay):
         return None
     return z_t.transpose(1, 2)   # time-major, as the compiled neuron reads it best
 
 
+def delayed(x: torch.Tensor, delay: int, steps: int) -> torch.Tensor:
+    """``x`` (..., T) delayed by ``delay`` steps and cut or zero-padded to
+    ``steps``: what a synapse sees, materialised (the event path reads ``x``
+    at its offset instead)."""
+    keep = min(x.shape[-1], steps - delay)
+    return F.pad(x[..., :keep], (delay, steps - delay - keep))
+
+
 class _EventDense(torch.autograd.Function):
+    """z = W x[..., t - delay] over ``steps`` steps; binary x event-driven,
+    else SLAYER's op on the delayed input."""
+
     @staticmethod
-    def forward(ctx, x, weight, synapse):
-        z = event_dense_values(x, weight)
+    def forward(ctx, x, weight, synapse, delay: int, steps: int):
+        z = event_dense_values(x, weight, delay, steps)
         ctx.binary = z is not None
-        if z is None:   # not binary: SLAYER's op
+        ctx.conv_args, ctx.delay, ctx.in_steps = _conv_args(synapse), delay, x.shape[2]
+        if z is None:   # not binary: SLAYER's op on the delayed input
+            x = delayed(x, delay, steps)
             x5 = x.reshape(x.shape[0], x.shape[1], 1, 1, x.shape[2])
-            z = F.conv3d(x5, weight, None, *_conv_args(synapse)).reshape(x.shape[0], -1, x.shape[2])
-        ctx.conv_args = _conv_args(synapse)
+            z = F.conv3d(x5, weight, None, *ctx.conv_args).reshape(x.shape[0], -1, x.shape[2])
         # binary spikes are kept as bytes, a quarter of the memory
         ctx.save_for_backward(x.to(torch.uint8) if ctx.binary else x, weight)
         return z
@@ -87,26 +103,49 @@ class _EventDense(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_z):
         x, weight = ctx.saved_tensors
-        if not ctx.binary:   # SLAYER's op, bit for bit
+        if not ctx.binary:   # SLAYER's op, bit for bit, then undo the delay
             stride, padding, dilation, groups = ctx.conv_args
             x5 = x.reshape(x.shape[0], x.shape[1], 1, 1, x.shape[2])
             grad5 = grad_z.reshape(grad_z.shape[0], grad_z.shape[1], 1, 1, grad_z.shape[2])
             grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
                 grad5, x5, weight, None, list(stride), list(padding), list(dilation), False, [0, 0, 0], groups,
                 [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False])
-            return (grad_x.reshape(x.shape) if grad_x is not None else None), grad_w, None
+            if grad_x is not None:   # the delayed input's gradient, read back at the input's steps
+                keep = min(ctx.in_steps, x.shape[2] - ctx.delay)
+                grad_x = F.pad(grad_x.reshape(x.shape)[..., ctx.delay:ctx.delay + keep], (0, ctx.in_steps - keep))
+            return grad_x, grad_w, None, None, None
         # Time-major (N, T, out): the compiled neuron's backward hands dz over laid out so; then free.
         dz_t = grad_z.detach().transpose(1, 2).contiguous()
         grad_x = grad_w = None
-        if ctx.needs_input_grad[0]:   # dx[n, :, t] = W^T dz[n, :, t]: one product, time-major too
-            grad_x = torch.mm(dz_t.reshape(-1, dz_t.shape[2]), weight.reshape(weight.shape[0], -1))
-            grad_x = grad_x.reshape(x.shape[0], x.shape[2], x.shape[1]).transpose(1, 2)
+        if ctx.needs_input_grad[0]:
+            grad_x = _delayed_input_gradient(dz_t, weight.reshape(weight.shape[0], -1), ctx.delay, x.shape[2])
         if ctx.needs_input_grad[1]:
             match_numba_threads()
             grad_w_t = torch.empty((weight.shape[1], weight.shape[0]), dtype=grad_z.dtype)
-            _add_rows_at_spikes(x.contiguous().numpy(), dz_t.numpy(), grad_w_t.numpy())
+            _add_rows_at_spikes(x.contiguous().numpy(), dz_t.numpy(), grad_w_t.numpy(), ctx.delay)
             grad_w = grad_w_t.t().reshape(weight.shape)
-        return grad_x, grad_w, None
+        return grad_x, grad_w, None, None, None
+
+
+def _delayed_input_gradient(dz_t: torch.Tensor, w: torch.Tensor, delay: int, in_steps: int) -> torch.Tensor:
+    """dx[n, :, t] = W^T dz[n, :, t + delay] (0 past dz's last step), for
+    dz_t (N, T_out, out) time-major and T_in = ``in_steps`` <= T_out: one
+    product over every (n, t) row, read back at an offset of ``delay`` rows,
+    so that the delay costs no copy. The rows that fall past a sample's
+    last step read the next sample's first ``delay`` rows, or the ``delay``
+    rows appended after the last sample: those are zeroed (z's first
+    ``delay`` steps do not depend on x, so no entry of dx needs them)."""
+    n, t_out, _ = dz_t.shape
+    if in_steps > t_out:
+        raise ValueError(f"an input of {in_steps} steps for a synapse output of {t_out}")
+    inputs = w.shape[1]
+    rows = torch.empty((n * t_out + delay, inputs), dtype=dz_t.dtype)
+    torch.mm(dz_t.reshape(-1, dz_t.shape[2]), w, out=rows[:n * t_out])
+    if delay:
+        rows[:n * t_out].view(n, t_out, inputs)[1:, :delay] = 0
+        rows[n * t_out:] = 0
+    grad_t = rows.as_strided((n, in_steps, inputs), (t_out * inputs, inputs, 1), delay * inputs)
+    return grad_t.transpose(1, 2)   # (N, in, T_in), time-major in memory
 
 
 def count_events(x: torch.Tensor) -> torch.Tensor:
@@ -125,27 +164,31 @@ def count_events(x: torch.Tensor) -> torch.Tensor:
     return counts.reshape(x.shape[:-1])
 
 
-def dense_synapse(synapse, x: torch.Tensor) -> torch.Tensor:
-    """``synapse(x)`` for a SLAYER dense synapse, event-driven where
-    ``event_path_applies`` (the same values; gradients to float32
-    rounding), else SLAYER's. The values come as a time-major view made
-    inside an autograd function: not to be changed in place.
-    It does not call the module: ``SpikingNet`` runs a hooked block as
-    SLAYER's modules."""
+def dense_synapse(synapse, x: torch.Tensor, delay: int = 0, steps: int | None = None) -> torch.Tensor:
+    """``synapse(delayed(x, delay, steps))`` for a SLAYER dense synapse
+    (``steps`` defaults to x's), event-driven where ``event_path_applies``
+    (the same values; gradients to float32 rounding), reading x at its
+    offset instead of shifting a copy; else SLAYER's. The values come as a
+    time-major view made inside an autograd function: not to be changed in
+    place. It does not call the module: ``SpikingNet`` runs a hooked block
+    as SLAYER's modules."""
+    steps = x.shape[-1] if steps is None else steps
     if getattr(synapse, "weight_norm_enabled", False):
-        return synapse(x)
+        return synapse(delayed(x, delay, steps))
     weight = forward_weight(synapse)
     if not event_path_applies(synapse, x, weight):
-        return synapse(x)
-    return _EventDense.apply(x, weight, synapse)
+        return synapse(delayed(x, delay, steps))
+    return _EventDense.apply(x, weight, synapse, delay, steps)
 
 
 if numba is not None:
     @numba.njit(parallel=True, cache=True)
-    def _add_spiking_rows(x, w_t, z_t):   # pragma: no cover (compiled)
-        """z_t[n, t, :] += w_t[i, :] for every x[n, i, t] == 1, inputs in
-        ascending order; False if some x is neither 0 nor 1."""
+    def _add_spiking_rows(x, w_t, z_t, delay):   # pragma: no cover (compiled)
+        """z_t[n, t + delay, :] += w_t[i, :] for every x[n, i, t] == 1 with
+        t + delay inside z_t, inputs in ascending order; False if some x is
+        neither 0 nor 1."""
         batch, inputs, steps = x.shape
+        steps_out = z_t.shape[1]
         bad = np.zeros(batch, np.bool_)
         for n in numba.prange(batch):
             for i in range(inputs):
@@ -154,26 +197,27 @@ if numba is not None:
                     if v != 0:
                         if v != 1:
                             bad[n] = True
-                        else:
+                        elif t + delay < steps_out:
                             for o in range(w_t.shape[1]):
-                                z_t[n, t, o] += w_t[i, o]
+                                z_t[n, t + delay, o] += w_t[i, o]
         return not bad.any()
 
     @numba.njit(parallel=True, cache=True)
-    def _add_rows_at_spikes(x, dz_t, out):   # pragma: no cover (compiled)
-        """out[i, :] = sum of dz_t[n, t, :] over every x[n, i, t] != 0 (x
-        binary bytes (N, I, T), dz_t (N, T, O)); inputs in parallel, each
-        summed in (n, t) order, so the result does not depend on the thread
-        count."""
+    def _add_rows_at_spikes(x, dz_t, out, delay):   # pragma: no cover (compiled)
+        """out[i, :] = sum of dz_t[n, t + delay, :] over every x[n, i, t] != 0
+        with t + delay inside dz_t (x binary bytes (N, I, T), dz_t (N, T_out,
+        O)); inputs in parallel, each summed in (n, t) order, so the result
+        does not depend on the thread count."""
         batch, inputs, steps = x.shape
-        outputs = dz_t.shape[2]
+        steps_out, outputs = dz_t.shape[1], dz_t.shape[2]
+        last = min(steps, steps_out - delay)
         for i in numba.prange(inputs):
             row = np.zeros(outputs, dz_t.dtype)
             for n in range(batch):
-                for t in range(steps):
+                for t in range(last):
                     if x[n, i, t] != 0:
                         for o in range(outputs):
-                            row[o] += dz_t[n, t, o]
+                            row[o] += dz_t[n, t + delay, o]
             out[i, :] = row
 
     @numba.njit(parallel=True, cache=True)

@@ -14,14 +14,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch.nn.modules import module as nn_module
 
 from lavasparse.defaults import (ACTIVE_BAND, BACKWARDS, DATASET_DEFAULTS, DEFAULT_BACKWARD, DEFAULT_DATASET, NEURON,
                                  POOL_WEIGHT, WEIGHT_SCALE, active_band_of)
 from lavasparse.layers import SPEC_CLASSES, IsiConfig, LayerSpec
 from lavasparse.train.cuba_cpu import cuba_neuron_forward
-from lavasparse.train.event_synapse import dense_synapse
+from lavasparse.train.event_synapse import delayed, dense_synapse
 from lavasparse.train.sparse_backward import SparseCuba
 
 
@@ -107,8 +106,8 @@ class NetConfig:
 
 
 def _only_synapse_and_neuron(block) -> None:
-    """SpikingNet runs a block as synapse then neuron, with the one-step shift
-    every layer has on the target (``shift_one_step``), not through the
+    """SpikingNet runs a block as synapse then neuron, with the one-step delay
+    every layer has on the target (``SpikingNet.forward``), not through the
     block's forward: a SLAYER axonal delay or weight mask set on a block would
     be exported but never trained, so it is refused."""
     for name in ("delay", "mask"):
@@ -124,13 +123,6 @@ def hooked(block) -> bool:
     do not call the modules, so such a block runs as SLAYER's modules."""
     return any(m._forward_hooks or m._forward_pre_hooks for m in (block.synapse, block.neuron)) \
         or bool(nn_module._global_forward_hooks or nn_module._global_forward_pre_hooks)
-
-
-def shift_one_step(spikes: torch.Tensor) -> torch.Tensor:
-    """Delay by one time step (the last axis): the one-step latency that every
-    synaptic layer has on Loihi and in Lava (a Dense or Conv process sends at t
-    what it accumulated at t - 1)."""
-    return F.pad(spikes[..., :-1], (1, 0))
 
 
 class SpikingNet(torch.nn.Module):
@@ -189,24 +181,29 @@ class SpikingNet(torch.nn.Module):
         return [f"{spec.kind}{i}" for i, spec in enumerate(self.specs, start=1) if spec.spiking]
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = F.pad(x, (0, self.num_spiking_layers - 1))
+        # Every synaptic layer sees its input delayed (by one step past the
+        # first) and padded to T + L - 1 steps. The compiled dense synapse
+        # reads x at that offset; every other path is given the copy.
+        steps, delay = x.shape[-1] + self.num_spiking_layers - 1, 0
         spikes = []
         sparse = self.backward_mode == "sparse" and torch.is_grad_enabled()
         for spec, block, sparse_block in zip(self.specs, self.blocks, self.sparse):
-            if not spec.spiking:   # a flatten: a new shape, no neurons
+            if not spec.spiking:   # a flatten: a new shape, no neurons (and no time: the delay waits)
                 x = block(x)
                 continue
             _only_synapse_and_neuron(block)
-            if hooked(block):   # the hooks must fire: SLAYER's modules
-                s = block.neuron(block.synapse(x))
-            elif sparse and sparse_block is not None:
-                s = sparse_block.spikes(x)
-            elif self.compiled_cpu_dynamics:
-                s = cuba_neuron_forward(block.neuron, dense_synapse(block.synapse, x))
+            if self.compiled_cpu_dynamics and not hooked(block) and not (sparse and sparse_block is not None):
+                s = cuba_neuron_forward(block.neuron, dense_synapse(block.synapse, x, delay, steps))
             else:
-                s = block.neuron(block.synapse(x))
+                x = delayed(x, delay, steps)
+                if hooked(block):   # the hooks must fire: SLAYER's modules
+                    s = block.neuron(block.synapse(x))
+                elif sparse and sparse_block is not None:
+                    s = sparse_block.spikes(x)
+                else:
+                    s = block.neuron(block.synapse(x))
             spikes.append(s)
-            x = shift_one_step(s)
+            x, delay = s, 1
         return spikes
 
     def active_fractions(self) -> list[float | None]:
