@@ -60,17 +60,20 @@ def images(n: int, data_dir: Path) -> tuple[np.ndarray, np.ndarray, str]:
     return (rng.random((n, 1, 28, 28)) * 0.27).astype(np.float32), rng.integers(0, 10, n), "random images"
 
 
-def step_ms(net, opt, xs, ys, loss_of, device: torch.device) -> tuple[float, float, float]:
+def step_ms(net, opt, xs, ys, loss_of, device: torch.device, split: bool = True) -> tuple[float, float, float]:
     """ms per batch, averaged over the batches: the forward with the loss
     (``loss_of(input spikes, labels)``), the backward, and the whole step
-    with the optimiser's."""
-    def sync():
-        if device.type == "cuda":
+    with the optimiser's. ``split`` False: the whole step only (0 for the
+    parts), with the GPU synchronised once at each end rather than between
+    the parts."""
+    def sync(always: bool = False):
+        if device.type == "cuda" and (split or always):
             torch.cuda.synchronize()
 
-    fwd = bwd = total = 0.0
+    fwd = bwd = 0.0
+    sync(always=True)
+    start = time.perf_counter()
     for x, y in zip(xs, ys):
-        sync()
         t0 = time.perf_counter()
         loss = loss_of(x, y)
         sync()
@@ -80,19 +83,20 @@ def step_ms(net, opt, xs, ys, loss_of, device: torch.device) -> tuple[float, flo
         sync()
         t2 = time.perf_counter()
         opt.step()
-        sync()
-        t3 = time.perf_counter()
-        fwd, bwd, total = fwd + t1 - t0, bwd + t2 - t1, total + t3 - t0
-    return tuple(1e3 * v / len(xs) for v in (fwd, bwd, total))
+        fwd, bwd = fwd + t1 - t0, bwd + t2 - t1
+    sync(always=True)
+    total = time.perf_counter() - start
+    return tuple(1e3 * v / len(xs) for v in (fwd if split else 0.0, bwd if split else 0.0, total))
 
 
-def rotated_medians(variants: list, run, repeats: int) -> dict:
-    """``run(variant)`` once each to warm up (numba's or CUDA's compilation),
-    then ``repeats`` rounds through the variants in turn, so that drift in
-    the machine's speed hits all; per variant, the median of each of the
-    tuple ``run`` returns."""
-    for v in variants:
-        run(v)
+def rotated_medians(variants: list, run, repeats: int, warm_up: bool = True) -> dict:
+    """``run(variant)`` once each to warm up (numba's or CUDA's compilation;
+    ``warm_up`` False where the caller has), then ``repeats`` rounds through
+    the variants in turn, so that drift in the machine's speed hits all; per
+    variant, the median of each of the tuple ``run`` returns."""
+    if warm_up:
+        for v in variants:
+            run(v)
     times = {v: [] for v in variants}
     for _ in range(repeats):
         for v in variants:
@@ -122,7 +126,7 @@ def measure(arch: str, device: torch.device, batch: int, steps: int, iters: int,
                 return losses[cost](out, y, 1e-5)[0]
             return losses[cost](out, y, 1e-7, net, x)[0]
 
-        return (1e3 * batch / step_ms(net, opt, xs, ys, loss_of, device)[2],)
+        return (1e3 * batch / step_ms(net, opt, xs, ys, loss_of, device, split=False)[2],)
 
     return {c: v[0] for c, v in rotated_medians([None, *COSTS], run, repeats).items()}, source
 
@@ -247,11 +251,12 @@ def measure_parts(arch: str, steps: int, rate: float, device: torch.device, batc
         del loss
         return saved.mib
 
+    for path in paths:   # warm-up (numba's or CUDA's compilation), before the counts and the peak start
+        run(path)
     if device.type == "cuda":
-        run(paths[0])   # the CUDA JIT's build, before the peak is measured
         torch.cuda.reset_peak_memory_stats(device)
     net.active_fractions()
-    times = rotated_medians(paths, run, repeats)
+    times = rotated_medians(paths, run, repeats, warm_up=False)
     fractions = [f for f in net.active_fractions() if f is not None]
     out = {path.label: {"ms": ms, "saved_mib": saved_mib(path),
                         "active": statistics.mean(fractions) if path.backward == "sparse" and fractions else None}

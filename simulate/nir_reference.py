@@ -177,9 +177,7 @@ def target_against_snntorch(desc: NetDescription, nir_path, inputs: np.ndarray, 
     """The network ``desc`` on the target (the emulator, bit-exact to Lava)
     against snnTorch's reading of its NIR file ``nir_path``, on the same
     input spikes (N, *input_shape, T): the fidelity report of an import, and
-    how the tests and the agreement benchmark judge our NIR export."""
+    how the tests and the agreement benchmark judge our NIR export (each
+    layer's ``spikes_target`` says whether it spiked at all)."""
     target = run_target(desc, inputs, "emulator", progress=progress)
-    if not all(s.sum() > 0 for s in target.spikes):
-        silent = [n for n, s in zip(target.layer_names, target.spikes) if s.sum() == 0]
-        raise ValueError(f"{desc.path}: layers {silent} never spiked on the target: nothing to compare")
     return agreement(target.layer_names, target.spikes, snntorch_layer_spikes(nir_path, inputs, progress), labels)

@@ -16,7 +16,7 @@ from lavasparse.train.cost import _gate_gradient_torch, block_fanout, gate_gradi
 from lavasparse.train.encode import InputCode, encode_images, latency_encode
 from lavasparse.train.event_synapse import count_events
 from lavasparse.train.prune import prune_to_density, surviving_density, synaptic_blocks
-from lavasparse.train.quantised import exported_weight
+from lavasparse.layers.quantised import exported_weight
 
 
 def _estimate_and_profile(net, x: np.ndarray, path):
@@ -118,10 +118,15 @@ def test_the_cost_terms_helpers_read_windows_and_remembered_weights():
     window = net.windowed(spikes, 7)[0].detach()     # a view of the neuron's time-major spikes
     assert not window.is_contiguous()
     assert torch.equal(count_events(window), torch.count_nonzero(window, dim=-1).float())
+    for part in (window[:1], window[:0]):               # one sample, and none
+        assert torch.equal(count_events(part), torch.count_nonzero(part, dim=-1).float())
     syn = net.blocks[0].synapse
     assert torch.equal(exported_weight(syn), syn.pre_hook_fx(syn.weight).detach())   # as the forward left it
     with torch.no_grad():
         syn.weight.mul_(3.0)                        # any in-place change: the remembered values are stale
+    assert torch.equal(exported_weight(syn), syn.pre_hook_fx(syn.weight).detach())
+    net(x)
+    syn.weight.data = syn.weight.data * 0.25          # a new tensor under the parameter: not the one remembered
     assert torch.equal(exported_weight(syn), syn.pre_hook_fx(syn.weight).detach())
     q = exported_weight(syn)
     assert (q == 0).any() and (q != 0).any()

@@ -99,7 +99,7 @@ def test_the_event_driven_synapse_is_slayers_op_or_steps_aside():
     w = syn._pre_hook_fx(syn.weight)
     assert len(torch.unique(w)) > 20
     cases = [(x, delay, steps) for x in ((torch.rand(5, 40, 25) < 0.3).float(), torch.rand(5, 40, 25))
-             for delay, steps in ((0, 25), (1, 25), (2, 25), (0, 28), (1, 27))]
+             for delay, steps in ((0, 25), (1, 25), (2, 25), (0, 28), (1, 27), (0, 20), (3, 20))]
     for x, delay, steps in cases:
         ours_x = x.clone().requires_grad_()
         ref_x = x.clone().requires_grad_()
@@ -115,12 +115,20 @@ def test_the_event_driven_synapse_is_slayers_op_or_steps_aside():
         ref_w = syn.weight.grad
         assert ref_x.grad.abs().sum() > 0 and ref_w.abs().sum() > 0
         assert ours_x.grad.shape == x.shape
-        if delay:   # the last steps reach no output: no gradient, on both
+        if delay or steps < x.shape[-1]:   # the last steps reach no output: no gradient, on both
             assert ref_x.grad[..., steps - delay:].abs().sum() == 0 == ours_x.grad[..., steps - delay:].abs().sum()
         for ours_g, ref_g in ((ours_x.grad, ref_x.grad), (ours_w, ref_w)):
             assert torch.allclose(ours_g, ref_g, rtol=1e-5, atol=1e-6 * float(ref_g.abs().max()))
             if not torch.equal(x, x.round()):   # graded: SLAYER's own op
                 assert torch.equal(ours_g, ref_g)
+    for x in ((torch.rand(2, 40, 6) < 0.5).float(), torch.rand(2, 40, 6)):   # delayed past the output's end
+        x.requires_grad_()
+        z = dense_synapse(syn, x, 8, 5)
+        assert z.shape == (2, 30, 5) and z.abs().sum() == 0
+        z.sum().backward()
+        assert x.grad.shape == x.shape and x.grad.abs().sum() == 0
+    with pytest.raises(ValueError, match="negative"):
+        dense_synapse(syn, x, -1, 5)
     assert event_dense_values(torch.rand(2, 40, 5) + 0.5, w) is None   # not binary
     assert not event_path_applies(syn, x, w + 1e-3)   # not on a grid
 

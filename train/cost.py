@@ -27,7 +27,7 @@ from lavasparse.defaults import COSTS
 from .cuba_cpu import match_numba_threads, numba
 from .energy_weights import EnergyWeights
 from .event_synapse import count_events
-from .quantised import exported_weight
+from lavasparse.layers.quantised import exported_weight
 
 
 # Width of the gate's gradient, in quantisation steps (SLAYER's 2 / w_scale =
@@ -108,11 +108,11 @@ def gate_gradient(weight: torch.Tensor, grad: torch.Tensor, width: float) -> tor
     cancels to 0 for x above 9 where this form keeps the tail. The two
     agree to a few float32 roundings (``tests/test_cost.py``).
 
-    On the CPU the arithmetic around torch's exp is two compiled passes, with
-    the same float32 operations in the same order as the torch ops used
-    elsewhere (so every device computes the same floats); the gradient it
-    receives is a row of fan-out gradients broadcast over the outputs, which
-    the pass reads as a row."""
+    On the CPU the arithmetic around torch's exp is two compiled passes that
+    give the floats of the torch chain (``_gate_gradient_torch``, which other
+    devices run; a GPU's exp and scalar division round their own way). A
+    dense layer's gradient arrives as a row of fan-out gradients broadcast
+    over the outputs, which the pass reads as a row; a conv's arrives whole."""
     if numba is None or weight.device.type != "cpu" or weight.dtype != torch.float32 or grad.dtype != torch.float32:
         return _gate_gradient_torch(weight, grad, width)
     match_numba_threads()
@@ -166,17 +166,20 @@ def block_fanout(spec, block) -> torch.Tensor:
 
 
 def _per_sample(t: torch.Tensor) -> torch.Tensor:
-    """Sum over every dim but the batch, in place: a layer's window of
-    spikes is not contiguous, and flattening it first would copy it (half
-    the cost term's forward time, measured on 784-500-10). Spike counts
-    and synop counts are integers, exact in float32 in any order."""
+    """Sum over every dim but the batch, without flattening (a reshape of a
+    strided tensor copies it). The sums are counts (of spikes, or of
+    spikes times surviving synapses), exact in float32 in any order below
+    2^24 per sample."""
     return t.sum(dim=tuple(range(1, t.dim())))
 
 
 def _window_counts(spikes: torch.Tensor) -> torch.Tensor:
-    """Each neuron's spikes in the window (a non-zero entry is one spike),
-    (B, *shape): computed once per layer, for its spike count and the next
-    layer's synops, so that its gradient reaches the spikes as one tensor."""
+    """Each neuron's spikes in the window, (B, *shape): with a gradient the
+    sum of the spikes (SLAYER's are 0 or 1), else the count of non-zero
+    entries, as the target counts events. Taken once per layer, for its
+    spike count and the next layer's synops, so that its gradient reaches
+    the spikes as one tensor (two uses cost an extra add and copy of the
+    layer's spikes' size in the backward)."""
     return spikes.sum(dim=-1) if spikes.requires_grad else count_events(spikes)
 
 
@@ -221,8 +224,8 @@ if numba is not None:
     @numba.njit(parallel=True, cache=True)
     def _gate_rows(e, grad, weight, width):   # pragma: no cover (compiled)
         """e[o, i] <- (grad * (4e / (1 + e)^2)) / width * sgn(w), float32
-        throughout, each operation rounded as the torch chain in
-        ``gate_gradient`` rounds it; ``grad`` has one row per output, or one
+        throughout, each operation rounded as ``_gate_gradient_torch``'s
+        chain rounds it on the CPU; ``grad`` has one row per output, or one
         row for all."""
         one, zero, four = np.float32(1.0), np.float32(0.0), np.float32(4.0)
         for o in numba.prange(e.shape[0]):

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from lavasparse.train.cuba_cpu import match_numba_threads, numba
-from lavasparse.train.quantised import forward_weight
+from lavasparse.layers.quantised import forward_weight
 
 
 def exact_sums(weight: torch.Tensor) -> bool:
@@ -79,8 +79,17 @@ def delayed(x: torch.Tensor, delay: int, steps: int) -> torch.Tensor:
     """``x`` (..., T) delayed by ``delay`` steps and cut or zero-padded to
     ``steps``: what a synapse sees, materialised (the event path reads ``x``
     at its offset instead)."""
-    keep = min(x.shape[-1], steps - delay)
-    return F.pad(x[..., :keep], (delay, steps - delay - keep))
+    lead, keep = _delay_split(x.shape[-1], delay, steps)
+    return F.pad(x[..., :keep], (lead, steps - lead - keep))
+
+
+def _delay_split(in_steps: int, delay: int, steps: int) -> tuple[int, int]:
+    """(leading zero steps, input steps kept) when ``in_steps`` are delayed by
+    ``delay`` into ``steps``."""
+    if delay < 0 or steps < 0:
+        raise ValueError(f"a synapse's delay and steps cannot be negative (delay {delay}, steps {steps})")
+    lead = min(delay, steps)
+    return lead, max(0, min(in_steps, steps - delay))
 
 
 class _EventDense(torch.autograd.Function):
@@ -111,8 +120,8 @@ class _EventDense(torch.autograd.Function):
                 grad5, x5, weight, None, list(stride), list(padding), list(dilation), False, [0, 0, 0], groups,
                 [ctx.needs_input_grad[0], ctx.needs_input_grad[1], False])
             if grad_x is not None:   # the delayed input's gradient, read back at the input's steps
-                keep = min(ctx.in_steps, x.shape[2] - ctx.delay)
-                grad_x = F.pad(grad_x.reshape(x.shape)[..., ctx.delay:ctx.delay + keep], (0, ctx.in_steps - keep))
+                lead, keep = _delay_split(ctx.in_steps, ctx.delay, x.shape[2])
+                grad_x = F.pad(grad_x.reshape(x.shape)[..., lead:lead + keep], (0, ctx.in_steps - keep))
             return grad_x, grad_w, None, None, None
         # Time-major (N, T, out): the compiled neuron's backward hands dz over laid out so; then free.
         dz_t = grad_z.detach().transpose(1, 2).contiguous()
@@ -136,8 +145,8 @@ def _delayed_input_gradient(dz_t: torch.Tensor, w: torch.Tensor, delay: int, in_
     rows appended after the last sample: those are zeroed (z's first
     ``delay`` steps do not depend on x, so no entry of dx needs them)."""
     n, t_out, _ = dz_t.shape
-    if in_steps > t_out:
-        raise ValueError(f"an input of {in_steps} steps for a synapse output of {t_out}")
+    if in_steps > t_out:   # input steps past the output's last reach nothing: zero, padded on (rare)
+        return F.pad(_delayed_input_gradient(dz_t, w, delay, t_out), (0, in_steps - t_out))
     inputs = w.shape[1]
     rows = torch.empty((n * t_out + delay, inputs), dtype=dz_t.dtype)
     torch.mm(dz_t.reshape(-1, dz_t.shape[2]), w, out=rows[:n * t_out])
@@ -155,7 +164,8 @@ def count_events(x: torch.Tensor) -> torch.Tensor:
     time per training step, measured on 784-500-10 at one thread). Reads
     ``x`` in place, whatever its strides (a layer's window of the compiled
     neuron's time-major spikes is not contiguous)."""
-    if numba is None or x.device.type != "cpu" or x.requires_grad or x.dtype != torch.float32 or x.dim() < 2:
+    if (numba is None or x.device.type != "cpu" or x.requires_grad or x.dtype != torch.float32 or x.dim() < 2
+            or x.numel() == 0):
         return torch.count_nonzero(x, dim=-1).to(x.dtype)
     match_numba_threads()
     rows = x.detach().reshape(x.shape[0], -1, x.shape[-1])   # a view for a window of either layout
@@ -173,6 +183,7 @@ def dense_synapse(synapse, x: torch.Tensor, delay: int = 0, steps: int | None = 
     place. It does not call the module: ``SpikingNet`` runs a hooked block
     as SLAYER's modules."""
     steps = x.shape[-1] if steps is None else steps
+    _delay_split(x.shape[-1], delay, steps)   # refuses a negative delay or length
     if getattr(synapse, "weight_norm_enabled", False):
         return synapse(delayed(x, delay, steps))
     weight = forward_weight(synapse)
@@ -222,10 +233,12 @@ if numba is not None:
 
     @numba.njit(parallel=True, cache=True)
     def _count_nonzero_rows(rows, counts):   # pragma: no cover (compiled)
-        """counts[n, m] = the non-zero entries of rows[n, m, :]."""
-        for n in numba.prange(rows.shape[0]):
-            for m in range(rows.shape[1]):
-                c = 0
-                for t in range(rows.shape[2]):
-                    c += rows[n, m, t] != 0
-                counts[n, m] = c
+        """counts[n, m] = the non-zero entries of rows[n, m, :]; (n, m) pairs
+        in parallel, so that one sample uses every thread too."""
+        per_sample = rows.shape[1]
+        for r in numba.prange(rows.shape[0] * per_sample):
+            n, m = r // per_sample, r % per_sample
+            c = 0
+            for t in range(rows.shape[2]):
+                c += rows[n, m, t] != 0
+            counts[n, m] = c

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .quantised import exported_weight
+from lavasparse.layers.quantised import quantise
 
 
 # The ramp, as shares of the run's epochs: pruning starts after the first
@@ -57,7 +57,7 @@ def synaptic_blocks(net) -> list:
 def surviving_density(block) -> float:
     """Share of the block's synapses whose weight exports non-zero."""
     with torch.no_grad():
-        return float((exported_weight(block.synapse) != 0).float().mean())
+        return float((quantise(block.synapse) != 0).float().mean())
 
 
 @torch.no_grad()
@@ -76,7 +76,7 @@ def prune_to_density(net, density: tuple[float, ...]) -> list[torch.Tensor]:
         if not 0.0 < d <= 1.0:
             raise ValueError(f"density must lie in (0, 1], got {d}")
         w = block.synapse.weight
-        alive = exported_weight(block.synapse) != 0
+        alive = quantise(block.synapse) != 0
         keep = round(d * w.numel())
         if int(alive.sum()) > keep:
             score = torch.where(alive, w.abs(), torch.zeros_like(w)).flatten()

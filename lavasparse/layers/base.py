@@ -197,7 +197,7 @@ class Layer:
                        "Lava's LIF holds bias_mant in an int16; netx truncates fractions silently")
         if b.ndim == 3:      # per neuron, (W, H, C) -> (C, H, W)
             b = b.transpose(2, 1, 0)
-        elif b.ndim == 1 and len(self.shape) == 3 and len(b) == self.shape[0] != 1:
+        elif b.ndim == 1 and len(self.shape) == 3 and len(b) == self.shape[0]:
             b = b[:, None, None]   # one per channel: broadcast over (H, W), as netx applies it
         self.bias = b
 

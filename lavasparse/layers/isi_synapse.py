@@ -68,6 +68,7 @@ from lavasparse.defaults import ISI_RULES
 
 from .base import exact_float
 from .isi_gate import _per_step, intervals, isi_table, payload_table
+from .quantised import forward_weight
 
 
 class IsiGateFunction(torch.autograd.Function):
@@ -140,7 +141,7 @@ class _IsiSynapse:
         self.register_buffer("width", width.clone().float())
 
     def _hooked_weight(self):
-        return self.weight if self._pre_hook_fx is None else self._pre_hook_fx(self.weight)
+        return forward_weight(self)
 
     def _tables(self, dtype, steps: int):
         """G (as the gates send it, when the forward is the target's) and
