@@ -193,3 +193,25 @@ def test_the_compiled_path_keeps_torchs_thread_count():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "threads 1" in result.stdout.splitlines()
+
+
+def test_exact_sums_compiled_check_agrees_with_the_definition():
+    """The event path's guard: weights on a 2^-k grid (k <= 12) whose row sums
+    of |w| stay inside the mantissa. The compiled pass against the definition."""
+    from lavasparse.train.event_synapse import exact_sums
+
+    def definition(w):
+        mantissa = 24 if w.dtype == torch.float32 else 53
+        for bits in range(13):
+            scaled = w * 2.0 ** bits
+            if torch.equal(scaled, scaled.round()):
+                return float(scaled.abs().reshape(w.shape[0], -1).sum(dim=1).max()) < 2.0 ** mantissa
+        return False
+
+    torch.manual_seed(0)
+    w = torch.randint(-128, 128, (50, 78, 1, 1, 1)).float() / 32    # SLAYER's 8-bit grid at scale 64
+    cases = [w, w + 1e-3, w / 4096, w / 8192, w * 2 ** 14, w * 2 ** 20, torch.zeros(3, 4), w.double(),
+             w.double() * 2 ** 40, torch.full((1, 2 ** 15), 256.0), torch.full((1, 2 ** 16 + 1), 256.0)]
+    verdicts = [exact_sums(c) for c in cases]
+    assert verdicts == [definition(c) for c in cases]
+    assert True in verdicts and False in verdicts
