@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lavasparse.defaults import (BACKWARDS, active_band_of, BATCH_SIZE, CROSS_CHECK, DATASET_DEFAULTS, DEFAULT_BACKWARD,
+from lavasparse.defaults import (BACKWARDS, BATCH_SIZE, CROSS_CHECK, DATASET_DEFAULTS, DEFAULT_BACKWARD,
                                  DEFAULT_COST, DEFAULT_DATASET, DEFAULT_ENCODING, DEFAULT_ENGINE, DEFAULT_PROFILE, DEFAULT_SYNAPSE, DEVICE,
                                  ENERGY_ENCODING, ENERGY_INIT, ENERGY_SIGMA0, EPOCHS, GENERIC_DEFAULTS, INITS, ISI,
                                  ISI_RULES, MAX_RATE, NEURON, PIPELINE_SCHEDULE, PIPELINE_SIGMA0, SEED, SPARSE_EPOCHS,
-                                 SPARSE_INIT, STEPS, SYNAPSES, VAL_TOLERANCE, WEIGHT_SCALE)
+                                 SPARSE_INIT, STEPS, SYNAPSES, VAL_TOLERANCE, WEIGHT_SCALE, active_band_of)
 from lavasparse.fileio import write_json, write_npy
 from lavasparse.layers import IsiConfig, isi_arch
 from lavasparse.simulate.compare import write_report
@@ -88,7 +88,6 @@ class RunSettings:
             raise ValueError(f"unknown ISI rule {self.isi_rule!r}: expected one of {ISI_RULES}")
         if self.backward not in BACKWARDS:
             raise ValueError(f"unknown backward {self.backward!r}: expected one of {BACKWARDS}")
-        # a band means nothing to SLAYER's backward: dropped, so that settings never differ by it
         self.active_band = active_band_of(self.backward, self.active_band)
         if self.sparse_init not in INITS:
             raise ValueError(f"sparse_init must be one of {INITS}, got {self.sparse_init!r}")

@@ -23,11 +23,11 @@ import numpy as np
 import torch
 
 from lavasparse.defaults import COSTS
+from lavasparse.layers.quantised import exported_weight
 
 from .cuba_cpu import match_numba_threads, numba
 from .energy_weights import EnergyWeights
 from .event_synapse import count_events
-from lavasparse.layers.quantised import exported_weight
 
 
 # Width of the gate's gradient, in quantisation steps (SLAYER's 2 / w_scale =

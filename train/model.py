@@ -192,16 +192,14 @@ class SpikingNet(torch.nn.Module):
                 x = block(x)
                 continue
             _only_synapse_and_neuron(block)
-            if self.compiled_cpu_dynamics and not hooked(block) and not (sparse and sparse_block is not None):
+            if hooked(block):   # the hooks must fire: SLAYER's modules
+                s = block.neuron(block.synapse(delayed(x, delay, steps)))
+            elif sparse and sparse_block is not None:
+                s = sparse_block.spikes(delayed(x, delay, steps))
+            elif self.compiled_cpu_dynamics:
                 s = cuba_neuron_forward(block.neuron, dense_synapse(block.synapse, x, delay, steps))
             else:
-                x = delayed(x, delay, steps)
-                if hooked(block):   # the hooks must fire: SLAYER's modules
-                    s = block.neuron(block.synapse(x))
-                elif sparse and sparse_block is not None:
-                    s = sparse_block.spikes(x)
-                else:
-                    s = block.neuron(block.synapse(x))
+                s = block.neuron(block.synapse(delayed(x, delay, steps)))
             spikes.append(s)
             x, delay = s, 1
         return spikes

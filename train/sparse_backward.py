@@ -61,9 +61,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lavasparse.layers.quantised import forward_weight
 from lavasparse.train.cuba_cpu import match_numba_threads, neuron_block, neuron_blocks, neuron_voltage, numba
 from lavasparse.train.event_synapse import event_dense_values, event_path_applies
-from lavasparse.layers.quantised import forward_weight
 
 _DECAY_ONE = 1 << 12   # SLAYER's decays are integers out of 4096
 _CHUNK_ENTRIES = 1 << 24   # im2col entries per chunk of the products (64 MiB in float32)

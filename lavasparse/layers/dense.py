@@ -117,14 +117,17 @@ class DenseLayer(Layer):
     def is_spiking(self) -> bool:
         return True
 
+    @functools.cached_property
     def _matrices(self) -> list[np.ndarray]:
+        """The input weights and, recurrent, the recurrent ones, as int64:
+        converted once for the scaling, the Lava weights and the chip mapping."""
         return [self.weight.astype(np.int64)] + ([self.weight_rec.astype(np.int64)] if self.recurrent else [])
 
     @functools.cached_property
     def _netx_scaled(self) -> tuple[np.ndarray, int, int, str]:
         """netx's ``optimize_weight_bits`` at load (``netx_scaled``), worked
         out once for the emulator, the chip mapping and the description."""
-        return netx_scaled(*self._matrices())
+        return netx_scaled(*self._matrices)
 
     def nir_nodes(self, dt):
         """``Linear`` (the weights Lava's Dense applies, after netx's scaling
@@ -143,7 +146,7 @@ class DenseLayer(Layer):
         """The weights Lava's Dense applies (input, recurrent or None) and
         their exponent (``lava_dense_weights``, the function the tests compare
         with netx's and Lava's own)."""
-        return lava_dense_weights(*self._matrices())
+        return lava_dense_weights(*self._matrices)
 
     def weight_format(self) -> WeightFormat | None:
         """Through netx's own ``optimize_weight_bits``, the rule it applies at load."""
@@ -198,7 +201,7 @@ class DenseLayer(Layer):
         neurons' weights in the cheaper encoding: dense (weight bits per
         possible synapse) or sparse (weight bits plus an input index per
         non-zero synapse), plus DELAY_BITS per synapse with delays."""
-        mats = self._matrices()
+        mats = self._matrices
         w = mats[0]
         n_out, n_in = w.shape
         both_eff, bits, exponent, _ = self._netx_scaled
