@@ -12,10 +12,12 @@ contribution to the final potential, so that its sum over time, which the
 trainer's argmax reads, is that potential. The test set runs in torch
 (float), not on the target, which has no non-spiking readout yet.
 
-    OMP_NUM_THREADS=1 python readout.py SEED OUT_DIR [EPOCHS [READOUT]]
+    OMP_NUM_THREADS=1 python readout.py SEED OUT_DIR [EPOCHS [READOUT [MODEL]]]
 
 READOUT is 'potential' (the default) or 'spikes' (the study's own readout,
 nothing patched: the same run as the study's row, for other epoch counts).
+MODEL is 'imsnn' (the default) or 'snn' (the study's SNN row: SLAYER's
+synapse).
 """
 import json
 import sys
@@ -34,7 +36,8 @@ from lavasparse.train.trainer import evaluate, eval_seed, load_trained
 seed, out = int(sys.argv[1]), sys.argv[2]
 epochs = sys.argv[3] if len(sys.argv) > 3 else "5"
 readout = sys.argv[4] if len(sys.argv) > 4 else "potential"
-assert readout in ("potential", "spikes"), readout
+model_row = sys.argv[5] if len(sys.argv) > 5 else "imsnn"
+assert readout in ("potential", "spikes") and model_row in ("imsnn", "snn"), (readout, model_row)
 plain_forward = M.SpikingNet.forward
 
 
@@ -93,12 +96,11 @@ if readout == "potential":
 t0 = time.time()
 cli.main(["train", "--out", out, "--dataset", "mnist", "--data-dir", "/work/shared/data/mnist",
           "--arch", "784-500-10", "--steps", "32", "--max-rate", "0.25", "--epochs", epochs,
-          "--seed", str(seed), "--synapse", "isi", "--isi-rule", "imsnn"]
-)
+          "--seed", str(seed)] + (["--synapse", "isi", "--isi-rule", "imsnn"] if model_row == "imsnn" else []))
 model, cfg = load_trained(out, "best")
 _, test = load_dataset("mnist", "/work/shared/data/mnist")
 r = evaluate(model, test, cfg.steps, cfg.input_code, eval_seed(cfg.seed))
-rec = {"seed": seed, "readout": readout, "epochs": int(epochs), "test_accuracy_torch": r["accuracy"],
+rec = {"model": model_row, "seed": seed, "readout": readout, "epochs": int(epochs), "test_accuracy_torch": r["accuracy"],
        "spikes_per_hidden_neuron": float(r["layer_spikes"][0]) / len(test) / 500, "seconds": time.time() - t0}
 print(json.dumps(rec), flush=True)
 with open("readout_results.jsonl", "a") as f:
