@@ -60,11 +60,10 @@ def images(n: int, data_dir: Path) -> tuple[np.ndarray, np.ndarray, str]:
     return (rng.random((n, 1, 28, 28)) * 0.27).astype(np.float32), rng.integers(0, 10, n), "random images"
 
 
-def step_ms(net, opt, xs, ys, loss_of, device: torch.device, split: bool = True) -> tuple[float, float, float]:
+def step_ms(opt, xs, ys, loss_of, device: torch.device, split: bool = True) -> tuple[float, float, float]:
     """ms per batch, averaged over the batches: the forward with the loss
     (``loss_of(input spikes, labels)``), the backward, and the whole step
-    with the optimiser's. ``split`` False: the whole step only (0 for the
-    parts), with the GPU synchronised once at each end rather than between
+    with the optimiser's. ``split`` False: only the whole step is meant, with the GPU synchronised once at each end rather than between
     the parts."""
     def sync(always: bool = False):
         if device.type == "cuda" and (split or always):
@@ -87,7 +86,7 @@ def step_ms(net, opt, xs, ys, loss_of, device: torch.device, split: bool = True)
         fwd, bwd = fwd + t1 - t0, bwd + t2 - t1
     sync(always=True)
     total = time.perf_counter() - start
-    return tuple(1e3 * v / len(xs) for v in (fwd if split else 0.0, bwd if split else 0.0, total))
+    return tuple(1e3 * v / len(xs) for v in (fwd, bwd, total))
 
 
 def rotated_medians(variants: list, run, repeats: int, warm_up: bool = True) -> dict:
@@ -127,7 +126,7 @@ def measure(arch: str, device: torch.device, batch: int, steps: int, iters: int,
                 return losses[cost](out, y, 1e-5)[0]
             return losses[cost](out, y, 1e-7, net, x)[0]
 
-        return (1e3 * batch / step_ms(net, opt, xs, ys, loss_of, device, split=False)[2],)
+        return (1e3 * batch / step_ms(opt, xs, ys, loss_of, device, split=False)[2],)
 
     return {c: v[0] for c, v in rotated_medians([None, *COSTS], run, repeats).items()}, source
 
@@ -242,7 +241,7 @@ def measure_parts(arch: str, steps: int, rate: float, device: torch.device, batc
 
     def run(path: StepPath) -> tuple[float, float, float]:
         use(path)
-        return step_ms(net, opt, xs, ys, loss_of, device)
+        return step_ms(opt, xs, ys, loss_of, device)
 
     def saved_mib(path: StepPath) -> float:
         use(path)

@@ -165,7 +165,7 @@ def block_fanout(spec, block) -> torch.Tensor:
     return spec.block_fanout(surviving_synapses(block))
 
 
-def _per_sample(t: torch.Tensor) -> torch.Tensor:
+def per_sample(t: torch.Tensor) -> torch.Tensor:
     """Sum over every dim but the batch, without flattening (a reshape of a
     strided tensor copies it). The sums are counts (of spikes, or of
     spikes times surviving synapses), exact in float32 in any order below
@@ -198,9 +198,9 @@ def inference_cost(net, x: torch.Tensor, layer_spikes: list[torch.Tensor]) -> In
             continue
         # Each spike that reaches this layer costs one op per surviving synapse it leaves by.
         fan = block_fanout(spec, block)
-        synops.append(_per_sample(counts.reshape(counts.shape[0], *spec.in_shape) * fan))
+        synops.append(per_sample(counts.reshape(counts.shape[0], *spec.in_shape) * fan))
         counts = _window_counts(next(spiking))
-        spikes.append(_per_sample(counts))
+        spikes.append(per_sample(counts))
         neurons.append(int(torch.tensor(spec.out_shape).prod()))
     return InferenceCost(torch.stack(spikes, dim=1), torch.stack(synops, dim=1), neurons, steps)
 

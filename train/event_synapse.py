@@ -188,15 +188,14 @@ def count_events(x: torch.Tensor) -> torch.Tensor:
     return counts.reshape(x.shape[:-1])
 
 
-def dense_synapse(synapse, x: torch.Tensor, delay: int = 0, steps: int | None = None) -> torch.Tensor:
-    """``synapse(delayed(x, delay, steps))`` for a SLAYER dense synapse
-    (``steps`` defaults to x's), event-driven where ``event_path_applies``
+def dense_synapse(synapse, x: torch.Tensor, delay: int, steps: int) -> torch.Tensor:
+    """``synapse(delayed(x, delay, steps))`` for a SLAYER dense synapse,
+    event-driven where ``event_path_applies``
     (the same values; gradients to float32 rounding), reading x at its
     offset instead of shifting a copy; else SLAYER's. The values come as a
     time-major view made inside an autograd function: not to be changed in
     place. It does not call the module: ``SpikingNet`` runs a hooked block
     as SLAYER's modules."""
-    steps = x.shape[-1] if steps is None else steps
     _delay_split(x.shape[-1], delay, steps)   # refuses a negative delay or length
     if getattr(synapse, "weight_norm_enabled", False):
         return synapse(delayed(x, delay, steps))

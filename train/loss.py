@@ -10,7 +10,7 @@ import lava.lib.dl.slayer as slayer
 
 from lavasparse.defaults import COSTS, DEFAULT_COST, GENERIC_DEFAULTS
 
-from .cost import InferenceCost, inference_cost
+from .cost import InferenceCost, inference_cost, per_sample
 from .energy_weights import EnergyWeights
 
 
@@ -27,7 +27,7 @@ def spike_count(hidden_spikes: list[torch.Tensor]) -> torch.Tensor:
     """
     if not hidden_spikes:
         raise ValueError("spike_count needs at least one hidden layer")
-    return sum(s.reshape(s.shape[0], -1).sum(dim=1) for s in hidden_spikes).mean()
+    return sum(per_sample(s) for s in hidden_spikes).mean()
 
 
 class SparsityLoss(torch.nn.Module):

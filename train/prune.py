@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lavasparse.layers.quantised import quantise
+from lavasparse.layers.quantised import exported_weight, quantise
 
 
 # The ramp, as shares of the run's epochs: pruning starts after the first
@@ -56,8 +56,7 @@ def synaptic_blocks(net) -> list:
 
 def surviving_density(block) -> float:
     """Share of the block's synapses whose weight exports non-zero."""
-    with torch.no_grad():
-        return float((quantise(block.synapse) != 0).float().mean())
+    return float((exported_weight(block.synapse) != 0).float().mean())
 
 
 @torch.no_grad()

@@ -26,7 +26,7 @@ from .base import (ChipUse, Layer, LayerSpec, Synapse, UnsupportedNetwork, Viola
 from .flatten import FlattenSpec
 from .netx_fields import (MAX_ABS_WEIGHT, MAX_DELAY, NetFileError, child, declared_shape, numbers, read_origin,
                           read_shape, required, whole_in_range)
-from .netx_weights import WeightFormat, lava_dense_weights, netx_needs_clipping, netx_scaled
+from .netx_weights import WeightFormat, lava_weights, netx_needs_clipping, netx_scaled
 from .neuron import netx_default_dense_neuron
 
 DELAY_BITS = 6   # synaptic memory per synapse of a layer with delays (our mapping's assumption)
@@ -144,9 +144,11 @@ class DenseLayer(Layer):
     @functools.cached_property
     def _lava_weights(self) -> tuple[np.ndarray, np.ndarray | None, int]:
         """The weights Lava's Dense applies (input, recurrent or None) and
-        their exponent (``lava_dense_weights``, the function the tests compare
-        with netx's and Lava's own)."""
-        return lava_dense_weights(*self._matrices)
+        their exponent: what ``lava_dense_weights`` (the function the tests
+        compare with netx's and Lava's own) computes, from the scaling worked
+        out once (``_netx_scaled``)."""
+        scaled, bits, exponent, _ = self._netx_scaled
+        return (*lava_weights(scaled, bits, self.weight.shape[1]), exponent)
 
     def weight_format(self) -> WeightFormat | None:
         """Through netx's own ``optimize_weight_bits``, the rule it applies at load."""

@@ -140,8 +140,6 @@ class _IsiSynapse:
         self.register_buffer("mu", mu.clone().float())
         self.register_buffer("width", width.clone().float())
 
-    def _hooked_weight(self):
-        return forward_weight(self)
 
     def _tables(self, dtype, steps: int):
         """G (as the gates send it, when the forward is the target's) and
@@ -180,7 +178,7 @@ class IsiDense(_IsiSynapse, Dense):
     def forward(self, x):
         if x.ndim != 3:
             raise ValueError(f"an ISI dense synapse takes (batch, neurons, time), got {tuple(x.shape)}")
-        weight = self._hooked_weight()
+        weight = forward_weight(self)
         weight = weight.reshape(weight.shape[0], -1)
         table, slope = self._tables(x.dtype, x.shape[-1])
         if self.payload_fraction_bits is None:
@@ -215,7 +213,7 @@ class IsiConv(_IsiSynapse, Conv):
         if self.state_scale is None:
             return super().forward(payload)
         conv = lambda w, p: F.conv3d(p, w, None, self.stride, self.padding, self.dilation, self.groups)   # noqa: E731
-        z = _exact_sum(conv, self._hooked_weight(), payload, self._exact_unit, "ISI conv layer")
+        z = _exact_sum(conv, forward_weight(self), payload, self._exact_unit, "ISI conv layer")
         return floor_to_state(z, self.state_scale).to(x.dtype)
 
 

@@ -57,7 +57,7 @@ def netx_scaled(weight: np.ndarray, weight_rec: np.ndarray | None = None) -> tup
     weights (out, in [+ out]), bits, exponent, sign mode). A recurrent
     layer's two matrices are optimised side by side, as netx does; an
     all-zero layer keeps its zeros (netx would divide by zero)."""
-    both = np.hstack([np.asarray(m).astype(np.int64) for m in (weight, weight_rec) if m is not None])
+    both = np.hstack([np.asarray(m).astype(np.int64, copy=False) for m in (weight, weight_rec) if m is not None])
     if not both.any():
         return both, 0, 0, "excitatory"
     scaled, bits, exponent, sign = netx_optimize_weight_bits(both)

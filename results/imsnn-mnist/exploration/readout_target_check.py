@@ -8,7 +8,9 @@ on a random 64-24-10 network and random input spikes.
     PYTHONPATH=<checkout> python readout_target_check.py   (from this folder)
 """
 import sys
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[3] / "tests"))
+import tempfile
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
 import numpy as np, torch
 from conftest import make_net, random_spikes
 from lavasparse.export.netx_export import export_netx
@@ -17,7 +19,7 @@ from lavasparse.simulate.emulator import Emulator
 from lavasparse.train.event_synapse import delayed
 
 steps = 12
-NET = __import__('pathlib').Path(__import__('tempfile').mkdtemp()) / 'n.net'
+NET = Path(tempfile.mkdtemp()) / 'n.net'
 net = make_net("64-24-10", steps=steps, weight_scale=4.0)
 out = net.blocks[-1]
 out.neuron._threshold = ((1 << 17) - 1) / 64   # vThMant (1 << 17) - 1, the largest Lava takes
@@ -39,7 +41,6 @@ ev = em.voltages[-1]
 print(v.shape, ev.shape, "max |v|", np.abs(ev).max())
 print("equal:", np.array_equal(np.round(v).astype(np.int64), ev), "max diff", np.abs(v - ev).max())
 print("argmax equal:", (v[..., -1].argmax(1) == ev[..., -1].argmax(1)).mean())
-np.set_printoptions(linewidth=200, suppress=True)
 
 
 
