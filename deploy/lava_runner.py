@@ -27,9 +27,13 @@ from lavasparse.export.netx_format import NetDescription
 from lavasparse.fileio import not_a_regular_file
 
 
-def predict(output_spikes: np.ndarray) -> np.ndarray:
-    """Class per sample from the output layer's spikes (N, *shape, T): the
-    neuron with most spikes, the lowest index on ties (numpy's argmax)."""
+def predict(output_spikes: np.ndarray, readout_potential: np.ndarray | None = None) -> np.ndarray:
+    """Class per sample, the lowest index on ties (numpy's argmax): the
+    output neuron with most spikes (``output_spikes`` (N, *shape, T)), or,
+    for a potential readout, with the highest potential at the end of the
+    window (``readout_potential`` (N, *shape))."""
+    if readout_potential is not None:
+        return readout_potential.reshape(readout_potential.shape[0], -1).argmax(1)
     return output_spikes.reshape(output_spikes.shape[0], -1, output_spikes.shape[-1]).sum(-1).argmax(1)
 
 
@@ -45,10 +49,11 @@ class LavaRun:
     seconds: float
     currents: list[np.ndarray] | None = None   # u per layer, (N, *shape, T), with record_states
     voltages: list[np.ndarray] | None = None   # v per layer, after the spike reset
+    readout_potential: np.ndarray | None = None   # a potential readout's v at each window's end, (N, *shape)
 
     @property
     def predictions(self) -> np.ndarray:
-        return predict(self.spikes[-1])
+        return predict(self.spikes[-1], self.readout_potential)
 
 
 # An input current enters an input neuron's a_in, which Lava's fixed-point LIF
@@ -304,10 +309,13 @@ def _recurrent_dense_model():
     return {RecurrentDense: PyRecurrentDenseModel}
 
 
-def _attach_probes(net, data: np.ndarray, total: int, has_input_neuron: bool, record_states: bool):
+def _attach_probes(net, data: np.ndarray, total: int, has_input_neuron: bool, record_states: bool,
+                   readout: bool):
     """Feed ``data`` (Lava order, ``total`` steps) into ``net`` and probe every
     layer: a spike sink per layer, and with ``record_states`` a Monitor pair
-    (current u, voltage v) per layer. Returns (sinks, monitor pairs)."""
+    (current u, voltage v) per layer. Returns (sinks, monitor pairs, the
+    voltage Monitor of the last layer where ``readout`` asks for it and
+    ``record_states`` has none)."""
     from lava.proc.io.sink import RingBuffer as Sink   # Lava: only where a run needs it
     from lava.proc.io.source import RingBuffer as Source
     from lava.proc.monitor.process import Monitor
@@ -329,7 +337,16 @@ def _attach_probes(net, data: np.ndarray, total: int, has_input_neuron: bool, re
             pair[0].probe(target=layer.neuron.u, num_steps=total)
             pair[1].probe(target=layer.neuron.v, num_steps=total)
             monitors.append(pair)
-    return sinks, monitors
+    readout_monitor = None
+    if readout and not record_states:
+        readout_monitor = Monitor()
+        readout_monitor.probe(target=net.layers[-1].neuron.v, num_steps=total)
+    return sinks, monitors, readout_monitor
+
+
+def _monitor_record(monitor) -> np.ndarray:
+    """A Monitor's one probe, (*shape, steps): its data is {process name: {var name: (steps, *shape)}}."""
+    return np.moveaxis(next(iter(next(iter(monitor.get_data().values())).values())), 0, -1)
 
 
 def run_on_lava(desc: NetDescription, inputs: np.ndarray | InputBatch, chunk_steps: int = 2000,
@@ -345,7 +362,9 @@ def run_on_lava(desc: NetDescription, inputs: np.ndarray | InputBatch, chunk_ste
     too, within ``stop_timeout_s`` seconds (then its workers are killed), and
     leaves no process or shared memory behind (``lava_guard.LavaRunGuard``).
     ``record_states`` also probes every layer's current u and voltage v (a
-    Monitor per variable: slower; meant for checks on small runs).
+    Monitor per variable: slower; meant for checks on small runs). A
+    potential readout's voltage is always probed, for its value at the end of
+    each window (``LavaRun.readout_potential``).
     ``input_message_bits > 0`` makes the first synapse take graded spikes (the
     input's integers as payloads) instead of counting any non-zero input as 1.
     """
@@ -370,20 +389,26 @@ def run_on_lava(desc: NetDescription, inputs: np.ndarray | InputBatch, chunk_ste
         guard.net = net
         if len(net.layers) != num_layers:
             raise RuntimeError(f"{net_path}: netx built {len(net.layers)} layers, we expected {num_layers}")
-        sinks, monitors = _attach_probes(net, data, total, desc.has_input_neuron, record_states)
+        readout = desc.readout == "potential"
+        sinks, monitors, readout_monitor = _attach_probes(net, data, total, desc.has_input_neuron, record_states,
+                                                          readout)
         t0 = time.time()
         _run_in_chunks(net, total, chunk_steps, f"Lava {Path(net_path).name}", progress, models)
         records = [np.asarray(s.data.get()) for s in sinks]
-        # A Monitor's data: {process name: {var name: (steps, *shape)}}; to (*shape, steps).
-        states = [[np.moveaxis(next(iter(next(iter(m.get_data().values())).values())), 0, -1) for m in pair]
-                  for pair in monitors]
+        states = [[_monitor_record(m) for m in pair] for pair in monitors]
+        readout_v = [_monitor_record(readout_monitor)] if readout_monitor is not None else None
     seconds = time.time() - t0
 
     spikes = _sample_windows(records, n, steps, offset, np.int32)
     currents = _sample_windows([st[0] for st in states], n, steps, offset, np.int64) if record_states else None
     voltages = _sample_windows([st[1] for st in states], n, steps, offset, np.int64) if record_states else None
+    potential = None
+    if readout:   # the last layer's v in its windows, at each window's last step
+        last = voltages[-1] if record_states else _sample_windows(readout_v, n, steps, offset + num_layers - 1,
+                                                                   np.int64)[0]
+        potential = last[..., -1]
     return LavaRun(desc, [l.name for l in desc.spiking_layers], spikes, steps, total, seconds,
-                   currents, voltages)
+                   currents, voltages, potential)
 
 
 def _input_stream(desc: NetDescription, x: np.ndarray, total: int) -> np.ndarray:

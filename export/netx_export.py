@@ -5,7 +5,8 @@ neuron): netx then feeds the input spikes straight into the first synaptic
 layer, as our SLAYER model does. Each block is written by its layer kind
 (``LayerSpec.write_netx`` in ``lavasparse.layers``): dense, conv and flatten
 through SLAYER's own ``export_hdf5``; a pool, which netx 0.6.0 cannot load,
-as the equivalent depthwise conv (``lavasparse/layers/pool.py``).
+as the equivalent depthwise conv (``lavasparse/layers/pool.py``). The root's
+``lavasparse_readout`` says what gives the class (``netx_format.py``).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ def export_netx(model, path: str | Path) -> NetDescription:
         spec.check_exportable(name, block)
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
+            f.attrs["lavasparse_readout"] = model.readout   # netx reads no root attribute
             layer = f.create_group("layer")
             g0 = layer.create_group("0")
             g0.create_dataset("type", (1,), "S10", [b"input"])

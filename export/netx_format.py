@@ -7,6 +7,11 @@ order. Each has ``type`` (input, dense, dense_rec, conv, flatten, ...) and
 SLAYER's 8-bit quantisation); neurons are described by ``neuron/type``,
 ``iDecay``, ``vDecay`` (of 4096), ``vThMant`` and friends.
 
+Our export also marks the root with ``lavasparse_readout``: 'potential' when
+the class is the output layer's final potential (a layer that never spikes,
+``train/model.py``), else 'spikes'; netx ignores the attribute, and a file
+without it is read out by spike counts.
+
 The reader is also the gate every other stage relies on: whatever it accepts,
 netx 0.6.0 builds and Lava 0.10.0 runs as written. This module reads the
 file's structure and hands each layer group to the class of its type
@@ -21,6 +26,7 @@ from pathlib import Path
 
 import h5py
 
+from lavasparse.defaults import DEFAULT_READOUT, READOUTS
 from lavasparse.fileio import not_a_regular_file
 from lavasparse.layers import KINDS, Layer, NetFileError
 from lavasparse.layers.netx_fields import H5_ERRORS, child, short, shown, string
@@ -36,6 +42,7 @@ class NetDescription:
 
     path: Path
     layers: list[Layer]
+    readout: str = DEFAULT_READOUT   # 'spikes' or 'potential': what gives the class (the file's lavasparse_readout)
 
     @property
     def spiking_layers(self) -> list[Layer]:
@@ -71,11 +78,30 @@ def read_network(path: str | Path, any_neuron: bool = False) -> NetDescription:
     with f:
         try:
             layers = _read_layers(path, f, any_neuron)
+            readout = _read_readout(path, f)
         except (OSError, RuntimeError) as e:   # h5py, on a damaged file, where no helper expected it
             raise NetFileError(f"{path}: damaged HDF5 file ({short(e)})") from None
     if not any(l.is_spiking for l in layers):
         raise NetFileError(f"{path}: no layer with neurons")
-    return NetDescription(path, layers)
+    return NetDescription(path, layers, readout)
+
+
+def _read_readout(path: Path, f: h5py.File) -> str:
+    """The root's ``lavasparse_readout`` (our export's), DEFAULT_READOUT where absent."""
+    where = f"{path}: attribute lavasparse_readout"
+    try:
+        if "lavasparse_readout" not in f.attrs:
+            return DEFAULT_READOUT
+        if f.attrs.get_id("lavasparse_readout").get_storage_size() > 64:
+            raise NetFileError(f"{where}: longer than any readout {READOUTS}")
+        value = f.attrs["lavasparse_readout"]
+    except H5_ERRORS as e:
+        raise NetFileError(f"{where}: unreadable ({short(e)})") from None
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    if not isinstance(value, str) or value not in READOUTS:
+        raise NetFileError(f"{where}: {shown(value)}, expected one of {READOUTS}")
+    return value
 
 
 def _read_layers(path: Path, f: h5py.File, any_neuron: bool) -> list[Layer]:

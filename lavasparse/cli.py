@@ -6,13 +6,14 @@ import importlib
 import signal
 import sys
 
-from lavasparse.defaults import (ACTIVE_BAND, BACKWARDS, BATCH_SIZE, BISECT_STEPS, COSTS, CPUS_PER_TRIAL, CROSS_CHECK, DATASET_DEFAULTS,
-                                 DATASETS, DEFAULT_COST, DEFAULT_DATASET, DEFAULT_ENCODING, DEFAULT_ENGINE,
-                                 DEFAULT_LAYOUT, DEFAULT_PROFILE, DEFAULT_SYNAPSE, DEVICE, ENCODINGS, ENERGY_ENCODING,
-                                 ENERGY_INIT, ENERGY_SIGMA0, ENGINES, EPOCHS, EXECUTORS, GENERIC_DEFAULTS, GPU_SHARE,
-                                 INITS, ISI, ISI_RULES, LAYOUTS, MAX_RATE, NEURON, NIR_DT, PAPER_SCHEDULES, SCHEDULES, SEED,
-                                 SIGMA0_FACTOR, SIGMA0_LOW, SIGMA0_START, SPARSE_EPOCHS, SPARSE_INIT, STEPS,
-                                 STUDY_EXECUTOR, SWEEP_EXECUTOR, SYNAPSES, VAL_TOLERANCE, WEIGHT_SCALE)
+from lavasparse.defaults import (ACTIVE_BAND, BACKWARDS, BATCH_SIZE, BISECT_STEPS, COSTS, CPUS_PER_TRIAL, CROSS_CHECK,
+                                 DATASET_DEFAULTS, DATASETS, DEFAULT_COST, DEFAULT_DATASET, DEFAULT_ENCODING,
+                                 DEFAULT_ENGINE, DEFAULT_LAYOUT, DEFAULT_PROFILE, DEFAULT_READOUT, DEFAULT_SYNAPSE,
+                                 DEVICE, ENCODINGS, ENERGY_ENCODING, ENERGY_INIT, ENERGY_SIGMA0, ENGINES, EPOCHS,
+                                 EXECUTORS, GENERIC_DEFAULTS, GPU_SHARE, INITS, ISI, ISI_RULES, LAYOUTS, MAX_RATE,
+                                 NEURON, NIR_DT, PAPER_SCHEDULES, READOUTS, SCHEDULES, SEED, SIGMA0_FACTOR, SIGMA0_LOW,
+                                 SIGMA0_START, SPARSE_EPOCHS, SPARSE_INIT, STEPS, STUDY_EXECUTOR, SWEEP_EXECUTOR,
+                                 SYNAPSES, VAL_TOLERANCE, WEIGHT_SCALE)
 from lavasparse.errors import CommandError
 
 
@@ -59,6 +60,10 @@ def _add_common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tau-grad", type=float, default=None,
                    help=f"the surrogate gradient's width, SLAYER's tau_grad: it falls by e over 100 x tau_grad "
                         f"thresholds (default {NEURON['tau_grad']:g})")
+    p.add_argument("--readout", default=None, choices=READOUTS,
+                   help=f"the class: the output layer's spike counts (spikes), or its potential at the end of the "
+                        f"sample (potential: a layer that never spikes, softmax and cross-entropy in training, Adams "
+                        f"et al.'s readout) (default {DEFAULT_READOUT})")
     p.add_argument("--seed", type=int, default=SEED)
     p.add_argument("--train-limit", type=int, default=None, help="use only the first N training samples")
     p.add_argument("--device", default=DEVICE, help="auto, cpu, cuda or cuda:N")

@@ -23,6 +23,13 @@ ISI_RULES = ("bptt", "imsnn", "imsnnc")   # lavasparse/layers/isi_synapse.py: th
 BACKWARDS = ("dense", "sparse")
 DEFAULT_BACKWARD = "dense"
 ACTIVE_BAND = 1.0
+# What the output layer gives as the class (train/model.py, simulate/): its spike counts, or its final
+# potential (Adams et al.'s readout: a non-spiking layer, softmax over the potential at the end of its window,
+# cross-entropy in training). A potential readout is the same CUBA layer on the chip with the largest threshold
+# Lava's 17-bit vth holds, so that it never spikes or resets; its potential is read at the end of each sample.
+READOUTS = ("spikes", "potential")
+DEFAULT_READOUT = "spikes"
+READOUT_THRESHOLD_MANT = (1 << 17) - 1
 
 
 def active_band_of(backward: str, band: float | None) -> float | None:

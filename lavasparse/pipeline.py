@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from lavasparse.defaults import (BACKWARDS, BATCH_SIZE, CROSS_CHECK, DATASET_DEFAULTS, DEFAULT_BACKWARD,
-                                 DEFAULT_COST, DEFAULT_DATASET, DEFAULT_ENCODING, DEFAULT_ENGINE, DEFAULT_PROFILE, DEFAULT_SYNAPSE, DEVICE,
-                                 ENERGY_ENCODING, ENERGY_INIT, ENERGY_SIGMA0, EPOCHS, GENERIC_DEFAULTS, INITS, ISI,
-                                 ISI_RULES, MAX_RATE, NEURON, PIPELINE_SCHEDULE, PIPELINE_SIGMA0, SEED, SPARSE_EPOCHS,
-                                 SPARSE_INIT, STEPS, SYNAPSES, VAL_TOLERANCE, WEIGHT_SCALE, active_band_of)
+                                 DEFAULT_COST, DEFAULT_DATASET, DEFAULT_ENCODING, DEFAULT_ENGINE, DEFAULT_PROFILE,
+                                 DEFAULT_READOUT, DEFAULT_SYNAPSE, DEVICE, ENERGY_ENCODING, ENERGY_INIT, ENERGY_SIGMA0,
+                                 EPOCHS, GENERIC_DEFAULTS, INITS, ISI, ISI_RULES, MAX_RATE, NEURON, PIPELINE_SCHEDULE,
+                                 PIPELINE_SIGMA0, READOUTS, SEED, SPARSE_EPOCHS, SPARSE_INIT, STEPS, SYNAPSES,
+                                 VAL_TOLERANCE, WEIGHT_SCALE, active_band_of)
 from lavasparse.fileio import write_json, write_npy
 from lavasparse.layers import IsiConfig, isi_arch
 from lavasparse.simulate.compare import write_report
@@ -54,6 +55,7 @@ class RunSettings:
     backward: str = DEFAULT_BACKWARD   # dense and conv blocks' backward: SLAYER's, or 'sparse' (train/sparse_backward.py)
     active_band: float | None = None   # the sparse backward's band, in thresholds (None: ACTIVE_BAND; none if dense)
     tau_grad: float = NEURON["tau_grad"]   # the surrogate gradient's width (SLAYER's tau_grad, in thresholds / 100)
+    readout: str = DEFAULT_READOUT   # the class: output spike counts, or the output layer's final 'potential'
     steps: int = STEPS
     max_rate: float = MAX_RATE
     epochs: int = EPOCHS
@@ -84,6 +86,8 @@ class RunSettings:
     def __post_init__(self):
         if self.synapse not in SYNAPSES:
             raise ValueError(f"unknown synapse {self.synapse!r}: expected one of {SYNAPSES}")
+        if self.readout not in READOUTS:
+            raise ValueError(f"unknown readout {self.readout!r}: expected one of {READOUTS}")
         if self.isi_rule not in ISI_RULES:
             raise ValueError(f"unknown ISI rule {self.isi_rule!r}: expected one of {ISI_RULES}")
         if self.backward not in BACKWARDS:
@@ -136,10 +140,10 @@ class RunSettings:
 
     def net_config(self) -> NetConfig:
         """The network every run trains: ``arch``, its dense and conv layers
-        ISI-modulated with ``synapse='isi'``, its surrogate's width and its
-        blocks' backward pass."""
+        ISI-modulated with ``synapse='isi'``, its surrogate's width, its
+        blocks' backward pass and its readout."""
         common = {"weight_scale": self.weight_scale, "neuron": NeuronConfig(tau_grad=self.tau_grad),
-                  "backward": self.backward, "active_band": self.active_band}
+                  "backward": self.backward, "active_band": self.active_band, "readout": self.readout}
         if self.synapse == "isi":
             return NetConfig(arch=isi_arch(self.arch), isi=IsiConfig(rule=self.isi_rule), **common)
         return NetConfig(arch=self.arch, **common)

@@ -290,7 +290,7 @@ def _table_row(config: StudyConfig, row: Row, pick: dict, ev: TargetEvaluation) 
     return {"name": row.name, "model": row.model, "baseline": row.baseline, "encoding": row.encoding,
             "arch": replace(config, synapse=row.synapse).net_config().arch, "steps": config.steps,
             "synapse": row.synapse, "isi_rule": row.isi_rule if row.synapse == "isi" else None,
-            "backward": row.backward, "active_band": row.active_band,
+            "backward": row.backward, "active_band": row.active_band, "readout": config.readout,
             "tau_grad": config.tau_grad if row.tau_grad is None else row.tau_grad,
             "cost": row.cost if row.sigma0 > 0 else None, "schedule": row.schedule, "sigma0": row.sigma0,
             "prune_density": list(row.prune_density) if row.prune_density else None,
@@ -365,6 +365,14 @@ def over_seeds(runs: list[dict]) -> dict:
     return row
 
 
+def _readout_words(doc: dict) -> str:
+    """How the class is read, where it is not the output spike counts."""
+    if doc.get("settings", {}).get("readout", "spikes") == "spikes":
+        return ""
+    return ("Readout: the output layer's potential at the end of each sample (a layer that never spikes; "
+            "cross-entropy over the potentials in training). ")
+
+
 def tables_markdown(doc: dict) -> str:
     base = next(r for r in doc["rows"] if r["baseline"])
     seeds = doc.get("seeds") or []
@@ -375,7 +383,7 @@ def tables_markdown(doc: dict) -> str:
              f"Every row trained from scratch with the same settings, for {doc['epochs']} epochs unless its "
              f"epoch column says otherwise (chosen epoch / epochs trained); test set "
              f"{test_set_words(doc['test_samples'], doc.get('test_draws', 1))} on the target (engine per row, identical to SLAYER spike for spike "
-             f"where marked). Energy profile `{doc['energy_profile']}`. Rule: {doc['rule']}. {over}"
+             f"where marked). Energy profile `{doc['energy_profile']}`. {_readout_words(doc)}Rule: {doc['rule']}. {over}"
              f"ANN MACs of this architecture: {base['ann_macs']:,}.", "",
              f"Command: `{doc['command']}`  ", f"Commit: {doc['commit']}{_dirty_note(doc['dirty'])}  ",
              f"Machine: {doc['machine']}; training time summed over rows "

@@ -28,6 +28,10 @@ that exact:
     what a sequential run gives; the cost is one extra window per window that
     starts with a different history.
 
+A potential readout (``NetDescription.readout``) runs as any layer; its
+voltage at the end of each window is kept for the class
+(``EmulatorRun.readout_potential``).
+
 What it does not model it refuses with ``UnsupportedNetwork`` rather than
 return numbers that might be wrong: sums that overflow Lava's int32 (or its
 float32 conv), per-neuron decays or thresholds, and anything ``read_network``
@@ -206,10 +210,11 @@ class EmulatorRun:
     spikes: list[np.ndarray]
     currents: list[np.ndarray] | None = None
     voltages: list[np.ndarray] | None = None
+    readout_potential: np.ndarray | None = None   # a potential readout's v at each window's end, (N, *shape)
 
     @property
     def predictions(self) -> np.ndarray:
-        return predict(self.spikes[-1])
+        return predict(self.spikes[-1], self.readout_potential)
 
 
 def _stream(windows: torch.Tensor) -> torch.Tensor:
@@ -340,6 +345,8 @@ class Emulator:
         outs: list[list[np.ndarray]] = [[] for _ in self.layers]
         us: list[list[np.ndarray]] = [[] for _ in self.layers]
         vs: list[list[np.ndarray]] = [[] for _ in self.layers]
+        readout_at = len(self.layers) - 1 if self.desc.readout == "potential" else None
+        finals: list[np.ndarray] = []   # the readout's v at each window's end
         tails = self._lead_in(steps) if self.streaming else None
         # Internally time-major, (T, B, *shape): each step's slice is contiguous.
         to_sample_major = lambda a: np.moveaxis(a.cpu().numpy(), 0, -1)
@@ -354,13 +361,16 @@ class Emulator:
                     src = _with_history(tails[i], flat, h).reshape(h + steps, b, *x.shape[2:])
                     tails[i] = _advance(tails[i], flat, self.carry[i])
                 a_in = layer.synapse(src, steps)
+                states = record_states or i == readout_at
                 if layer.rec is not None:
-                    s, (u, v) = self._recurrent_layer(layer, a_in, tails[i + 1], record_states)
+                    s, (u, v) = self._recurrent_layer(layer, a_in, tails[i + 1], states)
                 else:
-                    s, (u, v) = lif_dynamics(a_in, layer.neuron, record_states)
+                    s, (u, v) = lif_dynamics(a_in, layer.neuron, states)
                 shape = (s.shape[0], s.shape[1], *layer.desc.shape)
                 x = s.reshape(shape)
                 outs[i].append(to_sample_major(x.to(torch.int8)))
+                if i == readout_at:
+                    finals.append(v[-1].reshape(shape[1:]).cpu().numpy())
                 if record_states:
                     us[i].append(to_sample_major(u.reshape(shape)))
                     vs[i].append(to_sample_major(v.reshape(shape)))
@@ -370,4 +380,5 @@ class Emulator:
                 tails[last] = _advance(tails[last], flat, self.carry[last])
         cat = lambda parts: [np.concatenate(p) for p in parts]
         return EmulatorRun([l.desc.name for l in self.layers], cat(outs),
-                           cat(us) if record_states else None, cat(vs) if record_states else None)
+                           cat(us) if record_states else None, cat(vs) if record_states else None,
+                           np.concatenate(finals) if readout_at is not None else None)

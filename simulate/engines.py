@@ -29,10 +29,11 @@ class TargetRun:
     spikes: list[np.ndarray]
     seconds: float
     cross_checked: int = 0
+    readout_potential: np.ndarray | None = None   # a potential readout's v at each window's end, (N, *shape)
 
     @property
     def predictions(self) -> np.ndarray:
-        return predict(self.spikes[-1])
+        return predict(self.spikes[-1], self.readout_potential)
 
 
 def first_difference(names: list[str], ref: list[np.ndarray], other: list[np.ndarray]) -> str | None:
@@ -54,14 +55,14 @@ def run_target(desc: NetDescription, inputs: np.ndarray | InputBatch, engine: st
 
     With the emulator, ``cross_check`` K > 0 runs the first K samples through
     Lava too and raises CrossCheckError, with the first disagreement, if any
-    spike differs. ``input_origin`` names the inputs' file in errors about them.
+    spike (or a potential readout's final potential) differs. ``input_origin`` names the inputs' file in errors about them.
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}: expected one of {ENGINES}")
     x = check_input(inputs, desc, origin=input_origin)
     if engine == "lava":
         run = run_on_lava(desc, x, progress=progress)
-        return TargetRun("lava", run.layer_names, run.spikes, run.seconds)
+        return TargetRun("lava", run.layer_names, run.spikes, run.seconds, readout_potential=run.readout_potential)
     t0 = time.time()
     em = Emulator(desc, device=device).run(x)
     seconds = time.time() - t0
@@ -69,6 +70,10 @@ def run_target(desc: NetDescription, inputs: np.ndarray | InputBatch, engine: st
     if k:
         ref = run_on_lava(desc, x.head(k), progress=progress)
         problem = first_difference(ref.layer_names, ref.spikes, [s[:k] for s in em.spikes])
+        if problem is None and ref.readout_potential is not None:
+            problem = first_difference([f"{ref.layer_names[-1]} (final potential)"],
+                                       [ref.readout_potential[..., None]], [em.readout_potential[:k, ..., None]])
         if problem:
             raise CrossCheckError(f"{desc.path}: emulator and Lava disagree on the first {k} samples: {problem}")
-    return TargetRun("emulator", em.layer_names, em.spikes, seconds, cross_checked=k)
+    return TargetRun("emulator", em.layer_names, em.spikes, seconds, cross_checked=k,
+                     readout_potential=em.readout_potential)

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lavasparse.deploy.lava_runner import predict
 from lavasparse.export.netx_export import export_netx
 from lavasparse.fileio import write_json, write_npz
 from lavasparse.train.trainer import load_trained
@@ -38,9 +37,20 @@ def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray
     net_path = out_dir / "network.net"
     desc = export_netx(model, net_path)
     with torch.no_grad():
-        ref = [s.numpy().astype(np.int32) for s in
-               model.windowed(model(torch.as_tensor(test_input, dtype=torch.float32)), config.steps)]
+        out = model.windowed(model(torch.as_tensor(test_input, dtype=torch.float32)), config.steps)
+        ref = [s.numpy().astype(np.int32) for s in model.spike_trains(out)]
+        scores = model.scores(out).numpy()
+        ref_pred = scores.argmax(axis=1)
+        # A potential readout's final potential in the target's units: SLAYER's states are integers on its
+        # s_scale (1 << 12), which is Lava's v (the weights' << 6 and the state's << 6); exact in float32.
+        ref_potential = (np.rint(scores.astype(np.float64) * model.blocks[-1].neuron.s_scale).astype(np.int64)
+                         if model.readout == "potential" else None)
     target = run_target(desc, test_input, engine, cross_check, progress=progress, input_origin=input_origin)
+    if desc.readout == "potential" and target.spikes[-1].any():
+        raise ValueError(f"{net_path}: the readout layer {target.layer_names[-1]} spiked on the target "
+                         f"({int(target.spikes[-1].sum())} spikes): its potential reached the threshold, "
+                         f"vThMant {desc.spiking_layers[-1].neuron.v_th_mant}, and was reset, so the class read "
+                         f"from it is not the network's")
     write_npz(out_dir / "target_spikes.npz",
               **{name: s.astype(np.int8) for name, s in zip(target.layer_names, target.spikes)})
     energy = EnergyProfile.load(energy_profile) if isinstance(energy_profile, (str, Path)) else energy_profile
@@ -48,11 +58,12 @@ def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray
     profile = replace(profile_run(desc, test_input, target.spikes, energy),
                       footprint_bytes=footprint_bytes(model), engine=target.engine)
     write_json(out_dir / "profile.json", profile.to_dict())
-    ref_pred = predict(ref[-1])
     if len(ref) != len(target.spikes):
         raise RuntimeError(f"{net_path}: SLAYER gave {len(ref)} spiking layers, the target {len(target.spikes)}")
     agreement = Agreement(
         identical_spikes=all(np.array_equal(a, b) for a, b in zip(ref, target.spikes)),
+        identical_readout=(None if ref_potential is None else
+                           np.array_equal(ref_potential, target.readout_potential.reshape(len(ref_potential), -1))),
         prediction_match=float((ref_pred == target.predictions).mean()),
         layer_spike_ratio=[float(b.sum() / a.sum()) if a.sum() else None for a, b in zip(ref, target.spikes)],
         target_seconds=target.seconds, cross_checked_on_lava=target.cross_checked)

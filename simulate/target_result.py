@@ -17,6 +17,7 @@ class Agreement:
     layer_spike_ratio: list[float | None]   # per layer, the target's spikes over SLAYER's (None: SLAYER had none)
     target_seconds: float                # wall time of the target's run
     cross_checked_on_lava: int           # samples also run on Lava and found identical (emulator engine)
+    identical_readout: bool | None = None   # a potential readout's final potentials, SLAYER's x s_scale (None: spikes)
 
 
 @dataclass(frozen=True)

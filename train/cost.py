@@ -192,7 +192,7 @@ def inference_cost(net, x: torch.Tensor, layer_spikes: list[torch.Tensor]) -> In
         raise ValueError(f"{len(layer_spikes)} spike tensors for {net.num_spiking_layers} spiking layers")
     steps = x.shape[-1]
     spikes, synops, neurons = [], [], []
-    counts, spiking = _window_counts(x), iter(layer_spikes)
+    counts, spiking = _window_counts(x), iter(net.spike_trains(layer_spikes))   # a potential readout's: none
     for spec, block in zip(net.specs, net.blocks):
         if not spec.spiking:
             continue

@@ -228,6 +228,28 @@ class CubaNeuron(torch.autograd.Function):
         return grad_in.reshape(ctx.x_shape), None
 
 
+class CubaVoltage(torch.autograd.Function):
+    """A SLAYER ``cuba.Neuron``'s voltage, ``neuron.dynamics(x)[1]``, and its
+    gradient through both integrators, compiled: the neuron's backward with
+    the surrogate left out (its factor 1), as a non-spiking readout trains."""
+
+    @staticmethod
+    def forward(ctx, x, neuron):
+        k = _Constants(neuron)
+        voltage, _ = _forward(neuron, x, k, exponent=False)
+        ctx.k, ctx.x_shape = k, x.shape
+        return voltage.reshape(x.shape)
+
+    @staticmethod
+    def backward(ctx, grad_voltage):
+        k = ctx.k
+        grad = _neurons(grad_voltage.contiguous())
+        grad_in = torch.empty(grad.shape, dtype=grad.dtype)
+        _neuron_backward(grad.numpy(), np.ones(grad.shape, np.float32), np.float32(1),
+                         k.keep(k.voltage_decay), k.keep(k.current_decay), grad_in.numpy())
+        return grad_in.reshape(ctx.x_shape), None
+
+
 def _fast_path_applies(neuron, x: torch.Tensor) -> bool:
     return (numba is not None and x.device.type == "cpu" and x.dtype == torch.float32 and neuron.shape is not None
             and tuple(x.shape[1:-1]) == tuple(neuron.shape) and neuron.shared_param is not False
@@ -242,6 +264,15 @@ def cuba_neuron_forward(neuron, x: torch.Tensor) -> torch.Tensor:
     if not _fast_path_applies(neuron, x):
         return neuron(x)
     return CubaNeuron.apply(x, neuron)
+
+
+def cuba_voltage_forward(neuron, x: torch.Tensor) -> torch.Tensor:
+    """``neuron.dynamics(x)[1]``, the voltage of a SLAYER ``cuba.Neuron``
+    (after each reset, which a readout's threshold never reaches), with its
+    gradient; compiled where ``_fast_path_applies``."""
+    if not _fast_path_applies(neuron, x):
+        return neuron.dynamics(x)[1]
+    return CubaVoltage.apply(x, neuron)
 
 
 def neuron_voltage(neuron, x: torch.Tensor) -> torch.Tensor:

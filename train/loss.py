@@ -1,17 +1,20 @@
 """The loss of Allred et al., L = L_class + sigma * spikeCount, and its
 generalisation to what the target pays: L = L_class + sigma * cost, with cost
 the hidden spike count (the paper), the synaptic ops or the dynamic energy of
-an inference (``cost.py``)."""
+an inference (``cost.py``). L_class is SLAYER's spike-rate loss, or with a
+potential readout (``NetConfig.readout``) Adams et al.'s: cross-entropy of the
+softmax over the output layer's final potentials."""
 from __future__ import annotations
 
 import torch
 
 import lava.lib.dl.slayer as slayer
 
-from lavasparse.defaults import COSTS, DEFAULT_COST, GENERIC_DEFAULTS
+from lavasparse.defaults import COSTS, DEFAULT_COST, DEFAULT_READOUT, GENERIC_DEFAULTS, READOUTS
 
 from .cost import InferenceCost, inference_cost, per_sample
 from .energy_weights import EnergyWeights
+from .model import class_scores
 
 
 def output_rates(output_spikes: torch.Tensor) -> torch.Tensor:
@@ -33,14 +36,17 @@ def spike_count(hidden_spikes: list[torch.Tensor]) -> torch.Tensor:
 class SparsityLoss(torch.nn.Module):
     """L = L_class + sigma * cost, with L_class SLAYER's spike-rate loss on the
     output layer (target rates ``true_rate`` for the label, ``false_rate`` for
-    the others), summed over output neurons, and ``cost`` one of COSTS: hidden
+    the others), summed over output neurons, or with ``readout='potential'``
+    the cross-entropy of the softmax over the output layer's potentials at
+    the end of the window (SLAYER units), and ``cost`` one of COSTS: hidden
     spikes per sample (Allred et al.'s spikeCount, the default), synaptic ops
     per sample, or dynamic energy in nJ per sample (needs ``energy``). Both
     terms are per sample.
 
     With ``distill`` > 0 the class loss aims at (1 - distill) x the label's
     rates + distill x a teacher's output rates (``teacher_rates``, per sample
-    and class): the same squared error, summed over output neurons.
+    and class): the same squared error, summed over output neurons (spike
+    readout only: a potential readout has no rates).
 
     ``forward(layer_spikes, labels, sigma, net=None, x=None, teacher_rates=None)``
     returns (total, class_loss, cost term, InferenceCost or None); synops and
@@ -50,9 +56,14 @@ class SparsityLoss(torch.nn.Module):
 
     def __init__(self, true_rate: float = GENERIC_DEFAULTS["true_rate"],
                  false_rate: float = GENERIC_DEFAULTS["false_rate"], cost: str = DEFAULT_COST,
-                 energy: EnergyWeights | None = None, distill: float = 0.0):
+                 energy: EnergyWeights | None = None, distill: float = 0.0, readout: str = DEFAULT_READOUT):
         super().__init__()
         self.true_rate, self.false_rate, self.distill = true_rate, false_rate, distill
+        if readout not in READOUTS:
+            raise ValueError(f"unknown readout {readout!r}: expected one of {READOUTS}")
+        if readout == "potential" and distill > 0:
+            raise ValueError("distillation learns output spike rates: a potential readout has none")
+        self.readout = readout
         if cost not in COSTS:
             raise ValueError(f"unknown cost {cost!r}: expected one of {COSTS}")
         if cost == "energy" and energy is None:
@@ -68,6 +79,8 @@ class SparsityLoss(torch.nn.Module):
             if teacher_rates is None:
                 raise ValueError("distill > 0 needs the teacher's output rates")
             l_class = self.distilled_class_loss(layer_spikes[-1], labels, teacher_rates)
+        elif self.readout == "potential":
+            l_class = torch.nn.functional.cross_entropy(class_scores(layer_spikes[-1], self.readout), labels)
         else:
             # SpikeRate's 'sum' adds over the batch too: divide, so both terms are per sample.
             l_class = self.class_loss(layer_spikes[-1], labels) / labels.shape[0]

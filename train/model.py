@@ -11,15 +11,16 @@ A flatten is inserted before the first dense layer that follows a spatial one.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from torch.nn.modules import module as nn_module
 
-from lavasparse.defaults import (ACTIVE_BAND, BACKWARDS, DATASET_DEFAULTS, DEFAULT_BACKWARD, DEFAULT_DATASET, NEURON,
-                                 POOL_WEIGHT, WEIGHT_SCALE, active_band_of)
+from lavasparse.defaults import (ACTIVE_BAND, BACKWARDS, DATASET_DEFAULTS, DEFAULT_BACKWARD, DEFAULT_DATASET,
+                                 DEFAULT_READOUT, NEURON, POOL_WEIGHT, READOUT_THRESHOLD_MANT, READOUTS, WEIGHT_SCALE,
+                                 active_band_of)
 from lavasparse.layers import SPEC_CLASSES, IsiConfig, LayerSpec
-from lavasparse.train.cuba_cpu import cuba_neuron_forward
+from lavasparse.train.cuba_cpu import cuba_neuron_forward, cuba_voltage_forward
 from lavasparse.train.event_synapse import delayed, dense_synapse
 from lavasparse.train.sparse_backward import SparseCuba
 
@@ -81,8 +82,13 @@ class NetConfig:
     # theta ('sparse', train/sparse_backward.py); it changes gradients, never the forward pass.
     backward: str = DEFAULT_BACKWARD
     active_band: float | None = None   # None: ACTIVE_BAND with the sparse backward; always None with the dense one
+    # The class: the output layer's spike counts ('spikes'), or its potential at the end of the window
+    # ('potential': the layer never spikes, its threshold at READOUT_THRESHOLD_MANT; Adams et al.'s readout).
+    readout: str = DEFAULT_READOUT
 
     def __post_init__(self):
+        if self.readout not in READOUTS:
+            raise ValueError(f"unknown readout {self.readout!r}: expected one of {READOUTS}")
         if self.backward not in BACKWARDS:
             raise ValueError(f"unknown backward {self.backward!r}: expected one of {BACKWARDS}")
         self.active_band = active_band_of(self.backward, self.active_band)
@@ -96,13 +102,31 @@ class NetConfig:
             self.layer_neurons = tuple(NeuronConfig(**n) if isinstance(n, dict) else n for n in self.layer_neurons)
 
     def neurons(self, num_spiking: int) -> list[NeuronConfig]:
-        """Each spiking layer's neuron, in network order."""
+        """Each spiking layer's neuron, in network order; a potential
+        readout's with the threshold it never reaches (READOUT_THRESHOLD)."""
         if self.layer_neurons is None:
-            return [self.neuron] * num_spiking
-        if len(self.layer_neurons) != num_spiking:
+            neurons = [self.neuron] * num_spiking
+        elif len(self.layer_neurons) != num_spiking:
             raise ValueError(f"architecture {self.arch!r}: {num_spiking} spiking layers but "
                              f"{len(self.layer_neurons)} layer neurons")
-        return list(self.layer_neurons)
+        else:
+            neurons = list(self.layer_neurons)
+        if self.readout == "potential":
+            neurons[-1] = replace(neurons[-1], threshold=READOUT_THRESHOLD)
+        return neurons
+
+
+# A potential readout's threshold in SLAYER units (the file's mantissa / 64): exactly the largest mantissa
+# Lava's vth holds, which the 24-bit voltage reaches only when it saturates (``SpikingNet`` and the target
+# treat a readout spike as an error).
+READOUT_THRESHOLD = READOUT_THRESHOLD_MANT / 64
+
+
+def class_scores(output: torch.Tensor, readout: str) -> torch.Tensor:
+    """(batch, classes) from the output layer's (batch, *neurons, time):
+    spike counts, or with a potential readout the voltage at the last step."""
+    score = output[..., -1] if readout == "potential" else output.sum(-1)
+    return score.reshape(score.shape[0], -1)
 
 
 def _only_synapse_and_neuron(block) -> None:
@@ -127,7 +151,11 @@ def hooked(block) -> bool:
 
 class SpikingNet(torch.nn.Module):
     """A feed-forward SLAYER network. ``forward`` returns the spikes of every
-    spiking layer, each (batch, *shape, time), in network order.
+    spiking layer, each (batch, *shape, time), in network order; with a
+    potential readout (``NetConfig.readout``) the last entry is the output
+    layer's voltage instead, in SLAYER units (the target's v is it x 64 x
+    64), with its gradient through both integrators (no surrogate: the layer
+    never spikes). ``scores`` turns the output into a score per class.
 
     The input (batch, *in_shape, T) is zero-padded by L - 1 steps (L spiking
     layers) so that the last layer sees the whole response; layer l's spikes for
@@ -180,6 +208,11 @@ class SpikingNet(torch.nn.Module):
         (kind + index in the file, where layer 0 is the input)."""
         return [f"{spec.kind}{i}" for i, spec in enumerate(self.specs, start=1) if spec.spiking]
 
+    @property
+    def readout(self) -> str:
+        """'spikes' or 'potential' (``NetConfig.readout``)."""
+        return self.config.readout
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         # Every synaptic layer sees its input delayed (by one step past the
         # first) and padded to T + L - 1 steps. The compiled dense synapse
@@ -187,12 +220,18 @@ class SpikingNet(torch.nn.Module):
         steps, delay = x.shape[-1] + self.num_spiking_layers - 1, 0
         spikes = []
         sparse = self.backward_mode == "sparse" and torch.is_grad_enabled()
-        for spec, block, sparse_block in zip(self.specs, self.blocks, self.sparse):
+        readout_at = len(self.specs) - 1 if self.readout == "potential" else None   # the classifier is last
+        for i, (spec, block, sparse_block) in enumerate(zip(self.specs, self.blocks, self.sparse)):
             if not spec.spiking:   # a flatten: a new shape, no neurons (and no time: the delay waits)
                 x = block(x)
                 continue
             _only_synapse_and_neuron(block)
-            if hooked(block):   # the hooks must fire: SLAYER's modules
+            if i == readout_at:   # the voltage (a neuron's forward hook does not fire: its forward is not run)
+                if hooked(block) or not self.compiled_cpu_dynamics:
+                    s = block.neuron.dynamics(block.synapse(delayed(x, delay, steps)))[1]
+                else:
+                    s = cuba_voltage_forward(block.neuron, dense_synapse(block.synapse, x, delay, steps))
+            elif hooked(block):   # the hooks must fire: SLAYER's modules
                 s = block.neuron(block.synapse(delayed(x, delay, steps)))
             elif sparse and sparse_block is not None:
                 s = sparse_block.spikes(delayed(x, delay, steps))
@@ -203,6 +242,21 @@ class SpikingNet(torch.nn.Module):
             spikes.append(s)
             x, delay = s, 1
         return spikes
+
+    def scores(self, out: list[torch.Tensor]) -> torch.Tensor:
+        """(batch, classes): each class's score from ``forward``'s output (or
+        its ``windowed`` cut), whose argmax is the prediction (lowest index on
+        ties, as the target's): the output layer's spikes, or with a
+        potential readout its voltage at the end of the window (SLAYER units)."""
+        return class_scores(out[-1], self.readout)
+
+    def spike_trains(self, out: list[torch.Tensor]) -> list[torch.Tensor]:
+        """``forward``'s output as every spiking layer's spikes: a potential
+        readout's are zeros (its threshold is beyond what it reaches; the
+        target checks that, ``simulate/evaluate.py``)."""
+        if self.readout != "potential":
+            return out
+        return [*out[:-1], torch.zeros_like(out[-1])]
 
     def active_fractions(self) -> list[float | None]:
         """Per spiking layer, the share of neuron-steps in the sparse

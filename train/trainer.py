@@ -143,7 +143,8 @@ def evaluate(model: SpikingNet, data, steps: int, code: InputCode, seed: int,
     The input spikes are drawn with ``seed`` (see ``encode_batch``), or with
     ``draws`` seeds from it, each image once per draw; each layer's spikes are
     cut to its target window, and the class is the output neuron with most
-    spikes (lowest index on ties, as numpy's argmax). Returns accuracy
+    spikes, or the highest final potential with a potential readout
+    (``SpikingNet.scores``; lowest index on ties, as numpy's argmax). Returns accuracy
     (fraction, over all draws), predictions (N,) of the first draw, and per
     image averaged over the draws: layer_spikes and layer_synops (totals per
     layer over the set) and, with ``energy``, energy_dynamic_j (total over
@@ -157,7 +158,7 @@ def evaluate(model: SpikingNet, data, steps: int, code: InputCode, seed: int,
         for start in range(0, len(data), batch_size):
             x = spikes_in[start:start + batch_size].to(device)
             out = model.windowed(model(x), steps)
-            preds.append(out[-1].sum(dim=-1).cpu().numpy().argmax(axis=1))
+            preds.append(model.scores(out).cpu().numpy().argmax(axis=1))
             cost = inference_cost(model, x, out)
             totals += cost.spikes.sum(dim=0).cpu().double().numpy() / draws
             synops += cost.synops.sum(dim=0).cpu().double().numpy() / draws
@@ -266,7 +267,8 @@ def _build(config: TrainConfig, run_dir: Path, device) -> _Run:
     # best checkpoint usually lies, far less noisy.
     lr_sched = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
                 if config.lr_schedule == "cosine" else torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: 1.0))
-    loss_fn = SparsityLoss(config.true_rate, config.false_rate, config.cost, config.energy, config.distill).to(device)
+    loss_fn = SparsityLoss(config.true_rate, config.false_rate, config.cost, config.energy, config.distill,
+                           config.net.readout).to(device)
     # A teacher only where its rates enter the loss (distill > 0).
     teacher = Teacher.load(_init_path(config.teacher, run_dir), device) if config.teacher and config.distill > 0 else None
     pruning = PruneSchedule.for_run(config.prune_density, config.epochs) if config.prune_density else None
@@ -330,7 +332,7 @@ def _train_epoch(run: _Run, config: TrainConfig, train_set, epoch: int, s: float
         run.optimizer.step()
         if run.masks is not None:
             apply_masks(model, run.masks)
-        correct = (out[-1].sum(-1).argmax(1) == y).float().sum().item()
+        correct = (model.scores(out).argmax(1) == y).float().sum().item()
         sums += [loss.item() * len(idx), l_class.item() * len(idx), count.item() * len(idx), correct]
         bar.set_postfix(loss=f"{sums[0] / max(1, (b + 1) * config.batch_size):.3f}")
     bar.close()
@@ -469,6 +471,8 @@ class Teacher:
     @classmethod
     def load(cls, run_dir: Path, device) -> "Teacher":
         model, config = load_trained(run_dir, "best", device)
+        if model.readout != "spikes":
+            raise ValueError(f"{run_dir}: a {model.readout} readout has no output spike rates to distil")
         return cls(model, config, device)
 
     @torch.no_grad()

@@ -32,12 +32,15 @@ def _source_run(init_from: str) -> tuple[str, TrainConfig | None]:
 
 def _with_net_flags(net, a):
     """The source run's network, with ``--isi-rule`` applied to its ISI
-    layers and the backward flags (``--backward``, ``--active-band``,
-    ``--tau-grad``) to every layer; ``--synapse`` must agree with the network
-    the weights belong to."""
+    layers, the backward flags (``--backward``, ``--active-band``,
+    ``--tau-grad``) to every layer and ``--readout`` to its output layer
+    (the same weights, read out another way); ``--synapse`` must agree with
+    the network the weights belong to."""
     if a.backward is not None or a.active_band is not None:
         net = replace(net, backward=a.backward or net.backward,
                       active_band=a.active_band if a.active_band is not None else net.active_band)
+    if a.readout is not None:
+        net = replace(net, readout=a.readout)
     if a.tau_grad is not None:   # an imported network has a neuron per layer: each takes the width
         net = replace(net, neuron=replace(net.neuron, tau_grad=a.tau_grad),
                       layer_neurons=None if net.layer_neurons is None else
