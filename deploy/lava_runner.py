@@ -37,6 +37,17 @@ def predict(output_spikes: np.ndarray, readout_potential: np.ndarray | None = No
     return output_spikes.reshape(output_spikes.shape[0], -1, output_spikes.shape[-1]).sum(-1).argmax(1)
 
 
+def check_readout_silent(desc: NetDescription, output_spikes: np.ndarray) -> None:
+    """Raise where a potential readout (``desc.readout``) spiked: its voltage
+    reached the threshold (it saturated at 24 bits) and was reset, so the
+    potential the class is read from is not the network's."""
+    if desc.readout == "potential" and output_spikes.any():
+        layer = desc.spiking_layers[-1]
+        raise ValueError(f"{desc.path}: the readout layer {layer.name} spiked ({int((output_spikes != 0).sum())} "
+                         f"spikes): its potential reached the threshold (vThMant {layer.neuron.v_th_mant}) and was "
+                         f"reset, so the class read from it is wrong; its weights or input are too large")
+
+
 @dataclass
 class LavaRun:
     """Per-layer spikes from a Lava run, each (N, *shape, T) in (C, H, W) order."""

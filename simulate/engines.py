@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from lavasparse.defaults import ENGINES
-from lavasparse.deploy.lava_runner import InputBatch, check_input, predict, run_on_lava
+from lavasparse.deploy.lava_runner import InputBatch, check_input, check_readout_silent, predict, run_on_lava
 from lavasparse.errors import CommandError
 from lavasparse.export.netx_format import NetDescription
 
@@ -55,17 +55,20 @@ def run_target(desc: NetDescription, inputs: np.ndarray | InputBatch, engine: st
 
     With the emulator, ``cross_check`` K > 0 runs the first K samples through
     Lava too and raises CrossCheckError, with the first disagreement, if any
-    spike (or a potential readout's final potential) differs. ``input_origin`` names the inputs' file in errors about them.
+    spike (or a potential readout's final potential) differs. A potential
+    readout that spiked is an error (``check_readout_silent``). ``input_origin`` names the inputs' file in errors about them.
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}: expected one of {ENGINES}")
     x = check_input(inputs, desc, origin=input_origin)
     if engine == "lava":
         run = run_on_lava(desc, x, progress=progress)
+        check_readout_silent(desc, run.spikes[-1])
         return TargetRun("lava", run.layer_names, run.spikes, run.seconds, readout_potential=run.readout_potential)
     t0 = time.time()
     em = Emulator(desc, device=device).run(x)
     seconds = time.time() - t0
+    check_readout_silent(desc, em.spikes[-1])
     k = min(cross_check, len(x))
     if k:
         ref = run_on_lava(desc, x.head(k), progress=progress)

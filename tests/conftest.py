@@ -9,11 +9,12 @@ import torch
 from lavasparse.train.model import NetConfig, SpikingNet
 
 
-def make_net(arch: str, steps: int = 12, seed: int = 0, weight_scale: float = 4.0) -> SpikingNet:
+def make_net(arch: str, steps: int = 12, seed: int = 0, weight_scale: float = 4.0,
+             readout: str = "spikes") -> SpikingNet:
     """An untrained SLAYER net with random weights, ready to export. (``steps`` is kept
     for the callers' readability; the net does not depend on it.)"""
     torch.manual_seed(seed)
-    return SpikingNet(NetConfig(arch=arch, weight_scale=weight_scale)).eval()
+    return SpikingNet(NetConfig(arch=arch, weight_scale=weight_scale, readout=readout)).eval()
 
 
 def random_spikes(shape, p: float = 0.3, seed: int = 0) -> np.ndarray:

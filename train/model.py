@@ -25,6 +25,12 @@ from lavasparse.train.event_synapse import delayed, dense_synapse
 from lavasparse.train.sparse_backward import SparseCuba
 
 
+# A potential readout's threshold in SLAYER units (the file's mantissa / 64): exactly the largest mantissa
+# Lava's vth holds, which the 24-bit voltage reaches only where it saturates; the target refuses a readout
+# that spiked (``deploy/lava_runner.check_readout_silent``).
+READOUT_THRESHOLD = READOUT_THRESHOLD_MANT / 64
+
+
 def parse_arch(arch: str) -> list[LayerSpec]:
     """Layer specs (with shapes) for an architecture string; see the module doc.
     Each token is read by the layer kind whose ``token`` it matches
@@ -114,12 +120,6 @@ class NetConfig:
         if self.readout == "potential":
             neurons[-1] = replace(neurons[-1], threshold=READOUT_THRESHOLD)
         return neurons
-
-
-# A potential readout's threshold in SLAYER units (the file's mantissa / 64): exactly the largest mantissa
-# Lava's vth holds, which the 24-bit voltage reaches only when it saturates (``SpikingNet`` and the target
-# treat a readout spike as an error).
-READOUT_THRESHOLD = READOUT_THRESHOLD_MANT / 64
 
 
 def class_scores(output: torch.Tensor, readout: str) -> torch.Tensor:
@@ -253,7 +253,7 @@ class SpikingNet(torch.nn.Module):
     def spike_trains(self, out: list[torch.Tensor]) -> list[torch.Tensor]:
         """``forward``'s output as every spiking layer's spikes: a potential
         readout's are zeros (its threshold is beyond what it reaches; the
-        target checks that, ``simulate/evaluate.py``)."""
+        target checks that, ``check_readout_silent``)."""
         if self.readout != "potential":
             return out
         return [*out[:-1], torch.zeros_like(out[-1])]

@@ -5,7 +5,7 @@ import sys
 
 import numpy as np
 
-from lavasparse.deploy.lava_runner import check_input, load_input, load_labels, run_on_lava
+from lavasparse.deploy.lava_runner import check_input, check_readout_silent, load_input, load_labels, run_on_lava
 from lavasparse.deploy.resources import check_network
 from lavasparse.export.netx_format import read_network
 from lavasparse.fileio import write_npz
@@ -27,13 +27,15 @@ def run(a) -> int:
         print(f"warning: {a.net} does not fit Loihi 2; running anyway (--ignore-limits):\n  - {problems}",
               file=sys.stderr)
     run = run_on_lava(desc, x)
+    check_readout_silent(desc, run.spikes[-1])
     print(f"{run.lava_steps} Lava steps in {run.seconds:.1f} s")
     for name, s in zip(run.layer_names, run.spikes):
         print(f"  {name:>12s}: {int((s != 0).sum())} spikes")
     if labels is not None:
         print(f"accuracy on the target: {100 * float((run.predictions == labels).mean()):.2f}%")
     if a.save:
-        write_npz(a.save, predictions=run.predictions,
+        potential = {} if run.readout_potential is None else {"readout_potential": run.readout_potential}
+        write_npz(a.save, predictions=run.predictions, **potential,
                   **{n: s.astype(np.int8) for n, s in zip(run.layer_names, run.spikes)})
         print(f"wrote {a.save}")
     return 0
