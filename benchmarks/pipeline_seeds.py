@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from lavasparse.cli import main as lavasparse_main
+from lavasparse.deploy.lava_runner import predict
 from lavasparse.fileio import write_json, write_text
 from lavasparse.pipeline import eval_dir
 
@@ -51,14 +52,17 @@ def run_seed(seed: int, out: Path, extra: list[str]) -> dict:
 
 def target_predictions(out: Path, run: dict) -> np.ndarray | None:
     """The class the target chose for each test image (the output layer's most
-    spiking neuron, lowest index on ties), from the target_spikes.npz the
-    pipeline wrote for the report's ``run`` (``pipeline.eval_dir``); None where
-    that file is not there."""
+    spiking neuron, or with a potential readout the highest final potential;
+    lowest index on ties), from the target_spikes.npz the pipeline wrote for
+    the report's ``run`` (``pipeline.eval_dir``); None where that file is not
+    there."""
     where = eval_dir(out, run["run"], run["checkpoint"]) / "target_spikes.npz"
     if not where.exists():
         return None
-    with np.load(where) as spikes:
-        return spikes[spikes.files[-1]].sum(axis=-1).argmax(axis=1)
+    with np.load(where) as saved:
+        potential = saved["readout_potential"] if "readout_potential" in saved.files else None
+        layers = [name for name in saved.files if name != "readout_potential"]
+        return predict(saved[layers[-1]], potential)
 
 
 def paired_loss(baseline: np.ndarray, chosen: np.ndarray, labels: np.ndarray, draws: int = 1) -> dict:

@@ -121,7 +121,7 @@ def measure(arch: str, device: torch.device, batch: int, steps: int, iters: int,
         def loss_of(x, y):
             out = net.windowed(net(x), steps)
             if cost is None:   # the class loss alone: no cost in the graph
-                return losses["spikes"].class_loss(out[-1], y) / y.shape[0]
+                return losses["spikes"].classification_loss(out[-1], y)
             if cost == "spikes":   # as the trainer calls it: no fan-out needed
                 return losses[cost](out, y, 1e-5)[0]
             return losses[cost](out, y, 1e-7, net, x)[0]
@@ -229,12 +229,12 @@ def measure_parts(arch: str, steps: int, rate: float, device: torch.device, batc
         net = net.to(device)
         xs = [x.float().to(device) for x in trained.inputs(config, steps, batch, iters)]
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
-    loss_fn = SparsityLoss().to(device)
+    loss_fn = SparsityLoss(readout=net.readout).to(device)
     ys = [torch.randint(0, 10, (batch,), device=device) for _ in range(iters)]
     paths = dynamics_paths(device, band)
 
     def loss_of(x, y):
-        return loss_fn.class_loss(net.windowed(net(x), steps)[-1], y) / batch
+        return loss_fn.classification_loss(net.windowed(net(x), steps)[-1], y)
 
     def use(path: StepPath):
         net.compiled_cpu_dynamics, net.backward_mode = path.compiled, path.backward

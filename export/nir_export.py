@@ -26,6 +26,8 @@ DISCRETISATION = ("forward Euler at dt: I[t] = I[t-1] + dt/tau_syn (w_in S[t] - 
                   "v[t] = v[t-1] + dt/tau_mem (v_leak - v[t-1] + r I[t]); spike where v[t] > v_threshold, "
                   "then v[t] = v_reset (Lava's CUBA neuron, fixed point, with decays i_decay = 4096 dt/tau_syn "
                   "and v_decay = 4096 dt/tau_mem)")
+READOUT_NOTE = ("potential: the class is the output neuron with the highest potential v at the end of the "
+                "sample; the output layer's threshold is set so that it never spikes")
 LATENCY = ("each synaptic layer adds one time step of latency on Loihi and in Lava: the target's layer l "
            "spikes at step t + l - 1 where a reader without latency has it at t")
 
@@ -52,6 +54,8 @@ def to_nir(desc: NetDescription, dt: float = NIR_DT, origin: dict | None = None)
     metadata = {"source": "lavasparse", **(origin or {"netx_file": str(desc.path)}), "dt": float(dt),
                 "discretisation": DISCRETISATION, "scale": "weights and thresholds: netx integers / 64",
                 "latency": LATENCY}
+    if desc.readout == "potential":   # NIR has no readout: a reader counting the output's spikes finds none
+        metadata["readout"] = READOUT_NOTE
     return nir.NIRGraph(nodes=nodes, edges=edges, metadata=metadata)
 
 

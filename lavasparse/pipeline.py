@@ -209,6 +209,8 @@ class PipelineConfig(RunSettings):
         super().__post_init__()
         if self.energy_init not in INITS:
             raise ValueError(f"energy_init must be one of {INITS}, got {self.energy_init!r}")
+        if self.distill > 0 and self.readout != "spikes":   # before any family trains
+            raise ValueError(f"distillation learns output spike rates: a {self.readout} readout has none")
         self.sigma0, self.energy_sigma0 = tuple(self.sigma0), tuple(self.energy_sigma0)
         if self.prune_density is not None:
             self.prune_density = tuple(self.prune_density)
@@ -368,6 +370,6 @@ def _deploy(config: PipelineConfig, picks: list[tuple[Candidates, dict]], out: P
                                  energy_profile=energy).relabelled(label, run)
         ag = res.agreement
         print(f"   SLAYER {100 * res.accuracy_float:.2f}%  target {100 * res.accuracy_target:.2f}%  "
-              f"spikes identical to SLAYER: {ag.identical_spikes}  ({ag.target_seconds:.1f} s)", flush=True)
+              f"identical to SLAYER: {ag.identical_to_slayer}  ({ag.target_seconds:.1f} s)", flush=True)
         results.append(res)
     return results

@@ -306,7 +306,7 @@ def _table_row(config: StudyConfig, row: Row, pick: dict, ev: TargetEvaluation) 
             "energy_static_per_sample_j": ps.energy_static_j,
             "first_layer_density": first.density, "density_per_layer": [l.density for l in p.layers],
             "engine": ev.engine, "cross_checked_on_lava": ev.agreement.cross_checked_on_lava,
-            "identical_to_slayer": ev.agreement.identical_spikes}
+            "identical_to_slayer": ev.agreement.identical_to_slayer}
 
 
 def _training_figures(folder: Path) -> dict:
@@ -383,7 +383,7 @@ def tables_markdown(doc: dict) -> str:
              f"Every row trained from scratch with the same settings, for {doc['epochs']} epochs unless its "
              f"epoch column says otherwise (chosen epoch / epochs trained); test set "
              f"{test_set_words(doc['test_samples'], doc.get('test_draws', 1))} on the target (engine per row, identical to SLAYER spike for spike "
-             f"where marked). Energy profile `{doc['energy_profile']}`. {_readout_words(doc)}Rule: {doc['rule']}. {over}"
+             f"(and in the readout's final potentials) where marked). Energy profile `{doc['energy_profile']}`. {_readout_words(doc)}Rule: {doc['rule']}. {over}"
              f"ANN MACs of this architecture: {base['ann_macs']:,}.", "",
              f"Command: `{doc['command']}`  ", f"Commit: {doc['commit']}{_dirty_note(doc['dirty'])}  ",
              f"Machine: {doc['machine']}; training time summed over rows "

@@ -354,7 +354,7 @@ class _SweepTables:
                 "synops_per_sample": p.per_sample.synops, "energy_per_sample_j": p.per_sample.energy_j,
                 "val_energy_dynamic_j": pick.get("val_energy_dynamic_j") if pick else None,
                 "engine": ev.engine, "cross_checked_on_lava": ev.agreement.cross_checked_on_lava,
-                "identical_to_slayer": ev.agreement.identical_spikes}
+                "identical_to_slayer": ev.agreement.identical_to_slayer}
 
     def cheapest(self, tol: float) -> dict | None:
         """Beside the paper's rule: the cheapest epoch of any trial (dynamic
@@ -368,7 +368,7 @@ class _SweepTables:
 
 # Settings added after sweep folders were first written, with the value that
 # those sweeps ran with, so that they still resume.
-_SETTINGS_BEFORE_THEY_EXISTED = {"batch_size": 32, "true_rate": 0.3, "false_rate": 0.02}
+_SETTINGS_BEFORE_THEY_EXISTED = {"batch_size": 32, "true_rate": 0.3, "false_rate": 0.02, "readout": "spikes"}
 
 
 def _same_settings(old: dict, new: dict) -> bool:

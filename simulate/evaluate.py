@@ -28,7 +28,9 @@ def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray
     """Export the run's ``which`` checkpoint (see ``load_trained``), run the
     test spikes through SLAYER and the target (``engine``), check that the two
     agree, and profile the target's spikes. Files go to ``out_dir`` (default:
-    the run folder): network.net, target_spikes.npz, profile.json.
+    the run folder): network.net, target_spikes.npz (each layer's spikes,
+    and a potential readout's final potentials, ``readout_potential``),
+    profile.json.
     ``energy_profile``: a name, a path or a loaded profile (default: the
     default profile). ``input_origin`` names the test input's file in errors
     about its values."""
@@ -46,7 +48,8 @@ def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray
         ref_potential = (np.rint(scores.astype(np.float64) * model.blocks[-1].neuron.s_scale).astype(np.int64)
                          if model.readout == "potential" else None)
     target = run_target(desc, test_input, engine, cross_check, progress=progress, input_origin=input_origin)
-    write_npz(out_dir / "target_spikes.npz",
+    potential = {} if target.readout_potential is None else {"readout_potential": target.readout_potential}
+    write_npz(out_dir / "target_spikes.npz", **potential,
               **{name: s.astype(np.int8) for name, s in zip(target.layer_names, target.spikes)})
     energy = EnergyProfile.load(energy_profile) if isinstance(energy_profile, (str, Path)) else energy_profile
     # The SLAYER model's bytes, as NeuroBench counts them.

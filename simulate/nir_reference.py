@@ -155,8 +155,10 @@ def _one_step_shifts(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
 
 
 def agreement(names: list[str], target: list[np.ndarray], reference: list[np.ndarray],
-              labels: np.ndarray | None = None) -> ReaderAgreement:
-    """Compare per-layer spikes (N, *shape, T) of the target and a reader."""
+              labels: np.ndarray | None = None, target_potential: np.ndarray | None = None) -> ReaderAgreement:
+    """Compare per-layer spikes (N, *shape, T) of the target and a reader;
+    the target's classes from ``target_potential`` where its readout is a
+    potential (the reader's from its spikes: NIR holds no readout)."""
     if len(target) != len(reference) or len(names) != len(target):
         raise ValueError(f"{len(target)} target layers, {len(reference)} reader layers, {len(names)} names")
     layers = []
@@ -166,7 +168,7 @@ def agreement(names: list[str], target: list[np.ndarray], reference: list[np.nda
         a, b = a != 0, b != 0
         layers.append(LayerAgreement(name, int(a.sum()), int(b.sum()), int((a & b).sum()), int((a | b).sum()),
                                      *_one_step_shifts(a, b)))
-    pa, pb = predict(target[-1]), predict(reference[-1])
+    pa, pb = predict(target[-1], target_potential), predict(reference[-1])
     return ReaderAgreement(layers, float((pa == pb).mean()),
                            None if labels is None else float((pa == labels).mean()),
                            None if labels is None else float((pb == labels).mean()))
@@ -180,4 +182,5 @@ def target_against_snntorch(desc: NetDescription, nir_path, inputs: np.ndarray, 
     how the tests and the agreement benchmark judge our NIR export (each
     layer's ``spikes_target`` says whether it spiked at all)."""
     target = run_target(desc, inputs, "emulator", progress=progress)
-    return agreement(target.layer_names, target.spikes, snntorch_layer_spikes(nir_path, inputs, progress), labels)
+    return agreement(target.layer_names, target.spikes, snntorch_layer_spikes(nir_path, inputs, progress), labels,
+                     target.readout_potential)

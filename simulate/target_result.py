@@ -19,6 +19,12 @@ class Agreement:
     cross_checked_on_lava: int           # samples also run on Lava and found identical (emulator engine)
     identical_readout: bool | None = None   # a potential readout's final potentials, SLAYER's x s_scale (None: spikes)
 
+    @property
+    def identical_to_slayer(self) -> bool:
+        """Every spike, and a potential readout's final potentials (which
+        differ where the target's 24-bit voltage saturated and SLAYER's did not)."""
+        return self.identical_spikes and self.identical_readout is not False
+
 
 @dataclass(frozen=True)
 class TargetEvaluation:

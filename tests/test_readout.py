@@ -12,6 +12,7 @@ from lavasparse.defaults import READOUT_THRESHOLD_MANT
 from lavasparse.deploy.lava_runner import run_on_lava
 from lavasparse.export.netx_export import export_netx
 from lavasparse.export.netx_format import NetFileError, read_network
+from lavasparse.export.nir_export import to_nir
 from lavasparse.simulate.emulator import Emulator
 from lavasparse.simulate.engines import run_target
 from lavasparse.train import cuba_cpu
@@ -65,6 +66,8 @@ def test_potential_readout_loss_is_cross_entropy_over_final_potentials():
     assert torch.allclose(total, expected + 0.5 * hidden.sum() / 4)
     with pytest.raises(ValueError, match="potential readout"):
         SparsityLoss(readout="potential", distill=0.5)
+    with pytest.raises(ValueError, match="potential readout has none"):   # before a run folder is claimed
+        TrainConfig(net=NetConfig(readout="potential"), teacher="../baseline", distill=0.5)
     with pytest.raises(ValueError, match="readout"):
         NetConfig(readout="rates")
 
@@ -83,6 +86,8 @@ def test_target_reads_the_potential_slayer_trains_on(tmp_path, arch):
         assert f.attrs["lavasparse_readout"] == "potential"
     assert desc.readout == "potential"
     assert int(desc.spiking_layers[-1].neuron.v_th_mant) == READOUT_THRESHOLD_MANT
+    if "i" not in arch:   # NIR has no node for an ISI synapse
+        assert "never spikes" in to_nir(desc).metadata["readout"]
 
     x = random_spikes((7, *net.specs[0].in_shape, 12), p=0.4, seed=3)
     with torch.no_grad():

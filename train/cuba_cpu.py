@@ -268,7 +268,7 @@ def cuba_neuron_forward(neuron, x: torch.Tensor) -> torch.Tensor:
 
 def cuba_voltage_forward(neuron, x: torch.Tensor) -> torch.Tensor:
     """``neuron.dynamics(x)[1]``, the voltage of a SLAYER ``cuba.Neuron``
-    (after each reset, which a readout's threshold never reaches), with its
+    (before each reset, which a readout's threshold never brings), with its
     gradient; compiled where ``_fast_path_applies``."""
     if not _fast_path_applies(neuron, x):
         return neuron.dynamics(x)[1]

@@ -75,15 +75,7 @@ class SparsityLoss(torch.nn.Module):
     def forward(self, layer_spikes: list[torch.Tensor], labels: torch.Tensor, sigma: float,
                 net=None, x: torch.Tensor | None = None, teacher_rates: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, InferenceCost | None]:
-        if self.distill > 0:
-            if teacher_rates is None:
-                raise ValueError("distill > 0 needs the teacher's output rates")
-            l_class = self.distilled_class_loss(layer_spikes[-1], labels, teacher_rates)
-        elif self.readout == "potential":
-            l_class = torch.nn.functional.cross_entropy(class_scores(layer_spikes[-1], self.readout), labels)
-        else:
-            # SpikeRate's 'sum' adds over the batch too: divide, so both terms are per sample.
-            l_class = self.class_loss(layer_spikes[-1], labels) / labels.shape[0]
+        l_class = self.classification_loss(layer_spikes[-1], labels, teacher_rates)
         if self.cost == "spikes" and net is None:
             count = spike_count(layer_spikes[:-1])
             return l_class + sigma * count, l_class, count, None
@@ -95,6 +87,19 @@ class SparsityLoss(torch.nn.Module):
             counts = inference_cost(net, x, layer_spikes)
         term = counts.term(self.cost, self.energy)
         return l_class + sigma * term, l_class, term, counts
+
+    def classification_loss(self, output: torch.Tensor, labels: torch.Tensor,
+                            teacher_rates: torch.Tensor | None = None) -> torch.Tensor:
+        """L_class per sample, from the output layer's (batch, *neurons, time)
+        spikes, or voltage with a potential readout."""
+        if self.distill > 0:
+            if teacher_rates is None:
+                raise ValueError("distill > 0 needs the teacher's output rates")
+            return self.distilled_class_loss(output, labels, teacher_rates)
+        if self.readout == "potential":
+            return torch.nn.functional.cross_entropy(class_scores(output, self.readout), labels)
+        # SpikeRate's 'sum' adds over the batch too: divide, so both terms are per sample.
+        return self.class_loss(output, labels) / labels.shape[0]
 
     def distilled_class_loss(self, output: torch.Tensor, labels: torch.Tensor,
                              teacher_rates: torch.Tensor) -> torch.Tensor:

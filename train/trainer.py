@@ -115,6 +115,8 @@ class TrainConfig:
             raise ValueError(f"distill must be in [0, 1], got {self.distill!r}")
         if self.distill > 0 and not self.teacher:
             raise ValueError("distill > 0 needs a teacher (a trained run folder)")
+        if self.distill > 0 and self.net.readout != "spikes":
+            raise ValueError(f"distillation learns output spike rates: a {self.net.readout} readout has none")
 
     @property
     def input_code(self) -> InputCode:
