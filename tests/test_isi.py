@@ -315,15 +315,18 @@ def test_the_quantised_forward_is_the_targets_integer_arithmetic():
 
 
 def test_fine_tuning_takes_the_isi_rule_and_refuses_a_synapse_the_weights_do_not_have():
-    from types import SimpleNamespace
-
+    from lavasparse.cli import build_parser
     from lavasparse.commands.train import _with_net_flags
     from lavasparse.train.model import NetConfig
     isi_net, dense_net = NetConfig(arch="64-32i-10i"), NetConfig(arch="64-32-10")
-    flags = lambda synapse=None, rule=None: SimpleNamespace(synapse=synapse, isi_rule=rule, init_from="R", backward=None,  # noqa: E731
-                                                              active_band=None, tau_grad=None)
+
+    def flags(synapse=None, rule=None, readout=None):   # as the command line reads them
+        given = {"--synapse": synapse, "--isi-rule": rule, "--readout": readout}
+        return build_parser().parse_args(["train", "--out", "o", "--init-from", "R",
+                                          *[a for k, v in given.items() if v for a in (k, v)]])
     assert _with_net_flags(isi_net, flags(rule="imsnnc")).isi.rule == "imsnnc"
     assert _with_net_flags(isi_net, flags()) is isi_net
+    assert _with_net_flags(isi_net, flags(readout="potential")).readout == "potential"   # the same weights
     with pytest.raises(ValueError, match="--synapse cuba but --init-from R is a 64-32i-10i network"):
         _with_net_flags(isi_net, flags(synapse="cuba"))
     with pytest.raises(ValueError, match="has no ISI layers"):

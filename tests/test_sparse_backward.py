@@ -177,15 +177,12 @@ def test_fine_tuning_takes_the_backward_flags():
     """``train --init-from RUN --backward sparse``: the source run's network
     with the sparse backward, its band and surrogate width (an imported
     network's layers each take the width)."""
-    from argparse import Namespace
-
+    from lavasparse.cli import build_parser
     from lavasparse.commands.train import _with_net_flags
     from lavasparse.train.model import NeuronConfig
     source = NetConfig(arch="64-32-10", layer_neurons=(NeuronConfig(threshold=1.0), NeuronConfig(threshold=2.0)))
-    flags = Namespace(synapse=None, isi_rule=None, init_from="RUN", backward="sparse", active_band=0.3, tau_grad=0.01)
-    net = _with_net_flags(source, flags)
+    flags = lambda *given: build_parser().parse_args(["train", "--out", "o", "--init-from", "RUN", *given])  # noqa: E731
+    net = _with_net_flags(source, flags("--backward", "sparse", "--active-band", "0.3", "--tau-grad", "0.01"))
     assert (net.backward, net.active_band, net.neuron.tau_grad) == ("sparse", 0.3, 0.01)
     assert [(n.threshold, n.tau_grad) for n in net.layer_neurons] == [(1.0, 0.01), (2.0, 0.01)]
-    unchanged = _with_net_flags(source, Namespace(synapse=None, isi_rule=None, init_from="RUN", backward=None,
-                                                  active_band=None, tau_grad=None))
-    assert unchanged == source
+    assert _with_net_flags(source, flags()) == source
