@@ -192,7 +192,8 @@ def _add_deploy(sub) -> None:
     d = sub.add_parser("deploy", help="run a netx HDF5 network on Lava (Loihi2SimCfg, fixed_pt)")
     _add_net_input_args(d)
     d.add_argument("--labels", help=".npy of N labels, to report accuracy on the target")
-    d.add_argument("--save", help="write the per-layer spikes (and a potential readout's final potentials) to this .npz")
+    d.add_argument("--save",
+                   help="write the per-layer spikes (and a potential readout's final potentials) to this .npz")
     d.add_argument("--ignore-limits", action="store_true",
                    help="run a network that breaks Loihi 2's limits (lavasparse check) in the simulator anyway")
 

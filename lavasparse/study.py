@@ -382,8 +382,9 @@ def tables_markdown(doc: dict) -> str:
     lines = [f"# {doc['dataset']} {doc['arch']}: what each network costs on the target", "",
              f"Every row trained from scratch with the same settings, for {doc['epochs']} epochs unless its "
              f"epoch column says otherwise (chosen epoch / epochs trained); test set "
-             f"{test_set_words(doc['test_samples'], doc.get('test_draws', 1))} on the target (engine per row, identical to SLAYER spike for spike "
-             f"(and in the readout's final potentials) where marked). Energy profile `{doc['energy_profile']}`. {_readout_words(doc)}Rule: {doc['rule']}. {over}"
+             f"{test_set_words(doc['test_samples'], doc.get('test_draws', 1))} on the target (engine per row, "
+             f"identical to SLAYER spike for spike (and in the readout's final potentials) where marked). "
+             f"Energy profile `{doc['energy_profile']}`. {_readout_words(doc)}Rule: {doc['rule']}. {over}"
              f"ANN MACs of this architecture: {base['ann_macs']:,}.", "",
              f"Command: `{doc['command']}`  ", f"Commit: {doc['commit']}{_dirty_note(doc['dirty'])}  ",
              f"Machine: {doc['machine']}; training time summed over rows "

@@ -56,7 +56,8 @@ def run_target(desc: NetDescription, inputs: np.ndarray | InputBatch, engine: st
     With the emulator, ``cross_check`` K > 0 runs the first K samples through
     Lava too and raises CrossCheckError, with the first disagreement, if any
     spike (or a potential readout's final potential) differs. A potential
-    readout that spiked is an error (``check_readout_silent``). ``input_origin`` names the inputs' file in errors about them.
+    readout that spiked is an error (``check_readout_silent``).
+    ``input_origin`` names the inputs' file in errors about them.
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}: expected one of {ENGINES}")
