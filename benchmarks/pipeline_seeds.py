@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from lavasparse.cli import main as lavasparse_main
-from lavasparse.deploy.lava_runner import predict
+from lavasparse.deploy.lava_runner import READOUT_POTENTIAL_KEY, predict
 from lavasparse.fileio import write_json, write_text
 from lavasparse.pipeline import eval_dir
 
@@ -60,8 +60,8 @@ def target_predictions(out: Path, run: dict) -> np.ndarray | None:
     if not where.exists():
         return None
     with np.load(where) as saved:
-        potential = saved["readout_potential"] if "readout_potential" in saved.files else None
-        layers = [name for name in saved.files if name != "readout_potential"]
+        potential = saved[READOUT_POTENTIAL_KEY] if READOUT_POTENTIAL_KEY in saved.files else None
+        layers = [name for name in saved.files if name != READOUT_POTENTIAL_KEY]
         return predict(saved[layers[-1]], potential)
 
 

@@ -37,6 +37,17 @@ def predict(output_spikes: np.ndarray, readout_potential: np.ndarray | None = No
     return output_spikes.reshape(output_spikes.shape[0], -1, output_spikes.shape[-1]).sum(-1).argmax(1)
 
 
+READOUT_POTENTIAL_KEY = "readout_potential"   # its name among a run's saved arrays (``saved_arrays``)
+
+
+def saved_arrays(layer_names: list[str], spikes: list[np.ndarray],
+                 readout_potential: np.ndarray | None) -> dict[str, np.ndarray]:
+    """A target run as the .npz files hold it: each layer's spikes (int8) by
+    name, and a potential readout's final potentials (READOUT_POTENTIAL_KEY)."""
+    arrays = {} if readout_potential is None else {READOUT_POTENTIAL_KEY: readout_potential}
+    return {**arrays, **{name: s.astype(np.int8) for name, s in zip(layer_names, spikes)}}
+
+
 def check_readout_silent(desc: NetDescription, output_spikes: np.ndarray) -> None:
     """Raise where a potential readout (``desc.readout``) spiked: its voltage
     reached the threshold (it saturated at 24 bits) and was reset, so the

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from lavasparse.deploy.lava_runner import saved_arrays
 from lavasparse.export.netx_export import export_netx
 from lavasparse.fileio import write_json, write_npz
 from lavasparse.train.trainer import load_trained
@@ -48,9 +49,8 @@ def evaluate_on_target(run_dir: Path, test_input: np.ndarray, labels: np.ndarray
         ref_potential = (np.rint(scores.astype(np.float64) * model.blocks[-1].neuron.s_scale).astype(np.int64)
                          if model.readout == "potential" else None)
     target = run_target(desc, test_input, engine, cross_check, progress=progress, input_origin=input_origin)
-    potential = {} if target.readout_potential is None else {"readout_potential": target.readout_potential}
-    write_npz(out_dir / "target_spikes.npz", **potential,
-              **{name: s.astype(np.int8) for name, s in zip(target.layer_names, target.spikes)})
+    write_npz(out_dir / "target_spikes.npz", **saved_arrays(target.layer_names, target.spikes,
+                                                            target.readout_potential))
     energy = EnergyProfile.load(energy_profile) if isinstance(energy_profile, (str, Path)) else energy_profile
     # The SLAYER model's bytes, as NeuroBench counts them.
     profile = replace(profile_run(desc, test_input, target.spikes, energy),

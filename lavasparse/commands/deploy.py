@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
-
-from lavasparse.deploy.lava_runner import check_input, check_readout_silent, load_input, load_labels, run_on_lava
+from lavasparse.deploy.lava_runner import (check_input, check_readout_silent, load_input, load_labels, run_on_lava,
+                                           saved_arrays)
 from lavasparse.deploy.resources import check_network
 from lavasparse.export.netx_format import read_network
 from lavasparse.fileio import write_npz
@@ -34,8 +33,7 @@ def run(a) -> int:
     if labels is not None:
         print(f"accuracy on the target: {100 * float((run.predictions == labels).mean()):.2f}%")
     if a.save:
-        potential = {} if run.readout_potential is None else {"readout_potential": run.readout_potential}
-        write_npz(a.save, predictions=run.predictions, **potential,
-                  **{n: s.astype(np.int8) for n, s in zip(run.layer_names, run.spikes)})
+        write_npz(a.save, predictions=run.predictions,
+                  **saved_arrays(run.layer_names, run.spikes, run.readout_potential))
         print(f"wrote {a.save}")
     return 0
