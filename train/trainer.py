@@ -57,7 +57,7 @@ class TrainConfig:
     max_rate: float = MAX_RATE
     epochs: int = EPOCHS
     batch_size: int = BATCH_SIZE
-    lr: float = DATASET_DEFAULTS[DEFAULT_DATASET]["lr"]
+    lr: float = DATASET_DEFAULTS[DEFAULT_DATASET]["lr"][DEFAULT_ENCODING]
     lr_schedule: str = LR_SCHEDULE   # 'cosine' (to 0 over the run) or 'constant'
     schedule: str = "baseline"
     sigma0: float = 0.0
