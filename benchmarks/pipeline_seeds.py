@@ -37,6 +37,7 @@ from lavasparse.cli import main as lavasparse_main
 from lavasparse.deploy.lava_runner import READOUT_POTENTIAL_KEY, predict
 from lavasparse.fileio import write_json, write_text
 from lavasparse.pipeline import eval_dir
+from lavasparse.provenance import dirty_note, provenance
 
 ENERGY_TARGET = 0.50      # at least this share of the baseline's energy saved
 ACCURACY_LOSS_LIMIT = 0.01  # under this much test accuracy lost
@@ -90,7 +91,9 @@ def summarize(seed: int, report: dict, out: Path | None = None) -> dict:
     runs = {r["name"]: r for r in report["runs"]}
     base = runs["baseline"]
     chosen = report["selection"]["chosen"]
-    row = {"seed": seed, "chosen": chosen, "seconds": report.get("seconds"),
+    origin = report.get("provenance") or {}   # None: a report written before the pipeline kept it
+    row = {"seed": seed, "chosen": chosen, "seconds": report.get("seconds"), "commit": origin.get("commit"),
+           "dirty": origin.get("dirty"), "machine": origin.get("machine"),
            "baseline_accuracy": base["accuracy_target"], "baseline_energy_j": base["energy_per_sample_j"]}
     for name, r in runs.items():
         if name == "baseline":
@@ -118,9 +121,22 @@ def _spread(values: list[float], scale: float = 100.0, unit: str = "%") -> str:
             f"(min {scale * min(values):.1f}, max {scale * max(values):.1f})")
 
 
+def _origins(rows: list[dict]) -> str:
+    """Each distinct commit and machine the seeds were trained on, with their seeds."""
+    def seeds_by(key):
+        by = {}
+        for r in rows:
+            value = r.get(key) or "not recorded"
+            if key == "commit" and r.get(key):
+                value = value[:12] + dirty_note(r.get("dirty"))
+            by.setdefault(value, []).append(str(r["seed"]))
+        return "; ".join(f"{v} (seeds {', '.join(s)})" if len(by) > 1 else v for v, s in by.items())
+    return f"commit {seeds_by('commit')}, on {seeds_by('machine')}"
+
+
 def markdown(rows: list[dict], command: str) -> str:
     families = sorted({k for r in rows for k, v in r.items() if isinstance(v, dict) and "energy_reduction" in v})
-    lines = ["# The pipeline on several seeds", "", f"Command: `{command}`", "",
+    lines = ["# The pipeline on several seeds", "", f"Command: `{command}`  ", f"Trained at: {_origins(rows)}", "",
              "| seed | baseline acc. | baseline energy (nJ) | " +
              " | ".join(f"{f}: acc. / energy (nJ) / energy saved" for f in families) + " | chosen | chosen: points lost (paired 95% interval) | target met |",
              "|---:|---:|---:|" + "---|" * len(families) + "---|---|---|"]
@@ -166,7 +182,8 @@ def main() -> int:
     command = "benchmarks/pipeline_seeds.py " + " ".join(sys.argv[1:])
     md = markdown(rows, command)
     write_text(out / "seeds.md", md)
-    write_json(out / "seeds.json", {"command": command, "rows": rows, "seconds": time.time() - t0})
+    write_json(out / "seeds.json", {"command": command, "read_back_at": provenance(), "rows": rows,
+                                    "seconds": time.time() - t0})
     print(md)
     return 0 if all(r["target_met"] for r in rows) else 1
 

@@ -30,6 +30,7 @@ from lavasparse.defaults import (BACKWARDS, BATCH_SIZE, CROSS_CHECK, DATASET_DEF
                                  VAL_TOLERANCE, WEIGHT_SCALE, active_band_of)
 from lavasparse.fileio import write_json, write_npy
 from lavasparse.layers import IsiConfig, isi_arch
+from lavasparse.provenance import provenance
 from lavasparse.simulate.compare import write_report
 from lavasparse.simulate.energy import EnergyProfile
 from lavasparse.simulate.evaluate import evaluate_on_target
@@ -279,6 +280,7 @@ def run_pipeline(config: PipelineConfig, out: str | Path, progress: bool = True)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "pipeline.json", asdict(config))
+    origin = provenance()   # the code that trains is the code checked out now
     t0 = time.time()
     print("== training baseline", flush=True)
     base = train(config.train_config("baseline", "baseline", 0.0), out / "baseline", progress=progress)
@@ -307,7 +309,7 @@ def run_pipeline(config: PipelineConfig, out: str | Path, progress: bool = True)
     results = _deploy(config, picks, out, progress)
     md, report = write_report(results, out, title=f"lavasparse pipeline: {config.dataset}, {config.arch}",
                               extra={"pipeline": asdict(config), "selection": selection,
-                                     "seconds": time.time() - t0}, test_draws=config.test_draws)
+                                     "provenance": origin, "seconds": time.time() - t0}, test_draws=config.test_draws)
     print()
     print(md.split("\n## Per layer")[0])
     print(f"Report: {out / 'report.md'} (+ report.json, report.png); {time.time() - t0:.0f} s in all")

@@ -50,7 +50,8 @@ from lavasparse.pipeline import RunSettings
 from lavasparse.simulate.compare import plot_energy_accuracy, test_set_words
 from lavasparse.simulate.evaluate import KeptEvaluations
 from lavasparse.simulate.target_result import TargetEvaluation
-from lavasparse.sweep import TrialSettings, _dirty_note, _provenance, _run_trials
+from lavasparse.provenance import dirty_note, provenance
+from lavasparse.sweep import TrialSettings, _run_trials
 from lavasparse.train.selection import cheapest_passing, eligible_epochs, most_accurate
 
 
@@ -223,7 +224,7 @@ def run_study(config: StudyConfig, out: str | Path, command: str | None = None, 
                              f"or the same settings (rows and seeds may be added) to resume")
     write_json(saved, settings)
     t0 = time.time()
-    provenance = _provenance()   # the code that trains is the code checked out now
+    origin = provenance()   # the code that trains is the code checked out now
     # seed by seed: a study stopped early has every row on its first seeds
     trials = [(r, seed) for seed in _seeds(config) for r in config.rows]
     todo = [(r, seed) for r, seed in trials if not (_row_dir(out, r, seed) / "result.json").exists()]
@@ -270,7 +271,7 @@ def run_study(config: StudyConfig, out: str | Path, command: str | None = None, 
                    "energy on validation among those with validation accuracy >= the reference's (iso)"
                    + (", each seed against the same seed's reference; figures are means over seeds"
                       if len(config.seeds) > 1 else ""),
-           "command": command, **provenance, "seconds": time.time() - t0,
+           "command": command, **origin, "seconds": time.time() - t0,
            "train_seconds_total": sum(r.get("train_seconds", 0.0) for r in results.values()),
            "settings": settings, "rows": rows}
     write_json(out / "tables.json", doc)
@@ -386,7 +387,7 @@ def tables_markdown(doc: dict) -> str:
              f"identical to SLAYER spike for spike (and in the readout's final potentials) where marked). "
              f"Energy profile `{doc['energy_profile']}`. {_readout_words(doc)}Rule: {doc['rule']}. {over}"
              f"ANN MACs of this architecture: {base['ann_macs']:,}.", "",
-             f"Command: `{doc['command']}`  ", f"Commit: {doc['commit']}{_dirty_note(doc['dirty'])}  ",
+             f"Command: `{doc['command']}`  ", f"Commit: {doc['commit']}{dirty_note(doc['dirty'])}  ",
              f"Machine: {doc['machine']}; training time summed over rows "
              f"{doc['train_seconds_total'] / 60:.0f} min (rows run in parallel)", "",
              "| row | model | input | cost | sigma_0 | prune | epoch | iso | val. acc. | test acc. (target) "

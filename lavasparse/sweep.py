@@ -26,7 +26,6 @@ import json
 import multiprocessing
 import os
 import platform
-import subprocess
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -40,6 +39,7 @@ from lavasparse.defaults import (CPUS_PER_TRIAL, EXECUTORS, GPU_SHARE, MAX_TRIAL
 from lavasparse.errors import CommandError
 from lavasparse.fileio import atomic_path, write_json, write_npy, write_text
 from lavasparse.pipeline import RunSettings
+from lavasparse.provenance import dirty_note, provenance
 from lavasparse.simulate.compare import test_set_words
 from lavasparse.simulate.evaluate import KeptEvaluations
 from lavasparse.simulate.target_result import TargetEvaluation
@@ -101,7 +101,7 @@ def run_trial(spec: dict) -> dict:
     config = TrainConfig.from_dict(spec["train"])
     run_dir = Path(spec["run_dir"])
     t0 = time.time()
-    commit = _provenance()["commit"]   # the code this stretch trains with, before a later commit moves HEAD
+    commit = provenance()["commit"]   # the code this stretch trains with, before a later commit moves HEAD
     best = train(config, run_dir, progress=False)
     log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line]
     result = {"schedule": config.schedule, "sigma0": config.sigma0, "best_epoch": best["epoch"],
@@ -244,24 +244,6 @@ def search(config: SweepConfig, out: Path, address: str | None = None, progress:
     return {"baseline": base, "chosen": chosen, "trials": sorted(results.values(), key=lambda r: (r["schedule"], r["sigma0"]))}
 
 
-def _provenance() -> dict:
-    def git(*args):
-        try:
-            return subprocess.run(["git", *args], capture_output=True, text=True, check=True,
-                                  cwd=Path(__file__).parent).stdout.strip()
-        except (OSError, subprocess.CalledProcessError):
-            return None
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain") if commit else None
-    # A copy of the checkout without .git (bin/lavasparse-from-source) names its commit in the environment.
-    return {"commit": commit or os.environ.get("LAVASPARSE_COMMIT") or None,
-            "dirty": bool(status) if commit else None,
-            "machine": f"{platform.node()}: {platform.processor() or platform.machine()}, "
-                       f"{os.cpu_count()} CPUs" + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""),
-            "python": platform.python_version(), "torch": torch.__version__}
-
-
 def run_sweep(config: SweepConfig, out: str | Path, address: str | None = None, command: str | None = None,
               progress: bool = True) -> dict:
     """The whole sweep into ``out`` (resumable); returns the tables as written to tables.json."""
@@ -271,7 +253,7 @@ def run_sweep(config: SweepConfig, out: str | Path, address: str | None = None, 
     t0 = time.time()
     # Taken now: the code that runs is the code checked out at the start
     # (trial processes import it afresh each round, so do not edit it meanwhile).
-    provenance = _provenance()
+    origin = provenance()
     found = search(config, out, address, progress)
 
     test_input, labels = config.test_input()
@@ -284,7 +266,7 @@ def run_sweep(config: SweepConfig, out: str | Path, address: str | None = None, 
            "rules": {"table1": "largest sigma_0 with validation accuracy >= the baseline's (iso-accuracy)",
                      "table2": "largest sigma_0 losing under 1 point of validation accuracy"},
            "search": asdict(config.plan), "sparse_init": config.sparse_init,
-           "command": command, **provenance, "seconds": time.time() - t0,
+           "command": command, **origin, "seconds": time.time() - t0,
            "train_seconds_total": sum(t.get("train_seconds", 0.0) for t in found["trials"]),
            "table1": tables["table1"], "table2": tables["table2"],
            "table1_cheapest": tables["table1_cheapest"], "table2_cheapest": tables["table2_cheapest"],
@@ -385,7 +367,7 @@ def tables_markdown(doc: dict) -> str:
              f"and {doc['search']['bisect_steps']} bisection steps, on validation (80/20 split); each trial is "
              f"judged by its epoch with the fewest hidden spikes among those that keep the table's accuracy, "
              f"and that epoch runs the test set. 'none': no sigma_0 down to {doc['search']['low']:g} kept it.", "",
-             f"Command: `{doc['command']}`  ", f"Commit: {doc['commit']}{_dirty_note(doc['dirty'])}  ",
+             f"Command: `{doc['command']}`  ", f"Commit: {doc['commit']}{dirty_note(doc['dirty'])}  ",
              f"Machine: {doc['machine']}; this invocation {doc['seconds'] / 60:.1f} min; "
              f"{len(doc['trials'])} trials, training time summed over them "
              f"{doc.get('train_seconds_total', 0.0) / 60:.1f} min (trials run in parallel)", ""]
@@ -413,10 +395,6 @@ def _table_line(r: dict, label: str) -> str:
     return (f"| {label} | {r['sigma0']:.3g} | {r['epochs']} | {100 * r['val_accuracy']:.2f}% "
             f"| {100 * r['test_accuracy_target']:.2f}% | {r['hidden_spikes_per_sample']:.1f} | {red} "
             f"| {r['synops_per_sample']:.0f} | {1e9 * r['energy_per_sample_j']:.2f} |")
-
-
-def _dirty_note(dirty: bool | None) -> str:
-    return {True: " (uncommitted changes)", None: " (working tree not checked: no .git)"}.get(dirty, "")
 
 
 def plot_front(trials: list[dict], baseline: dict, tables: dict, path: Path) -> None:

@@ -70,3 +70,24 @@ def test_summarize_reads_the_targets_spikes(tmp_path):
     assert not row["target_met"]                      # 10 points lost
     md = seeds.markdown([row], "test")
     assert "| 7 |" in md and "2 vs 0 images" in md and "met on 0 of 1 seeds" in md
+
+
+def test_the_table_names_each_seeds_commit_and_machine():
+    """Training diverges between CPUs: the table says where each seed was
+    trained, from its report's provenance, and says so where a report
+    predates it."""
+    from lavasparse.provenance import provenance
+
+    origin = provenance()
+    assert origin["machine"] and origin["torch"]
+    report = {"runs": [_run("baseline", "baseline", "best", 0.95, 1e-6),
+                       _run("energy-trained", "energy-run", "epochs/004", 0.95, 4e-7)],
+              "selection": {"chosen": "energy-trained", "families": {"energy-trained": {"chosen": {"passes": True}}}}}
+    old = seeds.summarize(1, report)
+    new = seeds.summarize(2, {**report, "provenance": {"commit": "a" * 40, "dirty": True, "machine": "m1"}})
+    assert (old["commit"], new["commit"], new["machine"]) == (None, "a" * 40, "m1")
+    line = next(x for x in seeds.markdown([old, new], "test").splitlines() if x.startswith("Trained at"))
+    assert "aaaaaaaaaaaa (uncommitted changes) (seeds 2)" in line and "not recorded (seeds 1)" in line
+    assert "m1 (seeds 2)" in line
+    same = seeds.markdown([new, {**new, "seed": 3}], "test")
+    assert "commit aaaaaaaaaaaa (uncommitted changes), on m1" in same
