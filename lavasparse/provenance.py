@@ -29,9 +29,22 @@ def provenance() -> dict:
     # A copy of the checkout without .git (bin/lavasparse-from-source) names its commit in the environment.
     return {"commit": commit or os.environ.get("LAVASPARSE_COMMIT") or None,
             "dirty": bool(status) if commit else None,
-            "machine": f"{platform.node()}: {platform.processor() or platform.machine()}, "
+            "machine": f"{platform.node()}: {cpu_model()}, "
                        f"{os.cpu_count()} CPUs" + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""),
             "python": platform.python_version(), "torch": torch.__version__}
+
+
+def cpu_model() -> str:
+    """The CPU's model name ('AMD EPYC 7B13'): /proc/cpuinfo on Linux, where
+    platform.processor() says only 'x86_64'; elsewhere what platform knows."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def dirty_note(dirty: bool | None) -> str:
