@@ -145,7 +145,7 @@ NIR_MAX_THRESHOLD_MANT = (1 << 17) - 1
 #   validation accuracy at 3e-3 against 94.3% at 1e-3, where rate had 95.6%
 #   at 1e-3, 95.1% at 2e-3 and 84.9% at 3e-3. Digits the same way (60 epochs
 #   from scratch, test set, 8 draws, mean over seeds 0 to 7; results/digits-
-#   pipeline-seeds/exploration/variants9.py): rate 96.88% at 5e-4, 97.53% at
+#   pipeline-seeds/exploration/variants9.py): rate 96.93% at 5e-4, 97.53% at
 #   1e-3, 97.37% at 3e-3, 97.01% at 5e-3, 96.93% at 1e-2 (97.32% against
 #   96.85% on seeds 8 to 15 for 1e-3 against 1e-2); latency 96.17% at 3e-3,
 #   96.68% at 1e-2, 96.19% at 2e-2.
