@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import assert_same_spikes, make_net, random_spikes, slayer_spikes
+from conftest import QUICK_LR, assert_same_spikes, make_net, random_spikes, slayer_spikes
 from lavasparse.export.netx_export import export_netx
 from lavasparse.export.netx_format import read_network
 from lavasparse.simulate.emulator import Emulator
@@ -59,7 +59,7 @@ def test_trained_network_estimate_equals_the_profiler(tmp_path):
     from lavasparse.train.model import NetConfig
 
     cfg = TrainConfig(name="e", net=NetConfig(arch="64-32-10", weight_scale=2.0), steps=8, epochs=3, batch_size=16,
-                      train_limit=300, device="cpu", encoding="latency", cost="energy", schedule="constant",
+                      train_limit=300, device="cpu", lr=QUICK_LR, encoding="latency", cost="energy", schedule="constant",
                       sigma0=1e-4, energy=default_profile().cost_weights(), prune_density=(0.5, 1.0))
     train(cfg, tmp_path / "run", progress=False)
     net, _ = load_trained(tmp_path / "run")

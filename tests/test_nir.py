@@ -22,6 +22,7 @@ from lavasparse.train.encode import InputCode, encode_batch
 from lavasparse.train.model import NetConfig, NeuronConfig, SpikingNet
 from lavasparse.train.test_set import encode_test_set
 from lavasparse.train.trainer import TrainConfig, load_trained, train
+from conftest import QUICK_LR
 
 
 def _integers(desc):
@@ -53,7 +54,7 @@ def test_netx_to_nir_to_netx_gives_identical_integers(tmp_path, arch):
 
 def _trained(tmp_path, arch, epochs):
     cfg = TrainConfig(name="t", net=NetConfig(arch=arch), steps=16, epochs=epochs, batch_size=32, device="cpu",
-                      true_rate=0.6, false_rate=0.04)
+                      lr=QUICK_LR, true_rate=0.6, false_rate=0.04)
     train(cfg, tmp_path, progress=False)
     model, cfg = load_trained(tmp_path)
     return export_netx(model, tmp_path / "network.net"), cfg

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_net, random_spikes
+from conftest import QUICK_LR, make_net, random_spikes
 from lavasparse.defaults import READOUT_THRESHOLD_MANT
 from lavasparse.deploy.lava_runner import run_on_lava
 from lavasparse.export.netx_export import export_netx
@@ -137,7 +137,7 @@ def test_training_with_a_potential_readout(tmp_path):
     """Trained on 400 digits, the readout learns (chance is 0.1), counts no
     output spikes, and the run's model reads out the potential."""
     config = TrainConfig(name="t", net=NetConfig(arch="64-32-10", readout="potential"), steps=8, epochs=2,
-                         batch_size=16, train_limit=400, device="cpu")
+                         batch_size=16, train_limit=400, device="cpu", lr=QUICK_LR)
     best = train(config, tmp_path, progress=False)
     assert best["val_accuracy"] > 0.5
     assert best["val_spikes_per_layer"][-1] == 0 and best["val_spikes_per_layer"][0] > 0

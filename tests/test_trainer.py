@@ -9,11 +9,12 @@ import torch
 import lavasparse.train.trainer as trainer
 from lavasparse.train.model import NetConfig
 from lavasparse.train.trainer import TrainConfig, load_trained, train
+from conftest import QUICK_LR
 
 
 def small_config(**kw):
     return TrainConfig(**{"name": "t", "net": NetConfig(arch="64-32-10"), "steps": 8, "max_rate": 1.0, "epochs": 3,
-                          "batch_size": 16, "train_limit": 400, "device": "cpu", **kw})
+                          "batch_size": 16, "train_limit": 400, "device": "cpu", "lr": QUICK_LR, **kw})
 
 
 def test_training_learns_and_writes_run_folder(tmp_path):
