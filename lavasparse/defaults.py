@@ -181,3 +181,11 @@ DATASET_DEFAULTS = {
 GENERIC_DEFAULTS = {"lr": {"rate": 1e-3, "latency": 3e-3}, "true_rate": 0.3, "false_rate": 0.02, "val_draws": 1,
                     "test_draws": 1,
                     "latency_window": LATENCY_WINDOW}
+
+
+def dataset_lr(dataset: str, encoding: str) -> float:
+    """The learning rate a run on ``dataset`` in input code ``encoding``
+    takes when none is given: DATASET_DEFAULTS, then GENERIC_DEFAULTS, each
+    one value or one per encoding."""
+    lr = DATASET_DEFAULTS[dataset].get("lr", GENERIC_DEFAULTS["lr"])
+    return lr[encoding] if isinstance(lr, dict) else lr

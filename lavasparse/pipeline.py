@@ -27,7 +27,7 @@ from lavasparse.defaults import (BACKWARDS, BATCH_SIZE, CROSS_CHECK, DATASET_DEF
                                  DEFAULT_READOUT, DEFAULT_SYNAPSE, DEVICE, ENERGY_ENCODING, ENERGY_INIT, ENERGY_SIGMA0,
                                  EPOCHS, GENERIC_DEFAULTS, INITS, ISI, ISI_RULES, MAX_RATE, NEURON, PIPELINE_SCHEDULE,
                                  PIPELINE_SIGMA0, READOUTS, SEED, SPARSE_EPOCHS, SPARSE_INIT, STEPS, SYNAPSES,
-                                 VAL_TOLERANCE, WEIGHT_SCALE, active_band_of)
+                                 VAL_TOLERANCE, WEIGHT_SCALE, active_band_of, dataset_lr)
 from lavasparse.fileio import write_json, write_npy
 from lavasparse.layers import IsiConfig, isi_arch
 from lavasparse.provenance import provenance
@@ -114,10 +114,7 @@ class RunSettings:
         ``sparse_lr`` when given, else 0.3 x that."""
         if finetune and self.sparse_lr is not None:
             return self.sparse_lr
-        lr = self.lr
-        if lr is None:
-            lr = DATASET_DEFAULTS[self.dataset].get("lr", GENERIC_DEFAULTS["lr"])
-            lr = lr[encoding] if isinstance(lr, dict) else lr
+        lr = self.lr if self.lr is not None else dataset_lr(self.dataset, encoding)
         return float(f"{0.3 * lr:.3g}") if finetune else lr
 
     def train_config(self, name: str, schedule: str, sigma0: float, init_from: str | None = None,

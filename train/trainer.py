@@ -23,8 +23,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lavasparse.defaults import (BATCH_SIZE, COSTS, DATASET_DEFAULTS, DEFAULT_COST, DEFAULT_DATASET, DEFAULT_ENCODING,
-                                 DEVICE, EPOCHS, GENERIC_DEFAULTS, LR_SCHEDULE, MAX_RATE, SEED, STEPS, VAL_FRACTION)
+from lavasparse.defaults import (BATCH_SIZE, COSTS, DEFAULT_COST, DEFAULT_DATASET, DEFAULT_ENCODING,
+                                 DEVICE, EPOCHS, GENERIC_DEFAULTS, LR_SCHEDULE, MAX_RATE, SEED, STEPS, VAL_FRACTION, dataset_lr)
 from lavasparse.fileio import atomic_path, folder_lock, remove_stale_temporaries, write_json, write_text
 
 from .data import load_dataset, train_val_split
@@ -57,7 +57,7 @@ class TrainConfig:
     max_rate: float = MAX_RATE
     epochs: int = EPOCHS
     batch_size: int = BATCH_SIZE
-    lr: float = DATASET_DEFAULTS[DEFAULT_DATASET]["lr"][DEFAULT_ENCODING]
+    lr: float = dataset_lr(DEFAULT_DATASET, DEFAULT_ENCODING)
     lr_schedule: str = LR_SCHEDULE   # 'cosine' (to 0 over the run) or 'constant'
     schedule: str = "baseline"
     sigma0: float = 0.0
