@@ -29,8 +29,8 @@ def provenance() -> dict:
     # A copy of the checkout without .git (bin/lavasparse-from-source) names its commit in the environment.
     return {"commit": commit or os.environ.get("LAVASPARSE_COMMIT") or None,
             "dirty": bool(status) if commit else None,
-            "machine": f"{platform.node()}: {cpu_model()}, "
-                       f"{os.cpu_count()} CPUs" + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""),
+            "machine": f"{platform.node()}: {cpu_model()}, {os.cpu_count()} CPUs"
+                       + (f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""),
             "python": platform.python_version(), "torch": torch.__version__}
 
 

@@ -24,7 +24,8 @@ import torch
 from tqdm.auto import tqdm
 
 from lavasparse.defaults import (BATCH_SIZE, COSTS, DEFAULT_COST, DEFAULT_DATASET, DEFAULT_ENCODING,
-                                 DEVICE, EPOCHS, GENERIC_DEFAULTS, LR_SCHEDULE, MAX_RATE, SEED, STEPS, VAL_FRACTION, dataset_lr)
+                                 DEVICE, EPOCHS, GENERIC_DEFAULTS, LR_SCHEDULE, MAX_RATE, SEED, STEPS, VAL_FRACTION,
+                                 dataset_lr)
 from lavasparse.fileio import atomic_path, folder_lock, remove_stale_temporaries, write_json, write_text
 
 from .data import load_dataset, train_val_split
